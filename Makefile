@@ -1,0 +1,37 @@
+# One-command entry points. `make demo` and `make test` set everything up first.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU wheel of torch. On a machine without a local wheel, add PyTorch's CPU index, e.g.
+#   make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" test
+# With a CUDA torch already in $(VENV), nothing is reinstalled.
+TORCH ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+BIN := $(VENV)/bin
+export OMP_WAIT_POLICY ?= PASSIVE
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup demo test smoke lab clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH) $(TORCH_PIP_ARGS)
+	$(BIN)/pip install -q -e ".[test,notebooks]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/resdit generate --prompt "a red striped circle at top left" --height 64 --width 64 --out out/demo.png
+
+test: setup
+	$(BIN)/python -m pytest
+
+lab: setup
+	$(BIN)/python -m ipykernel install --user --name resdit --display-name "resdit (.venv)"
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,307 @@
+"""Turn ResDiT on and off on a FLUX pipeline or a bare ``FluxTransformer2DModel``.
+
+``apply_resdit`` installs one :class:`~resdit.processors.ResDiTFluxAttnProcessor` per
+attention layer and one forward pre-hook on the transformer, which reads the token grid
+from ``img_ids``, the text length from ``txt_ids`` and the step from the scheduler, and
+keeps the shared :class:`ResDiTState` (plan + phase) current. On a pipeline it also makes
+the position ids float32, checks sizes before any work, and optionally overrides the
+scheduler shift. ``remove_resdit`` restores the exact original processor objects and
+methods.
+
+Example:
+    >>> import resdit
+    >>> cfg = resdit.ResDiTConfig(base_size=(1024, 1024), mode="resdit")   # doctest: +SKIP
+    >>> with resdit.enabled(pipe, cfg):                                     # doctest: +SKIP
+    ...     image = pipe(prompt, height=3072, width=3072, num_inference_steps=35).images[0]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import ResDiTConfig, ResDiTConfigError
+from .plan import Plan, build_plan
+from .processors import ResDiTFluxAttnProcessor
+from .schedule import GLOBAL, LOCAL, phase_at, phase_lengths
+
+STATE_ATTR = "_resdit_state"
+_MAX_PLANS = 4
+
+
+def _supported_classes() -> dict[type, str]:
+    """Per-model registry: transformer class -> family name."""
+    from diffusers import FluxTransformer2DModel
+
+    return {FluxTransformer2DModel: "flux"}
+
+
+@dataclass
+class ResDiTState:
+    """What the processors of one model share.
+
+    Attributes:
+        config: the :class:`ResDiTConfig`.
+        base_grid: training grid ``(h, w)`` in tokens.
+        plan / phase: current per-resolution plan and phase, set before every transformer call.
+        step_fn: returns ``(step, num_steps)`` for the current call (from the scheduler).
+        recorder: an attached :mod:`resdit.record` recorder, or None.
+    """
+
+    config: ResDiTConfig
+    base_grid: tuple[int, int]
+    transformer: torch.nn.Module
+    pipeline: object | None = None
+    step_fn: Callable[[], tuple[int, int]] | None = None
+    plan: Plan | None = None
+    phase: str = GLOBAL
+    step: int | None = None
+    num_steps: int | None = None
+    recorder: object | None = None
+    _plans: dict = field(default_factory=dict)
+    _undo: list = field(default_factory=list)
+
+    def __repr__(self):
+        return (f"ResDiTState(mode={self.config.mode!r}, base_grid={self.base_grid}, "
+                f"grid={None if self.plan is None else self.plan.grid}, phase={self.phase!r}, step={self.step})")
+
+    def prepare(self, img_ids: torch.Tensor, txt_ids: torch.Tensor, image_tokens: int, device) -> None:
+        """Set ``plan`` and ``phase`` for one transformer call."""
+        grid = grid_from_ids(img_ids, image_tokens)
+        key = (grid, int(txt_ids.shape[-2]), str(device))
+        plan = self._plans.get(key)
+        if plan is None:
+            t = self.transformer
+            head_dim = t.config.attention_head_dim
+            plan = build_plan(self.config, t.pos_embed, grid, self.base_grid, txt_ids.reshape(-1, 3), head_dim, device)
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = plan
+        self.plan = plan
+        self.phase = self._phase()
+
+    def _phase(self) -> str:
+        schedule = self.config.spec.schedule
+        if schedule == "global":
+            return GLOBAL
+        if schedule == "local":
+            return LOCAL
+        if self.step_fn is None:
+            raise ResDiTConfigError(
+                f"Mode {self.config.mode!r} follows the denoising steps, but this transformer has no scheduler. "
+                "Pass scheduler= to apply_resdit, apply it to the pipeline, or call resdit.set_step(model, i, T)."
+            )
+        self.step, self.num_steps = self.step_fn()
+        phase_lengths(self.num_steps, self.config.global_steps, self.config.local_steps)  # clear error first
+        return phase_at(self.step, self.num_steps, self.config.global_steps, self.config.local_steps)
+
+
+def grid_from_ids(img_ids: torch.Tensor, image_tokens: int) -> tuple[int, int]:
+    """The ``(H, W)`` token grid of row-major FLUX ids ``[H*W, 3]``.
+
+    Raises:
+        ResDiTConfigError: if the ids are not an integer row-major grid of ``image_tokens``
+            tokens (e.g. bf16 ids above 256, which collide).
+    """
+    ids = img_ids.reshape(-1, 3).float()
+    rows, cols = ids[:, 1], ids[:, 2]
+    H, W = int(rows.max().round()) + 1, int(cols.max().round()) + 1
+    ok = H * W == image_tokens == ids.shape[0]
+    if ok:
+        r = torch.arange(H, device=ids.device).repeat_interleave(W)
+        c = torch.arange(W, device=ids.device).repeat(H)
+        ok = bool((rows == r).all() and (cols == c).all())
+    if not ok:
+        raise ResDiTConfigError(
+            f"img_ids do not form an integer row-major grid of {image_tokens} tokens. ResDiT reads the token grid "
+            "from them; build them in float32 (bf16 is exact only up to 256) or apply ResDiT to the pipeline, "
+            "which does that for you."
+        )
+    return H, W
+
+
+def _scheduler_position(scheduler) -> tuple[int, int]:
+    begin = getattr(scheduler, "begin_index", None) or 0
+    index = scheduler.step_index if scheduler.step_index is not None else begin
+    return index - begin, len(scheduler.timesteps) - begin
+
+
+def _pixels_per_token(pipe) -> int:
+    return int(getattr(pipe, "vae_scale_factor", 8)) * 2
+
+
+def _split(target):
+    """``(pipeline or None, transformer)``."""
+    transformer = getattr(target, "transformer", None)
+    if transformer is not None:
+        return target, transformer
+    return None, target
+
+
+def _check_supported(transformer) -> None:
+    supported = _supported_classes()
+    if type(transformer) not in supported:
+        names = ", ".join(c.__name__ for c in supported)
+        raise TypeError(
+            f"ResDiT does not support {type(transformer).__name__}; supported transformers: {names}. "
+            "Pass a FluxPipeline (or any pipeline with such a .transformer) or the transformer itself."
+        )
+
+
+def _set_instance_attr(state: ResDiTState, obj, name: str, value) -> None:
+    """Shadow ``obj.name`` on the instance; remember how to undo it exactly."""
+    had = name in vars(obj)
+    old = vars(obj).get(name)
+    setattr(obj, name, value)
+    state._undo.append(lambda: setattr(obj, name, old) if had else delattr(obj, name))
+
+
+def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | None = None, scheduler=None) -> ResDiTState:
+    """Apply ResDiT to a pipeline (with ``.transformer``) or a bare FLUX transformer.
+
+    Args:
+        target: a ``FluxPipeline``-like pipeline or a ``FluxTransformer2DModel``.
+        config: what to run; ``config.base_size`` is the training size in pixels.
+        base_grid: the training grid in *tokens*; required for a bare transformer (where
+            pixels per token are unknown), optional for a pipeline.
+        scheduler: for a bare transformer, a scheduler whose ``step_index`` and
+            ``timesteps`` give the step (pipelines use their own).
+
+    Returns:
+        The shared :class:`ResDiTState` (useful in notebooks: its ``plan`` holds the grids).
+
+    Raises:
+        TypeError: unsupported transformer class.
+        RuntimeError: ResDiT already applied to this model.
+        ResDiTConfigError: base size missing or not divisible by the patch size.
+    """
+    pipe, transformer = _split(target)
+    _check_supported(transformer)
+    if hasattr(transformer, STATE_ATTR):
+        raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
+    if base_grid is None:
+        if config.base_size is None:
+            raise ResDiTConfigError("Set ResDiTConfig(base_size=(height, width)) in pixels, or pass base_grid in tokens.")
+        if pipe is None:
+            raise ResDiTConfigError(
+                "A bare transformer does not know its pixels per token: pass base_grid=(rows, cols) in tokens "
+                "(e.g. (64, 64) for FLUX.1 at 1024x1024)."
+            )
+        px = _pixels_per_token(pipe)
+        if config.base_size[0] % px or config.base_size[1] % px:
+            raise ResDiTConfigError(f"base_size={config.base_size} is not divisible by {px} pixels per token.")
+        base_grid = (config.base_size[0] // px, config.base_size[1] // px)
+    base_grid = (int(base_grid[0]), int(base_grid[1]))
+
+    state = ResDiTState(config, base_grid, transformer, pipeline=pipe)
+    sched_owner = pipe if pipe is not None else scheduler
+    if sched_owner is not None:
+        state.step_fn = (lambda: _scheduler_position(pipe.scheduler)) if pipe is not None else (
+            lambda: _scheduler_position(scheduler))
+
+    if config.spec.patched:
+        originals = dict(transformer.attn_processors)
+        procs = {k: ResDiTFluxAttnProcessor(state, k.rsplit(".processor", 1)[0]) for k in originals}
+        transformer.set_attn_processor(procs)
+        state._undo.append(lambda: transformer.set_attn_processor(dict(originals)))
+
+        def pre_forward(module, args, kwargs):
+            hidden = kwargs.get("hidden_states", args[0] if args else None)
+            state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device)
+            return args, kwargs
+
+        handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
+        state._undo.append(handle.remove)
+
+    if pipe is not None:
+        _patch_pipeline(state, pipe)
+    _set_instance_attr(state, transformer, STATE_ATTR, state)
+    return state
+
+
+def _patch_pipeline(state: ResDiTState, pipe) -> None:
+    config = state.config
+    px = _pixels_per_token(pipe)
+    prepare_ids = getattr(pipe, "_prepare_latent_image_ids", None)
+    if prepare_ids is not None:
+        def float32_ids(batch_size, height, width, device, dtype):
+            return prepare_ids(batch_size, height, width, device, torch.float32)
+
+        _set_instance_attr(state, pipe, "_prepare_latent_image_ids", float32_ids)
+
+    check_inputs = getattr(pipe, "check_inputs", None)
+    if check_inputs is not None:
+        signature = inspect.signature(check_inputs)
+
+        def checked(*args, **kwargs):
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            if "height" in bound and "width" in bound:
+                check_request(config, state.base_grid, int(bound["height"]), int(bound["width"]), px)
+            return check_inputs(*args, **kwargs)
+
+        _set_instance_attr(state, pipe, "check_inputs", checked)
+
+    if config.mu is not None:
+        scheduler = pipe.scheduler
+        set_timesteps = scheduler.set_timesteps
+
+        @functools.wraps(set_timesteps)  # pipelines inspect its signature
+        def shifted(*args, **kwargs):
+            kwargs["mu"] = config.mu
+            return set_timesteps(*args, **kwargs)
+
+        _set_instance_attr(state, scheduler, "set_timesteps", shifted)
+
+
+def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int, width: int, px: int) -> tuple[int, int]:
+    """Validate a requested size in pixels before any work; return its token grid."""
+    for name, value in (("height", height), ("width", width)):
+        if value % px:
+            lower, upper = value - value % px, value - value % px + px
+            raise ResDiTConfigError(
+                f"{name}={value} is not divisible by {px} pixels per token (the model's patch size); "
+                f"use {lower} or {upper}."
+            )
+    grid = (height // px, width // px)
+    if config.spec.local_ids is not None and min(grid) < 2:
+        raise ResDiTConfigError(f"{height}x{width} px is {grid} tokens: the local branch needs at least 2 per axis.")
+    return grid
+
+
+def remove_resdit(target) -> None:
+    """Undo :func:`apply_resdit`: the exact original processors, methods and hooks come back."""
+    _, transformer = _split(target)
+    state = getattr(transformer, STATE_ATTR, None)
+    if state is None:
+        raise RuntimeError("ResDiT is not applied to this model.")
+    for undo in reversed(state._undo):
+        undo()
+    state._undo.clear()
+
+
+def get_state(target) -> ResDiTState | None:
+    """The :class:`ResDiTState` of a model with ResDiT applied, else None."""
+    return getattr(_split(target)[1], STATE_ATTR, None)
+
+
+def set_step(target, step: int, num_steps: int) -> None:
+    """For a bare transformer without scheduler: the step the next calls belong to."""
+    state = get_state(target)
+    if state is None:
+        raise RuntimeError("ResDiT is not applied to this model.")
+    state.step_fn = lambda: (step, num_steps)
+
+
+@contextlib.contextmanager
+def enabled(target, config: ResDiTConfig, **kwargs):
+    """``with resdit.enabled(pipe, cfg): ...`` applies ResDiT and always removes it."""
+    state = apply_resdit(target, config, **kwargs)
+    try:
+        yield state
+    finally:
+        remove_resdit(target)

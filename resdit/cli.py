@@ -1,0 +1,162 @@
+"""The ``resdit`` command line.
+
+    resdit generate --prompt P --height H --width W [--mode resdit] [--seed S] [--steps T] --out F
+    resdit train-toy --out DIR [--steps N] [--seed S]
+    resdit eval-toy [--scales 1 2 4] [--prompts 64] [--modes ...] --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import MODES, ResDiTConfig, ResDiTConfigError
+
+FLUX_BASE_SIZE = (1024, 1024)
+
+
+def _size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    return int(h), int(w or h)
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", default="resdit", choices=sorted(MODES))
+    p.add_argument("--cutoff", type=float, default=0.2)
+    p.add_argument("--sigma", type=float, default=0.5)
+    p.add_argument("--global-steps", type=int, default=None)
+    p.add_argument("--local-steps", type=int, default=None)
+    p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--mu", type=float, default=None, help="scheduler shift to use instead of the pipeline's")
+    p.add_argument("--window-chunk", type=int, default=None)
+
+
+def config_from_args(args, base_size) -> ResDiTConfig:
+    return ResDiTConfig(base_size=base_size, mode=args.mode, cutoff=args.cutoff, sigma=args.sigma,
+                        global_steps=args.global_steps, local_steps=args.local_steps,
+                        proportional_attention=args.proportional_attention, mu=args.mu,
+                        window_chunk=args.window_chunk)
+
+
+def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = False):
+    """The toy pipeline (``model`` None or a toy weights folder) or a diffusers FLUX pipeline."""
+    from .toy.model import WEIGHTS_DIR
+
+    if model is None or (Path(model) / "transformer.safetensors").exists():
+        from .toy import load_pipeline
+
+        return load_pipeline(model or WEIGHTS_DIR, device=device)
+    import torch
+    from diffusers import DiffusionPipeline
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
+    except OSError as err:
+        raise SystemExit(
+            f"error: could not load {model!r}: {err}\nFor a gated model (FLUX.1-dev) accept its licence on the hub "
+            "and log in (`hf auth login`), or pass a local folder with the diffusers layout."
+        ) from err
+    if offload:
+        pipe.enable_model_cpu_offload()
+    else:
+        pipe.to(device)
+    return pipe
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    from .apply import apply_resdit
+    from .io import atomic_write
+
+    pipe = load_any_pipeline(args.model, args.device, getattr(args, "offload", False))
+    toy = hasattr(pipe, "card")
+    base = _size(args.base_size) if args.base_size else (tuple(pipe.base_size) if toy else FLUX_BASE_SIZE)
+    cfg = config_from_args(args, base)
+    apply_resdit(pipe, cfg)
+    pipe.set_progress_bar_config(disable=args.json)
+    gen = torch.Generator(device="cpu").manual_seed(args.seed)
+    start = time.perf_counter()
+    image = pipe(args.prompt, height=args.height, width=args.width, num_inference_steps=args.steps,
+                 generator=gen).images[0]
+    seconds = time.perf_counter() - start
+    out = Path(args.out)
+    with atomic_write(out, binary=True) as f:
+        image.save(f, format=(out.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    record = {"path": str(out), "size": [args.height, args.width], "mode": args.mode, "steps": args.steps,
+              "seconds": round(seconds, 3), "seed": args.seed, "base_size": list(base)}
+    print(json.dumps(record) if args.json else f"wrote {out} ({args.height}x{args.width}, {args.mode}, {seconds:.1f} s)")
+    return 0
+
+
+def cmd_train_toy(args) -> int:
+    from .toy.train import TrainConfig, train
+
+    cfg = TrainConfig(out=args.out, steps=args.steps, seed=args.seed, batch=args.batch, threads=args.threads,
+                      max_minutes=args.max_minutes)
+    print(f"model written to {train(cfg)}")
+    return 0
+
+
+def cmd_eval_toy(args) -> int:
+    from .toy.evaluate import evaluate_cli
+
+    return evaluate_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resdit", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate one image")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--height", type=int, required=True)
+    g.add_argument("--width", type=int, required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=35)
+    g.add_argument("--out", required=True)
+    g.add_argument("--model", default=None, help="diffusers FLUX model id or folder; default: the shipped toy model")
+    g.add_argument("--base-size", default=None, help="training size HxW in pixels (default: from the model)")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--offload", action="store_true", help="enable_model_cpu_offload() for real models")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_method_args(g)
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser("train-toy", help="train the toy model (resumable)")
+    t.add_argument("--out", default="runs/toy")
+    t.add_argument("--steps", type=int, default=4000)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--max-minutes", type=float, default=60.0)
+    t.set_defaults(func=cmd_train_toy)
+
+    e = sub.add_parser("eval-toy", help="score the toy model: prompt accuracy per mode and scale")
+    e.add_argument("--model", default=None)
+    e.add_argument("--scales", type=float, nargs="+", default=[1, 2, 4])
+    e.add_argument("--modes", nargs="+", default=["direct", "scaled_pe", "resdit"])
+    e.add_argument("--prompts", type=int, default=64)
+    e.add_argument("--steps", type=int, default=20)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
+    e.add_argument("--out", default=None, help="JSON file for the results")
+    e.set_defaults(func=cmd_eval_toy)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ResDiTConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""ResDiT configuration: one dataclass, one name per mode, validated before any work.
+
+Each mode is a point in a small design space (:class:`ModeSpec`): which position indices
+the global branch uses, whether and how a local branch runs, how the two are fused, and
+over which steps. The paper's method and every ablation of its Figure 6, plus the
+intervention conditions of its Figure 2, are rows of :data:`MODES`.
+
+Example:
+    >>> cfg = ResDiTConfig(base_size=(1024, 1024), mode="resdit")
+    >>> cfg.spec.fusion
+    'spectral'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """What a mode does.
+
+    Attributes:
+        global_ids: index grid of the global branch: ``"extrapolate"`` (plain integers),
+            ``"scaled"`` (PES, indices scaled back to the base grid) or ``"patch"`` (every token
+            gets its index inside the nearest window).
+        local_ids: index grid of the local branch: ``"window"`` (PIPE: every window its own
+            ``0..h-1``), ``"global"`` (the global branch's indices, cut per window) or None
+            (no local branch).
+        windows: ``"mop"`` (minimum-overlap partition) or ``"grid"`` (hard, non-overlapping).
+        weights: ``"gaussian"`` (GWS) or ``"uniform"`` splice weights.
+        fusion: ``"spectral"`` (PSF) or ``"average"`` (spatial mean) in the fused phase.
+        schedule: ``"global"`` (global branch every step), ``"local"`` (local branch every
+            step) or ``"phased"`` (global, fused, then local, SPEC 1).
+        patched: False only for ``direct``, which leaves the model untouched.
+    """
+
+    global_ids: str = "scaled"
+    local_ids: str | None = "window"
+    windows: str = "mop"
+    weights: str = "gaussian"
+    fusion: str = "spectral"
+    schedule: str = "phased"
+    patched: bool = True
+
+
+MODES: dict[str, ModeSpec] = {
+    # Intervention conditions (paper Fig. 2).
+    "direct": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", patched=False),
+    "extrapolate": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global"),
+    "scaled_pe": ModeSpec(global_ids="scaled", local_ids=None, schedule="global"),
+    "patch_pe": ModeSpec(global_ids="patch", local_ids=None, schedule="global"),
+    "patch_pe_local": ModeSpec(local_ids="window", schedule="local"),
+    # The method.
+    "resdit": ModeSpec(),
+    # Ablations (paper Fig. 6).
+    "resdit_no_pes": ModeSpec(global_ids="extrapolate"),
+    "resdit_no_pipe": ModeSpec(local_ids="global"),
+    "resdit_no_psf": ModeSpec(fusion="average"),
+    "resdit_no_mop_gws": ModeSpec(windows="grid", weights="uniform"),
+    "resdit_mop_only": ModeSpec(weights="uniform"),
+}
+
+# SPEC 1: of 35 steps, the first 10 global only and the last 15 local only.
+DEFAULT_GLOBAL_FRACTION = 10 / 35
+DEFAULT_LOCAL_FRACTION = 15 / 35
+
+
+class ResDiTConfigError(ValueError):
+    """A configuration or request ResDiT cannot run; the message says what to change."""
+
+
+@dataclass
+class ResDiTConfig:
+    """How to run a FLUX-family transformer beyond its training resolution.
+
+    Args:
+        base_size: the model's training size ``(height, width)`` in pixels (1024x1024 for
+            FLUX.1). For a bare transformer pass ``base_grid`` to :func:`resdit.apply_resdit`.
+        mode: one of :data:`MODES`.
+        cutoff: PSF's normalised radial frequency cutoff, in ``[0, sqrt(2)]``; the global
+            branch keeps frequencies with ``rho <= cutoff``. ``sqrt(2)`` keeps all of them.
+        sigma: Gaussian splice width in window units (per axis: ``sigma * window side``).
+        global_steps / local_steps: phase lengths in steps; None keeps the paper's
+            fractions 10/35 and 15/35 of the step count, rounded.
+        proportional_attention: multiply the global branch's logits by
+            ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
+            Lumina-Next do, against attention dilution at high resolution.
+        mu: FLUX scheduler shift (``mu``) to use instead of the pipeline's own, which grows
+            linearly and unclamped with the token count. None keeps the pipeline's.
+        window_chunk: at most this many windows per attention call (memory bound); None = all.
+    """
+
+    base_size: tuple[int, int] | None = None
+    mode: str = "resdit"
+    cutoff: float = 0.2
+    sigma: float = 0.5
+    global_steps: int | None = None
+    local_steps: int | None = None
+    proportional_attention: bool = False
+    mu: float | None = None
+    window_chunk: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ResDiTConfigError(f"Unknown mode {self.mode!r}; choose one of {sorted(MODES)}.")
+        if not (0.0 <= self.cutoff <= math.sqrt(2) + 1e-12):
+            raise ResDiTConfigError(
+                f"cutoff={self.cutoff} is outside [0, sqrt(2)]: it is a normalised radial frequency "
+                "(0 keeps no global frequency, sqrt(2) keeps all of them; the paper uses 0.2)."
+            )
+        if not self.sigma > 0:
+            raise ResDiTConfigError(f"sigma={self.sigma} must be positive (window units; default 0.5).")
+        for name in ("global_steps", "local_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ResDiTConfigError(f"{name}={value} must be >= 0.")
+        if self.window_chunk is not None and self.window_chunk < 1:
+            raise ResDiTConfigError(f"window_chunk={self.window_chunk} must be >= 1 or None.")
+        if self.base_size is not None:
+            self.base_size = (int(self.base_size[0]), int(self.base_size[1]))
+            if min(self.base_size) <= 0:
+                raise ResDiTConfigError(f"base_size={self.base_size} must be positive pixels (height, width).")
+
+    @property
+    def spec(self) -> ModeSpec:
+        return MODES[self.mode]

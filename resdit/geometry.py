@@ -1,0 +1,152 @@
+"""Partition geometry: minimum-overlap window starts (MOP), Gaussian splice weights (GWS).
+
+A token grid of ``H x W`` tokens is cut into windows of the base grid's size ``h x w``.
+Along each axis the windows start at :func:`window_starts`; every window is the same size,
+so all windows can be gathered into one batch. Outputs of overlapping windows are spliced
+back with normalised weights that form a partition of unity.
+
+Example:
+    >>> window_starts(256, 64)
+    [0, 48, 96, 144, 192]
+    >>> part = WindowPartition.build((24, 24), (16, 16))
+    >>> part.num_windows, part.window
+    (4, (16, 16))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .config import ResDiTConfigError
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """Minimum-overlap partition of ``length`` tokens into windows of ``window`` tokens.
+
+    One window if ``length <= window``. Otherwise the smallest ``N > length / window`` with
+    starts ``round((k - 1) (length - window) / (N - 1))``, ``k = 1..N``, such that every
+    rounded stride is below ``window`` (rounding alone can make a stride equal the window,
+    which would leave a seam with no overlap; SPEC 1 decision).
+
+    Raises:
+        ResDiTConfigError: for a window of fewer than 2 tokens or a non-positive length.
+    """
+    if length < 1:
+        raise ResDiTConfigError(f"length={length} must be >= 1 token.")
+    if window < 2:
+        raise ResDiTConfigError(f"A window of {window} token(s) cannot overlap its neighbours; use at least 2.")
+    if length <= window:
+        return [0]
+    n = length // window + 1  # smallest integer > length / window
+    while True:
+        starts = [_round_half_up(k * (length - window) / (n - 1)) for k in range(n)]
+        if all(b - a < window for a, b in zip(starts, starts[1:])):
+            return starts
+        n += 1
+
+
+def grid_starts(length: int, window: int) -> list[int]:
+    """Hard, non-overlapping tiling (the ``w/o MOP and GWS`` ablation).
+
+    Starts at multiples of ``window``; if ``length`` is not a multiple, the last window is
+    moved back to end at ``length`` (the only overlap).
+    """
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, window))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+@dataclass
+class WindowPartition:
+    """Windows over an ``H x W`` token grid, ready to gather and splice in one batch.
+
+    Attributes:
+        grid: ``(H, W)`` tokens.
+        window: ``(wh, ww)`` tokens per window (the base grid, clipped to the image).
+        starts: per-axis window starts ``(rows, cols)``.
+        index: ``[windows, wh * ww]`` long, row-major token index of each window's tokens.
+        weights: ``[windows, wh * ww]`` splice weights; for every token, the weights of the
+            windows covering it sum to 1.
+        local_rc: ``[H * W, 2]`` the (row, col) of each token inside the window whose centre
+            is nearest (used by the per-patch index grid).
+    """
+
+    grid: tuple[int, int]
+    window: tuple[int, int]
+    starts: tuple[list[int], list[int]]
+    index: torch.Tensor
+    weights: torch.Tensor
+    local_rc: torch.Tensor
+
+    @property
+    def num_windows(self) -> int:
+        return self.index.shape[0]
+
+    @classmethod
+    def build(cls, grid: tuple[int, int], base: tuple[int, int], layout: str = "mop", weighting: str = "gaussian",
+              sigma: float = 0.5) -> "WindowPartition":
+        """Partition ``grid`` into windows of ``base`` (clipped to ``grid``) tokens.
+
+        Args:
+            layout: ``"mop"`` (minimum overlap) or ``"grid"`` (hard tiling).
+            weighting: ``"gaussian"`` (``exp(-d^2 / 2 sigma^2)`` around each window centre,
+                sigma in window units per axis) or ``"uniform"``.
+        """
+        H, W = grid
+        wh, ww = min(base[0], H), min(base[1], W)
+        place = window_starts if layout == "mop" else grid_starts
+        if layout not in ("mop", "grid"):
+            raise ResDiTConfigError(f"Unknown window layout {layout!r}; use 'mop' or 'grid'.")
+        if weighting not in ("gaussian", "uniform"):
+            raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian' or 'uniform'.")
+        rows, cols = place(H, wh), place(W, ww)
+        r = torch.arange(wh)
+        c = torch.arange(ww)
+        index = torch.stack([((y0 + r)[:, None] * W + (x0 + c)[None, :]).reshape(-1) for y0 in rows for x0 in cols])
+        if weighting == "gaussian":
+            dy = (r - (wh - 1) / 2.0) / (sigma * wh)
+            dx = (c - (ww - 1) / 2.0) / (sigma * ww)
+            raw = torch.exp(-0.5 * (dy[:, None] ** 2 + dx[None, :] ** 2)).reshape(-1).double()
+        else:
+            raw = torch.ones(wh * ww, dtype=torch.float64)
+        raw = raw.expand(index.shape[0], -1)
+        total = torch.zeros(H * W, dtype=torch.float64).index_add_(0, index.reshape(-1), raw.reshape(-1))
+        weights = (raw / total[index]).float()
+        # Nearest window centre per token, per axis (windows form a product grid).
+        local_r = _nearest_local(H, rows, wh)
+        local_c = _nearest_local(W, cols, ww)
+        local_rc = torch.stack([local_r[:, None].expand(H, W), local_c[None, :].expand(H, W)], -1).reshape(-1, 2)
+        return cls((H, W), (wh, ww), (rows, cols), index, weights, local_rc)
+
+    def to(self, device) -> "WindowPartition":
+        return WindowPartition(self.grid, self.window, self.starts, self.index.to(device), self.weights.to(device),
+                               self.local_rc.to(device))
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, H*W, ...]`` -> ``[B, windows, wh*ww, ...]``."""
+        return x[:, self.index]
+
+    def splice(self, windows: torch.Tensor) -> torch.Tensor:
+        """Weighted splice ``[B, windows, wh*ww, C]`` -> ``[B, H*W, C]``."""
+        b, n, L, ch = windows.shape
+        weighted = (windows * self.weights.to(windows.dtype)[None, :, :, None]).reshape(b, n * L, ch)
+        out = windows.new_zeros(b, self.grid[0] * self.grid[1], ch)
+        return out.index_add_(1, self.index.reshape(-1), weighted)
+
+
+def _nearest_local(length: int, starts: list[int], window: int) -> torch.Tensor:
+    """For each position along an axis, its offset inside the window with the nearest centre."""
+    pos = torch.arange(length, dtype=torch.float64)
+    centres = torch.tensor([s + (window - 1) / 2.0 for s in starts], dtype=torch.float64)
+    nearest = (pos[:, None] - centres[None, :]).abs().argmin(1)  # ties -> first window
+    return (pos - torch.tensor(starts, dtype=torch.float64)[nearest]).long()

@@ -1,0 +1,155 @@
+"""The ResDiT attention processor for both FLUX block types.
+
+One processor computes q, k, v once and runs, as the step's phase asks:
+
+* the **global branch**: full attention with the plan's global rotary table (PES) and an
+  optional proportional softmax scale;
+* the **local branch**: every window (text tokens + its own image tokens) in one batched
+  attention call (windows x batch as batch, chunked if asked), with each window's own
+  rotary indices (PIPE); text outputs are the mean over windows;
+* the **fusion**: window-wise spectral fusion (PSF) of the two branches' image outputs,
+  spliced with the Gaussian weights (GWS); text outputs from the global branch.
+
+Fusing before ``to_out`` equals fusing after it: the output projection mixes channels at
+one token, while the FFT, the splice and the average act per channel over tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.transformers.transformer_flux import _get_qkv_projections
+
+from .plan import Plan
+from .schedule import FUSED, GLOBAL, LOCAL
+from .spectral import spectral_fuse
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """FLUX's interleaved real rotary embedding with one table or one table per batch row.
+
+    Args:
+        x: ``[B, S, heads, D]``.
+        cos, sin: ``[S, D]`` (shared) or ``[B, S, D]`` (per batch row).
+    """
+    x_real, x_imag = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)
+    x_rot = torch.stack([-x_imag, x_real], dim=-1).flatten(3)
+    cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)  # broadcast over heads
+    return (x.float() * cos + x_rot.float() * sin).to(x.dtype)
+
+
+class ResDiTFluxAttnProcessor:
+    """Drop-in replacement for ``FluxAttnProcessor`` that runs ResDiT's branches.
+
+    Reads the current :class:`~resdit.plan.Plan` and phase from the shared state that
+    :func:`resdit.apply_resdit` keeps up to date once per transformer call.
+    """
+
+    _attention_backend = None
+    _parallel_config = None
+
+    def __init__(self, state, name: str):
+        self.state = state
+        self.name = name
+
+    def __repr__(self):
+        return f"ResDiTFluxAttnProcessor({self.name!r}, mode={self.state.config.mode!r})"
+
+    def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, image_rotary_emb=None) -> torch.Tensor:
+        plan, phase = self.state.plan, self.state.phase
+        query, key, value, eq, ek, ev = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
+        query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))
+        key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
+        value = value.unflatten(-1, (-1, attn.head_dim))
+        if attn.added_kv_proj_dim is not None:
+            query = torch.cat([attn.norm_added_q(eq.unflatten(-1, (-1, attn.head_dim))), query], dim=1)
+            key = torch.cat([attn.norm_added_k(ek.unflatten(-1, (-1, attn.head_dim))), key], dim=1)
+            value = torch.cat([ev.unflatten(-1, (-1, attn.head_dim)), value], dim=1)
+        if query.shape[1] != plan.text_len + plan.image_tokens:
+            raise RuntimeError(
+                f"{self.name}: sequence of {query.shape[1]} tokens, but the plan expects {plan.text_len} text + "
+                f"{plan.image_tokens} image tokens. Was the transformer called with other img_ids than its input?"
+            )
+        if attention_mask is not None and phase != GLOBAL:
+            raise NotImplementedError("ResDiT's local branch does not support attention masks; pass none.")
+
+        out = self.attend(query, key, value, plan, phase, attention_mask).to(query.dtype)
+        recorder = self.state.recorder
+        if recorder is not None:
+            recorder.on_attention(self, query, key, plan, phase)
+
+        if encoder_hidden_states is not None:
+            text, image = out.split_with_sizes([plan.text_len, plan.image_tokens], dim=1)
+            image = attn.to_out[1](attn.to_out[0](image.contiguous()))
+            return image, attn.to_add_out(text.contiguous())
+        return out
+
+    def attend(self, query, key, value, plan: Plan, phase: str, attention_mask=None) -> torch.Tensor:
+        """Attention output ``[B, T + N, heads * D]`` for one phase (before ``to_out``)."""
+        spec = self.state.config.spec
+        T = plan.text_len
+        if phase == GLOBAL:
+            return self.global_branch(query, key, value, plan, attention_mask)
+        text_l, windows_l = self.local_branch(query, key, value, plan)
+        part = plan.partition
+        if phase == LOCAL:
+            return torch.cat([text_l, part.splice(windows_l)], dim=1)
+        if phase != FUSED:
+            raise ValueError(f"Unknown phase {phase!r}.")
+        glob = self.global_branch(query, key, value, plan, attention_mask)
+        g_img = glob[:, T:]
+        if spec.fusion == "average":
+            image = 0.5 * (g_img + part.splice(windows_l))
+        else:
+            b, n, L, ch = windows_l.shape
+            wh, ww = part.window
+            fused = spectral_fuse(part.gather(g_img).view(b, n, wh, ww, ch), windows_l.view(b, n, wh, ww, ch), plan.mask)
+            image = part.splice(fused.view(b, n, L, ch))
+            if self.state.recorder is not None:
+                self.state.recorder.on_fusion(self, part.gather(g_img).view(b, n, wh, ww, ch),
+                                              windows_l.view(b, n, wh, ww, ch), fused.view(b, n, wh, ww, ch), plan)
+        return torch.cat([glob[:, :T], image], dim=1)
+
+    def global_branch(self, query, key, value, plan: Plan, attention_mask=None) -> torch.Tensor:
+        """Full attention with the global table: ``[B, S, heads*D]``."""
+        cos, sin = plan.global_rope
+        out = dispatch_attention_fn(
+            apply_rope(query, cos, sin), apply_rope(key, cos, sin), value, attn_mask=attention_mask,
+            scale=plan.global_scale, backend=self._attention_backend, parallel_config=self._parallel_config,
+        )
+        return out.flatten(2, 3)
+
+    def local_branch(self, query, key, value, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windowed attention, all windows batched.
+
+        Returns:
+            ``(text [B, T, heads*D], windows [B, windows, wh*ww, heads*D])``.
+        """
+        T, part = plan.text_len, plan.partition
+        b, _, heads, d = query.shape
+        n, L = part.index.shape
+        cos, sin = plan.local_rope
+        chunk = self.state.config.window_chunk or n
+        text_sum, windows = None, []
+        for lo in range(0, n, chunk):
+            idx = part.index[lo:lo + chunk]
+            c = idx.shape[0]
+
+            def fold(x):  # [B, S, heads, D] -> [B * c, T + L, heads, D]
+                txt = x[:, :T].unsqueeze(1).expand(b, c, T, heads, d)
+                return torch.cat([txt, x[:, T:][:, idx]], dim=2).flatten(0, 1)
+
+            if cos.ndim == 3:  # one table per window
+                tc = cos[lo:lo + c].unsqueeze(0).expand(b, -1, -1, -1).flatten(0, 1)
+                ts = sin[lo:lo + c].unsqueeze(0).expand(b, -1, -1, -1).flatten(0, 1)
+            else:
+                tc, ts = cos, sin
+            out = dispatch_attention_fn(
+                apply_rope(fold(query), tc, ts), apply_rope(fold(key), tc, ts), fold(value),
+                backend=self._attention_backend, parallel_config=self._parallel_config,
+            ).reshape(b, c, T + L, heads * d)
+            part_sum = out[:, :, :T].sum(1)
+            text_sum = part_sum if text_sum is None else text_sum + part_sum
+            windows.append(out[:, :, T:])
+        return text_sum / n, torch.cat(windows, dim=1)

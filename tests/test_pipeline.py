@@ -1,0 +1,91 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+from tiny_pipelines import tiny_flux_pipeline
+
+import resdit
+from resdit import ResDiTConfig, ResDiTConfigError
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_flux_pipeline()
+
+
+def generate(pipe, size, steps=2, **kwargs):
+    return pipe("a cat", height=size[0], width=size[1], num_inference_steps=steps, max_sequence_length=48,
+                output_type="np", generator=torch.Generator().manual_seed(0), **kwargs).images
+
+
+def test_every_mode_runs_at_twice_the_base_size(pipe):
+    start = time.perf_counter()
+    for mode in resdit.MODES:
+        with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), mode=mode)):
+            image = generate(pipe, (32, 32))
+        assert image.shape == (1, 32, 32, 3) and np.isfinite(image).all()
+    assert time.perf_counter() - start < 60
+
+
+def test_every_mode_reproduces_the_pipeline_at_base_size(pipe):
+    reference = generate(pipe, (16, 16), steps=4)
+    for mode in resdit.MODES:
+        with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), mode=mode)):
+            np.testing.assert_allclose(generate(pipe, (16, 16), steps=4), reference, atol=1e-5)
+
+
+def _phases(pipe, cfg, **call):
+    seen = []
+    with resdit.enabled(pipe, cfg) as state:
+        handle = pipe.transformer.register_forward_hook(lambda *a: seen.append((state.step, state.phase)))
+        try:
+            generate(pipe, (32, 32), **call)
+        finally:
+            handle.remove()
+    return seen
+
+
+def test_schedule_follows_the_pipeline_steps_also_under_cfg_and_recalls(pipe):
+    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit")
+    seen = _phases(pipe, cfg, steps=7, true_cfg_scale=2.0, negative_prompt="a dog")
+    # 7 steps: 2 global, 2 fused, 3 local; every step calls the transformer twice (cond, uncond)
+    expected = [(i, p) for i, p in enumerate(["global"] * 2 + ["fused"] * 2 + ["local"] * 3) for _ in range(2)]
+    assert seen == expected
+    seen = _phases(pipe, cfg, steps=4)
+    assert [p for _, p in seen] == ["global", "fused", "local", "local"]
+
+
+def test_pipeline_ids_are_float32_and_restored(pipe):
+    with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), mode="scaled_pe")):
+        ids = pipe._prepare_latent_image_ids(1, 300, 2, "cpu", torch.bfloat16)
+        assert ids.dtype == torch.float32 and ids[:, 1].max().item() == 299
+    assert "_prepare_latent_image_ids" not in vars(pipe) and "check_inputs" not in vars(pipe)
+
+
+def test_size_not_divisible_by_the_patch_is_rejected_before_work(pipe):
+    calls = []
+    handle = pipe.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16))):
+            with pytest.raises(ResDiTConfigError, match="height=33 is not divisible by 2"):
+                generate(pipe, (33, 32))
+    finally:
+        handle.remove()
+    assert calls == []
+
+
+def test_phases_longer_than_steps_are_rejected_before_the_first_step(pipe):
+    with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), global_steps=3, local_steps=3)):
+        with pytest.raises(ResDiTConfigError, match="longer than the 4 denoising steps"):
+            generate(pipe, (32, 32), steps=4)
+
+
+def test_shift_override_reaches_the_scheduler(pipe):
+    with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), mode="scaled_pe", mu=0.0)):
+        generate(pipe, (32, 32))
+        sigmas_mu0 = pipe.scheduler.sigmas.clone()
+    generate(pipe, (32, 32))
+    assert not torch.allclose(sigmas_mu0, pipe.scheduler.sigmas)
+    pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 2, 2), mu=0.0)  # as FluxPipeline calls it
+    torch.testing.assert_close(sigmas_mu0, pipe.scheduler.sigmas)

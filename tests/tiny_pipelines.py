@@ -1,0 +1,66 @@
+"""Tiny FLUX pipelines built offline: random weights, tokenizers constructed in memory."""
+
+from __future__ import annotations
+
+import torch
+
+from conftest import tiny_flux
+
+
+def _byte_symbols() -> list[str]:
+    """GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest above 255."""
+    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    symbols, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            symbols.append(chr(b))
+        else:
+            symbols.append(chr(256 + extra))
+            extra += 1
+    return symbols
+
+
+def clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    symbols = _byte_symbols()
+    vocab = {s: i for i, s in enumerate(symbols + [s + "</w>" for s in symbols])}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    chars = [chr(c) for c in range(32, 127)]
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -1.0)]
+    pieces += [(c, -2.0) for c in chars] + [("\u2581" + c, -1.5) for c in chars]
+    return T5Tokenizer(vocab=pieces, extra_ids=100, model_max_length=512)
+
+
+def tiny_flux_pipeline(seed: int = 0):
+    """A FluxPipeline with the configs of diffusers' own FLUX pipeline tests; VAE scale 1."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    transformer = tiny_flux(seed)
+    clip = CLIPTextModel(CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
+                                        layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5,
+                                        pad_token_id=1, vocab_size=1000, hidden_act="gelu", projection_dim=32))
+    t5 = T5EncoderModel(T5Config(vocab_size=1000, d_model=32, d_ff=37, d_kv=8, num_layers=5, num_heads=4,
+                                 relative_attention_num_buckets=8))
+    vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                        latent_channels=1, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+    # FLUX.1-dev's scheduler config: a shift that grows with the token count.
+    scheduler = FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096,
+                                                max_shift=1.15, shift=3.0, use_dynamic_shifting=True)
+    pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=clip,
+                        tokenizer=clip_tokenizer(), text_encoder_2=t5, tokenizer_2=t5_tokenizer(),
+                        transformer=transformer)
+    for module in (clip, t5, vae, transformer):
+        module.eval()  # T5's dropout would make two calls differ
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
