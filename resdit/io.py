@@ -17,6 +17,7 @@ def atomic_write(path: str | Path, binary: bool = False):
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             yield f
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a written result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
