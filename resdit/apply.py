@@ -47,14 +47,14 @@ class ResDiTState:
 
     Attributes:
         config: the :class:`ResDiTConfig`.
-        base_grid: training grid ``(h, w)`` in tokens.
+        base_grid: training grid ``(h, w)`` in tokens (None: each call's own grid).
         plan / phase: current per-resolution plan and phase, set before every transformer call.
         step_fn: returns ``(step, num_steps)`` for the current call (from the scheduler).
         recorder: an attached :mod:`resdit.record` recorder, or None.
     """
 
     config: ResDiTConfig
-    base_grid: tuple[int, int]
+    base_grid: tuple[int, int] | None
     transformer: torch.nn.Module
     pipeline: object | None = None
     step_fn: Callable[[], tuple[int, int]] | None = None
@@ -78,7 +78,8 @@ class ResDiTState:
         if plan is None:
             t = self.transformer
             head_dim = t.config.attention_head_dim
-            plan = build_plan(self.config, t.pos_embed, grid, self.base_grid, txt_ids.reshape(-1, 3), head_dim, device)
+            base = self.base_grid or grid
+            plan = build_plan(self.config, t.pos_embed, grid, base, txt_ids.reshape(-1, 3), head_dim, device)
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
             self._plans[key] = plan
@@ -86,6 +87,8 @@ class ResDiTState:
         self.phase = self._phase()
 
     def _phase(self) -> str:
+        if self.step_fn is not None:
+            self.step, self.num_steps = self.step_fn()
         schedule = self.config.spec.schedule
         if schedule == "global":
             return GLOBAL
@@ -96,7 +99,6 @@ class ResDiTState:
                 f"Mode {self.config.mode!r} follows the denoising steps, but this transformer has no scheduler. "
                 "Pass scheduler= to apply_resdit, apply it to the pipeline, or call resdit.set_step(model, i, T)."
             )
-        self.step, self.num_steps = self.step_fn()
         phase_lengths(self.num_steps, self.config.global_steps, self.config.local_steps)  # clear error first
         return phase_at(self.step, self.num_steps, self.config.global_steps, self.config.local_steps)
 
@@ -182,8 +184,6 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
     """
     pipe, transformer = _split(target)
     _check_supported(transformer)
-    if hasattr(transformer, STATE_ATTR):
-        raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
     if base_grid is None:
         if config.base_size is None:
             raise ResDiTConfigError("Set ResDiTConfig(base_size=(height, width)) in pixels, or pass base_grid in tokens.")
@@ -198,11 +198,28 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
         base_grid = (config.base_size[0] // px, config.base_size[1] // px)
     base_grid = (int(base_grid[0]), int(base_grid[1]))
 
+    state = install(transformer, config, base_grid, pipe, scheduler)
+    if pipe is not None:
+        _patch_pipeline(state, pipe)
+    return state
+
+
+def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None, pipe=None,
+            scheduler=None) -> ResDiTState:
+    """Install processors and the state hook on a transformer, nothing on the pipeline.
+
+    ``base_grid=None`` makes every call its own base (used to observe an untouched model).
+    """
+    existing = getattr(transformer, STATE_ATTR, None)
+    if existing is not None:
+        if existing.config.extra.get("observer"):
+            raise RuntimeError("resdit.record(...) is observing this model: apply ResDiT first, then enter record().")
+        raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
     state = ResDiTState(config, base_grid, transformer, pipeline=pipe)
-    sched_owner = pipe if pipe is not None else scheduler
-    if sched_owner is not None:
-        state.step_fn = (lambda: _scheduler_position(pipe.scheduler)) if pipe is not None else (
-            lambda: _scheduler_position(scheduler))
+    if pipe is not None:
+        state.step_fn = lambda: _scheduler_position(pipe.scheduler)
+    elif scheduler is not None:
+        state.step_fn = lambda: _scheduler_position(scheduler)
 
     if config.spec.patched:
         originals = dict(transformer.attn_processors)
@@ -213,13 +230,12 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
         def pre_forward(module, args, kwargs):
             hidden = kwargs.get("hidden_states", args[0] if args else None)
             state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device)
+            if state.recorder is not None:
+                state.recorder.on_call(state)
             return args, kwargs
 
         handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
         state._undo.append(handle.remove)
-
-    if pipe is not None:
-        _patch_pipeline(state, pipe)
     _set_instance_attr(state, transformer, STATE_ATTR, state)
     return state
 

@@ -88,12 +88,14 @@ class ResDiTFluxAttnProcessor:
     def attend(self, query, key, value, plan: Plan, phase: str, attention_mask=None) -> torch.Tensor:
         """Attention output ``[B, T + N, heads * D]`` for one phase (before ``to_out``)."""
         spec = self.state.config.spec
-        T = plan.text_len
+        T, part = plan.text_len, plan.partition
         if phase == GLOBAL:
-            return self.global_branch(query, key, value, plan, attention_mask)
+            out = self.global_branch(query, key, value, plan, attention_mask)
+            self._observe(plan, global_=out[:, T:])
+            return out
         text_l, windows_l = self.local_branch(query, key, value, plan)
-        part = plan.partition
         if phase == LOCAL:
+            self._observe(plan, local=windows_l)
             return torch.cat([text_l, part.splice(windows_l)], dim=1)
         if phase != FUSED:
             raise ValueError(f"Unknown phase {phase!r}.")
@@ -101,15 +103,28 @@ class ResDiTFluxAttnProcessor:
         g_img = glob[:, T:]
         if spec.fusion == "average":
             image = 0.5 * (g_img + part.splice(windows_l))
+            self._observe(plan, global_=g_img, local=windows_l)
         else:
             b, n, L, ch = windows_l.shape
-            wh, ww = part.window
-            fused = spectral_fuse(part.gather(g_img).view(b, n, wh, ww, ch), windows_l.view(b, n, wh, ww, ch), plan.mask)
-            image = part.splice(fused.view(b, n, L, ch))
-            if self.state.recorder is not None:
-                self.state.recorder.on_fusion(self, part.gather(g_img).view(b, n, wh, ww, ch),
-                                              windows_l.view(b, n, wh, ww, ch), fused.view(b, n, wh, ww, ch), plan)
+            shape = (b, n, *part.window, ch)
+            fused = spectral_fuse(part.gather(g_img).view(shape), windows_l.view(shape), plan.mask).view(b, n, L, ch)
+            image = part.splice(fused)
+            self._observe(plan, global_=g_img, local=windows_l, fused=fused)
         return torch.cat([glob[:, :T], image], dim=1)
+
+    def _observe(self, plan: Plan, global_=None, local=None, fused=None) -> None:
+        """Hand each branch's image windows ``[B, n, wh, ww, C]`` to an attached recorder."""
+        recorder = self.state.recorder
+        if recorder is None:
+            return
+        part = plan.partition
+        windows = {}
+        for branch, x in (("global", global_), ("local", local), ("fused", fused)):
+            if x is None:
+                continue
+            x = part.gather(x) if branch == "global" else x
+            windows[branch] = x.reshape(x.shape[0], x.shape[1], *part.window, x.shape[-1])
+        recorder.on_branch_outputs(self, plan, windows)
 
     def global_branch(self, query, key, value, plan: Plan, attention_mask=None) -> torch.Tensor:
         """Full attention with the global table: ``[B, S, heads*D]``."""

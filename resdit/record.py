@@ -1,0 +1,349 @@
+"""Record what attention does, at any resolution, without changing it.
+
+Recording reads q and k inside the ResDiT processor (probabilities exist nowhere else:
+fused attention kernels return no weights) and computes only what was asked for:
+
+* ``probs``: softmax rows of the chosen probe tokens, per branch, ``[batch, heads, probes,
+  text + image keys]`` (local branch: the probe's own window, zeros elsewhere);
+* ``entropy`` and ``distance``: per head, the mean over image queries of the attention
+  entropy (nats) and of the mean query-key distance in tokens (image keys), computed in
+  chunks of queries, ``[batch, heads]``;
+* ``rope_ids``: the index grids each branch used, ``[H*W, 3]`` / ``[windows, wh*ww, 3]``;
+* ``spectrum``: per-window amplitude spectra of each branch's image output (and of the
+  fused output), mean over channels, ``[batch, windows, wh, ww // 2 + 1]``;
+* ``bands``: per-window energy below and above the PSF cutoff, ``[batch, windows, 2]``.
+
+Names are module paths plus a point: ``transformer_blocks.0.attn.probs``; ``rope_ids``
+belong to ``pos_embed``. Entries are keyed by name, step, CFG call and branch and moved
+to the CPU at once. Memory: ``probs`` holds ``probes x keys`` per head; entropy and
+distance hold at most ``chunk x keys`` per head at a time (``chunk`` from ``budget``).
+
+Example:
+    >>> with resdit.record(pipe, points=["probs", "entropy"], layers=[0, -1], probes=[(8, 8)]) as cache:
+    ...     pipe(prompt, height=64, width=64)                         # doctest: +SKIP
+    >>> cache["probs", 0]   # {(step, cfg, branch): tensor}           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from .apply import _split, get_state, install, remove_resdit
+from .config import ResDiTConfig
+from .processors import apply_rope
+from .schedule import FUSED, GLOBAL, LOCAL
+from .spectral import band_energy
+
+POINTS = ("probs", "entropy", "distance", "rope_ids", "spectrum", "bands")
+ROPE_OWNER = "pos_embed"
+
+
+def attention_layers(target) -> list[str]:
+    """Attention module names in forward order, e.g. ``transformer_blocks.0.attn``."""
+    _, transformer = _split(target)
+    return [k.rsplit(".processor", 1)[0] for k in transformer.attn_processors]
+
+
+def list_points(target) -> list[str]:
+    """Every recordable name of a model."""
+    names = [f"{ROPE_OWNER}.rope_ids"]
+    for layer in attention_layers(target):
+        names += [f"{layer}.{p}" for p in POINTS if p != "rope_ids"]
+    return names
+
+
+class AttentionCache:
+    """Recorded tensors keyed by ``(name, step, cfg, branch)``.
+
+    Index by full name (``cache["transformer_blocks.0.attn.probs"]``) or by point and layer
+    number (``cache["probs", 0]``, negative from the end); either gives a dict
+    ``{(step, cfg, branch): tensor}``. ``cache.get("probs", 0, step=3, branch="global")``
+    gives one tensor.
+    """
+
+    def __init__(self, layers: list[str], meta: dict | None = None):
+        self.layers = layers
+        self.meta = meta or {}
+        self.entries: dict[tuple[str, int, int, str], torch.Tensor] = {}
+
+    def __repr__(self):
+        names = sorted({k[0] for k in self.entries})
+        return f"AttentionCache({len(self.entries)} entries, names={names})"
+
+    def __len__(self):
+        return len(self.entries)
+
+    def _name(self, key) -> str:
+        if key == "rope_ids":
+            return f"{ROPE_OWNER}.rope_ids"
+        if isinstance(key, str):
+            return key
+        point, layer = key
+        if point == "rope_ids":
+            return f"{ROPE_OWNER}.rope_ids"
+        return f"{self.layers[layer]}.{point}"
+
+    def __getitem__(self, key) -> dict:
+        name = self._name(key)
+        found = {k[1:]: v for k, v in self.entries.items() if k[0] == name}
+        if not found:
+            raise KeyError(
+                f"Nothing recorded for {name!r}. Recorded names: {sorted({k[0] for k in self.entries}) or 'none'}. "
+                "Did you run the pipeline inside `with resdit.record(...)`, with this point, layer and step?"
+            )
+        return found
+
+    def get(self, point: str, layer: int | None = None, step: int | None = None, branch: str | None = None,
+            cfg: int = 0) -> torch.Tensor:
+        entries = self[point] if layer is None else self[point, layer]
+        matches = [v for (s, c, b), v in entries.items()
+                   if (step is None or s == step) and c == cfg and (branch is None or b == branch)]
+        if len(matches) != 1:
+            options = sorted(entries)
+            raise KeyError(f"{len(matches)} entries match; choose step and branch among {options}.")
+        return matches[0]
+
+    def steps(self) -> list[int]:
+        return sorted({k[1] for k in self.entries})
+
+    def save(self, path: str | Path) -> None:
+        """``path.safetensors`` (tensors) + ``path.json`` (keys and metadata)."""
+        from safetensors.torch import save_file
+
+        from .io import atomic_write
+
+        path = Path(path).with_suffix("")
+        keys = list(self.entries)
+        tensors = {f"e{i}": self.entries[k].contiguous() for i, k in enumerate(keys)}
+        tmp = path.parent / f".{path.name}.safetensors.tmp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp))
+        tmp.replace(path.with_suffix(".safetensors"))
+        with atomic_write(path.with_suffix(".json")) as f:
+            json.dump({"layers": self.layers, "meta": self.meta, "keys": [list(k) for k in keys]}, f)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AttentionCache":
+        from safetensors.torch import load_file
+
+        path = Path(path).with_suffix("")
+        info = json.loads(path.with_suffix(".json").read_text())
+        tensors = load_file(str(path.with_suffix(".safetensors")))
+        cache = cls(info["layers"], info["meta"])
+        for i, k in enumerate(info["keys"]):
+            cache.entries[(k[0], int(k[1]), int(k[2]), k[3])] = tensors[f"e{i}"]
+        return cache
+
+
+def _probe_indices(probes, grid: tuple[int, int]) -> torch.Tensor:
+    H, W = grid
+    out = []
+    for p in probes:
+        r, c = (p // W, p % W) if isinstance(p, int) else p
+        if isinstance(r, float) or isinstance(c, float):  # fractions of the image
+            r, c = min(int(r * H), H - 1), min(int(c * W), W - 1)
+        if not (0 <= r < H and 0 <= c < W):
+            raise ValueError(f"Probe {p} is outside the {H}x{W} token grid.")
+        out.append(r * W + c)
+    return torch.tensor(out, dtype=torch.long)
+
+
+class Recorder:
+    """Receives q and k from the processors and stores what was asked for."""
+
+    def __init__(self, cache: AttentionCache, points, layers, steps, probes, budget: int):
+        unknown = set(points) - set(POINTS)
+        if unknown:
+            raise ValueError(f"Unknown record points {sorted(unknown)}; choose among {POINTS}.")
+        self.cache, self.points, self.steps, self.probes, self.budget = cache, set(points), steps, probes, budget
+        n = len(cache.layers)
+        self.layers = None if layers is None else {cache.layers[i] for i in layers}
+        if self.layers is not None and any(not -n <= i < n for i in layers):
+            raise ValueError(f"Layer numbers must lie in [{-n}, {n - 1}] for this model's {n} attention layers.")
+        self.step, self.cfg, self._last_step = 0, 0, None
+
+    def on_call(self, state) -> None:
+        """Once per transformer call: track the step and the CFG call within it."""
+        step = state.step if state.step is not None else 0
+        self.cfg = self.cfg + 1 if step == self._last_step else 0
+        self.step, self._last_step = step, step
+        if "rope_ids" in self.points and self._wanted_step() and self.cfg == 0:
+            plan = state.plan
+            self._put(f"{ROPE_OWNER}.rope_ids", "global", plan.global_ids)
+            if plan.local_ids is not None and state.phase != GLOBAL:
+                self._put(f"{ROPE_OWNER}.rope_ids", "local", plan.local_ids)
+
+    def _wanted_step(self) -> bool:
+        return self.steps is None or self.step in self.steps
+
+    def _wanted(self, name: str) -> bool:
+        return self._wanted_step() and (self.layers is None or name in self.layers)
+
+    def _put(self, name: str, branch: str, value: torch.Tensor) -> None:
+        self.cache.entries[(name, self.step, self.cfg, branch)] = value.detach().to("cpu", torch.float32).clone()
+
+    # ---------------------------------------------------------------- attention
+    def on_attention(self, proc, query, key, plan, phase) -> None:
+        if not self._wanted(proc.name):
+            return
+        branches = [GLOBAL] if phase == GLOBAL else [LOCAL] if phase == LOCAL else [GLOBAL, LOCAL]
+        for branch in branches:
+            if branch == GLOBAL:
+                q, k, scale = self._global_qk(query, key, plan)
+                self._attention_points(proc.name, branch, q, k, scale, plan, window=None)
+            else:
+                self._local_points(proc.name, query, key, plan)
+
+    def _global_qk(self, query, key, plan):
+        cos, sin = plan.global_rope
+        scale = plan.global_scale or 1.0 / math.sqrt(query.shape[-1])
+        return apply_rope(query, cos, sin), apply_rope(key, cos, sin), scale
+
+    def _local_points(self, name, query, key, plan) -> None:
+        """Local branch: probes attend inside their own window; entropy/distance over all windows."""
+        T, part = plan.text_len, plan.partition
+        cos, sin = plan.local_rope
+        scale = 1.0 / math.sqrt(query.shape[-1])
+        n = part.num_windows
+        probs_rows, ent, dist, count = [], 0.0, 0.0, 0
+        probe_idx = _probe_indices(self.probes, plan.grid) if ("probs" in self.points and self.probes) else None
+        home = self._home_windows(plan)
+        for w in range(n):
+            idx = part.index[w]
+            sel = torch.cat([torch.arange(T, device=idx.device), idx + T])
+            tc, ts = (cos[w], sin[w]) if cos.ndim == 3 else (cos, sin)
+            q, k = apply_rope(query[:, sel], tc, ts), apply_rope(key[:, sel], tc, ts)
+            if {"entropy", "distance"} & self.points:
+                e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=idx, query_index=idx)
+                ent, dist, count = ent + e * idx.numel(), dist + d * idx.numel(), count + idx.numel()
+            if probe_idx is not None:
+                for j, p in enumerate(probe_idx.tolist()):
+                    if home[p] != w:
+                        continue
+                    pos = (idx == p).nonzero()[0, 0]
+                    row = torch.softmax(self._logits(q[:, T + pos:T + pos + 1], k, scale), -1)[:, :, 0]
+                    full = row.new_zeros(row.shape[0], row.shape[1], T + plan.image_tokens)
+                    full[:, :, :T] = row[:, :, :T]
+                    full[:, :, T + idx] = row[:, :, T:]
+                    probs_rows.append((j, full))
+        if probs_rows:
+            probs_rows.sort(key=lambda x: x[0])
+            self._put(f"{name}.probs", LOCAL, torch.stack([r for _, r in probs_rows], 2))
+        if count:
+            if "entropy" in self.points:
+                self._put(f"{name}.entropy", LOCAL, ent / count)
+            if "distance" in self.points:
+                self._put(f"{name}.distance", LOCAL, dist / count)
+
+    @staticmethod
+    def _home_windows(plan) -> torch.Tensor:
+        """For every image token, the window in which its splice weight is largest."""
+        part = plan.partition
+        best = torch.full((plan.image_tokens,), -1.0, device=part.weights.device)
+        home = torch.zeros(plan.image_tokens, dtype=torch.long, device=part.weights.device)
+        for w in range(part.num_windows):
+            better = part.weights[w] > best[part.index[w]]
+            home[part.index[w][better]] = w
+            best[part.index[w][better]] = part.weights[w][better]
+        return home.cpu()
+
+    @staticmethod
+    def _logits(q, k, scale) -> torch.Tensor:
+        """``[B, heads, q, k]`` logits from ``[B, S, heads, D]`` layouts."""
+        return torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+
+    def _attention_points(self, name, branch, q, k, scale, plan, window) -> None:
+        T = plan.text_len
+        if "probs" in self.points and self.probes:
+            idx = _probe_indices(self.probes, plan.grid).to(q.device) + T
+            self._put(f"{name}.probs", branch, torch.softmax(self._logits(q[:, idx], k, scale), -1))
+        if {"entropy", "distance"} & self.points:
+            all_img = torch.arange(plan.image_tokens, device=q.device)
+            e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=all_img, query_index=all_img)
+            if "entropy" in self.points:
+                self._put(f"{name}.entropy", branch, e)
+            if "distance" in self.points:
+                self._put(f"{name}.distance", branch, d)
+
+    def _entropy_distance(self, q_img, k, scale, plan, key_index, query_index):
+        """Mean over queries of entropy and image-key distance (tokens), in query chunks: ``[B, heads]`` each."""
+        T = plan.text_len
+        W = plan.grid[1]
+        b, nq, heads, _ = q_img.shape
+        keys = k.shape[1]
+        chunk = max(1, self.budget // max(1, b * heads * keys))
+        kr = (key_index // W).float()
+        kc = (key_index % W).float()
+        ent = q_img.new_zeros(b, heads, dtype=torch.float32)
+        dist = torch.zeros_like(ent)
+        for lo in range(0, nq, chunk):
+            p = torch.softmax(self._logits(q_img[:, lo:lo + chunk], k, scale), -1)
+            ent += -(p * torch.log(p.clamp_min(1e-30))).sum(-1).sum(-1)
+            qi = query_index[lo:lo + chunk]
+            d = torch.hypot((qi // W).float()[:, None] - kr[None, :], (qi % W).float()[:, None] - kc[None, :])
+            img = p[..., T:]
+            dist += ((img * d).sum(-1) / img.sum(-1).clamp_min(1e-30)).sum(-1)
+            del p, img, d
+        return ent / nq, dist / nq
+
+    # ---------------------------------------------------------------- fusion
+    def on_branch_outputs(self, proc, plan, windows: dict[str, torch.Tensor]) -> None:
+        """``windows``: branch -> image windows ``[B, n, wh, ww, C]``."""
+        if not self._wanted(proc.name) or not ({"spectrum", "bands"} & self.points):
+            return
+        for branch, x in windows.items():
+            if "spectrum" in self.points:
+                amp = torch.fft.rfft2(x.float(), dim=(-3, -2)).abs().mean(-1)
+                self._put(f"{proc.name}.spectrum", branch, amp)
+            if "bands" in self.points:
+                low, high = band_energy(x, plan.mask)
+                self._put(f"{proc.name}.bands", branch, torch.stack([low, high], -1))
+
+
+@contextlib.contextmanager
+def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: list[int] | None = None,
+           steps: list[int] | None = None, probes=(), budget: int = 1 << 22):
+    """Record attention while a pipeline or transformer runs; always detaches on exit.
+
+    Args:
+        target: a pipeline with ``.transformer`` or a FLUX transformer, with or without ResDiT.
+        points: any of :data:`POINTS`.
+        layers: attention layer numbers (forward order, negative from the end); None = all.
+        steps: denoising steps to record (None = all; a bare transformer counts as step 0
+            unless :func:`resdit.set_step` says otherwise).
+        probes: image tokens as flat indices, ``(row, col)`` token pairs, or ``(y, x)`` float
+            fractions of the image.
+        budget: most floats held at once for entropy/distance (sets the query chunk).
+
+    Yields:
+        An :class:`AttentionCache`, filled as the model runs.
+    """
+    pipe, transformer = _split(target)
+    state = get_state(transformer)
+    owned = state is None
+    if owned:
+        # An untouched model: observe it through processors that compute exactly what the
+        # stock ones do (global attention, its own integer grid, nothing on the pipeline).
+        state = install(transformer, ResDiTConfig(mode="extrapolate", extra={"observer": True}), None, pipe)
+    elif state.recorder is not None:
+        raise RuntimeError("A recorder is already attached to this model; leave the other `record` block first.")
+    elif not state.config.spec.patched:
+        raise RuntimeError("Mode 'direct' leaves the model untouched; record before applying it, or use 'extrapolate'.")
+    cache = AttentionCache(attention_layers(transformer), {
+        "mode": state.config.mode, "points": list(points), "probes": [list(p) if not isinstance(p, int) else p
+                                                                      for p in probes]})
+    try:
+        state.recorder = Recorder(cache, points, layers, None if steps is None else set(steps), list(probes), budget)
+        yield cache
+        if state.plan is not None:
+            cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=state.plan.text_len,
+                              window=list(state.plan.partition.window), cutoff=state.config.cutoff)
+    finally:
+        state.recorder = None
+        if owned:
+            remove_resdit(transformer)
