@@ -1,0 +1,174 @@
+"""Metrics: pure functions of images (``[3, H, W]`` RGB in [0, 1]) and, where the toy world gives it,
+ground truth.
+
+* layout: object count (repetition), centre error, size ratio against the scaled ground truth;
+* detail: texture-band energy inside the object relative to the exact render, texture period;
+* seams: gradient energy on window borders relative to elsewhere;
+* distribution: KID and patch-KID with a pluggable feature extractor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from resdit.toy.world import TEXTURE_PERIOD_PX, Scene, SceneObject, cell_of, detect, render
+
+
+# ------------------------------------------------------------------------------------------ layout
+@dataclass
+class LayoutScore:
+    count: int  # objects of the prompted colour
+    correct: bool  # exactly one, centre in the prompted cell
+    centre_error: float  # distance of the largest blob's centre to the true centre, canvas fractions
+    size_ratio: float  # largest blob's area / true object area
+
+
+def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray) -> LayoutScore:
+    """Layout of one prompted object against its exact render at this size."""
+    det = detect(image, obj.colour)
+    if det.count == 0:
+        return LayoutScore(0, False, float("nan"), 0.0)
+    k = int(np.argmax(det.areas))
+    cx, cy = det.centres[k]
+    truth_area = truth_mask.mean()
+    return LayoutScore(det.count, det.count == 1 and cell_of(cx, cy) == obj.cell,
+                       math.hypot(cx - obj.cx, cy - obj.cy), det.areas[k] / max(truth_area, 1e-12))
+
+
+# ------------------------------------------------------------------------------------------ detail
+def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04) -> float:
+    """Energy of ``gray`` inside ``mask`` in an annulus of radial frequency ``freq`` (cycles/px)."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return 0.0
+    crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    m = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    values = np.where(m, crop - crop[m].mean(), 0.0)
+    spec = np.abs(np.fft.fft2(values)) ** 2
+    fy = np.fft.fftfreq(values.shape[0])[:, None]
+    fx = np.fft.fftfreq(values.shape[1])[None, :]
+    radius = np.hypot(fy, fx)
+    band = np.abs(radius - freq) <= half_width
+    return float(spec[band].sum() / m.sum())
+
+
+def texture_frequency(texture: str) -> float:
+    """Radial frequency (cycles/px) of a texture: stripes along x; checker along both axes."""
+    f = 1.0 / TEXTURE_PERIOD_PX[texture]
+    return f if texture == "striped" else f * math.sqrt(2)
+
+
+def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: np.ndarray) -> float:
+    """Texture-band energy inside the true object mask, relative to the exact render (1 = as crisp)."""
+    from scipy.ndimage import binary_erosion
+
+    inner = binary_erosion(mask, iterations=2) if mask.sum() > 50 else mask
+    f = texture_frequency(obj.texture)
+    reference = _band_energy_2d(truth.mean(0), inner, f)
+    return _band_energy_2d(image.mean(0), inner, f) / max(reference, 1e-12)
+
+
+def texture_period(image: np.ndarray, mask: np.ndarray) -> float:
+    """Dominant horizontal period (px) of the brightness inside ``mask`` (rows averaged)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 8:
+        return float("nan")
+    gray = image.mean(0)
+    n = 256
+    power = np.zeros(n // 2 + 1)
+    for r in np.unique(ys):
+        cols = xs[ys == r]
+        if len(cols) < 6:
+            continue
+        row = gray[r, cols.min():cols.max() + 1]
+        power += np.abs(np.fft.rfft((row - row.mean()) * np.hanning(len(row)), n=n)) ** 2
+    k = int(np.argmax(power[2:])) + 2  # skip DC and the window's leakage
+    return n / k
+
+
+# ------------------------------------------------------------------------------------------ seams
+def border_lines(starts: list[int], window: int, length: int, px_per_token: int = 1) -> list[int]:
+    """Pixel positions of window borders (starts and ends inside the image), deduplicated."""
+    lines = {s for s in starts if s > 0} | {s + window for s in starts if s + window < length}
+    return sorted(p * px_per_token for p in lines)
+
+
+def seam_score(image: np.ndarray, rows: list[int], cols: list[int]) -> float:
+    """Mean gradient energy across the given border lines over that elsewhere (1 = no seam).
+
+    ``rows``/``cols`` are pixel positions of horizontal/vertical borders; the gradient across a
+    border at ``p`` is ``image[p] - image[p - 1]``.
+    """
+    gy = np.diff(image, axis=1) ** 2  # [3, H-1, W]; index p-1 is the step from p-1 to p
+    gx = np.diff(image, axis=2) ** 2
+    on_y = np.zeros(gy.shape[1], bool)
+    on_y[[p - 1 for p in rows if 0 < p < image.shape[1]]] = True
+    on_x = np.zeros(gx.shape[2], bool)
+    on_x[[p - 1 for p in cols if 0 < p < image.shape[2]]] = True
+    on = np.concatenate([gy[:, on_y].ravel(), gx[:, :, on_x].ravel()])
+    off = np.concatenate([gy[:, ~on_y].ravel(), gx[:, :, ~on_x].ravel()])
+    if on.size == 0:
+        return float("nan")
+    return float(on.mean() / max(off.mean(), 1e-12))
+
+
+# ------------------------------------------------------------------------------------------ KID
+class RandomFeatures:
+    """A fixed random feature extractor for the toy world: random 5x5 conv filters at three scales,
+    ReLU, global average and max pooling. Deterministic in ``seed``; no weights to download."""
+
+    def __init__(self, dim: int = 64, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.filters = rng.standard_normal((dim, 3, 5, 5)) / math.sqrt(75)
+        self.bias = rng.standard_normal(dim) * 0.1
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """``[N, 3, H, W]`` -> ``[N, 2 * dim * 3]``."""
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.as_tensor(images, dtype=torch.float32) * 2 - 1
+        w = torch.as_tensor(self.filters, dtype=torch.float32)
+        b = torch.as_tensor(self.bias, dtype=torch.float32)
+        feats = []
+        for scale in (1, 2, 4):
+            xs = F.avg_pool2d(x, scale) if scale > 1 else x
+            if min(xs.shape[-2:]) < 5:
+                xs = F.interpolate(xs, size=(5, 5), mode="bilinear", align_corners=False)
+            h = F.relu(F.conv2d(xs, w, b))
+            feats += [h.mean((-2, -1)), h.amax((-2, -1))]
+        return torch.cat(feats, 1).numpy().astype(np.float64)
+
+
+def kid(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Unbiased kernel inception distance (cubic polynomial kernel) between two feature sets."""
+    d = features_a.shape[1]
+    kxx = (features_a @ features_a.T / d + 1) ** 3
+    kyy = (features_b @ features_b.T / d + 1) ** 3
+    kxy = (features_a @ features_b.T / d + 1) ** 3
+    m, n = len(features_a), len(features_b)
+    if m < 2 or n < 2:
+        raise ValueError("KID needs at least two samples per set.")
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def base_size_crops(images: np.ndarray, size: tuple[int, int], per_image: int = 4, seed: int = 0) -> np.ndarray:
+    """Random crops of ``size`` pixels (patch-KID compares these with base-size renders)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for im in images:
+        _, h, w = im.shape
+        for _ in range(per_image):
+            y, x = rng.integers(0, h - size[0] + 1), rng.integers(0, w - size[1] + 1)
+            out.append(im[:, y:y + size[0], x:x + size[1]])
+    return np.stack(out)
+
+
+def truth(scene: Scene, height: int, width: int):
+    """The exact render of a scene at a size: ``(image, masks)``."""
+    r = render(scene, height, width)
+    return r.image, r.masks
