@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 
 from .config import ResDiTConfig, ResDiTConfigError
-from .plan import Plan, build_plan
+from .plan import Plan, build_plan, rope_variant
 from .processors import ResDiTFluxAttnProcessor
 from .schedule import GLOBAL, LOCAL, phase_at, phase_lengths
 
@@ -70,21 +70,24 @@ class ResDiTState:
         return (f"ResDiTState(mode={self.config.mode!r}, base_grid={self.base_grid}, "
                 f"grid={None if self.plan is None else self.plan.grid}, phase={self.phase!r}, step={self.step})")
 
-    def prepare(self, img_ids: torch.Tensor, txt_ids: torch.Tensor, image_tokens: int, device) -> None:
-        """Set ``plan`` and ``phase`` for one transformer call."""
+    def prepare(self, img_ids: torch.Tensor, txt_ids: torch.Tensor, image_tokens: int, device,
+                sigma: float | None = None) -> None:
+        """Set ``phase`` and ``plan`` for one transformer call (``sigma``: its noise level)."""
         grid = grid_from_ids(img_ids, image_tokens)
-        key = (grid, int(txt_ids.shape[-2]), str(device))
+        self.phase = self._phase()
+        progress = None if self.step is None else self.step / max(self.num_steps, 1)
+        variant = rope_variant(self.config, progress, sigma)
+        key = (grid, int(txt_ids.shape[-2]), str(device), variant)
         plan = self._plans.get(key)
         if plan is None:
             t = self.transformer
             head_dim = t.config.attention_head_dim
             base = self.base_grid or grid
-            plan = build_plan(self.config, t.pos_embed, grid, base, txt_ids.reshape(-1, 3), head_dim, device)
+            plan = build_plan(self.config, t.pos_embed, grid, base, txt_ids.reshape(-1, 3), head_dim, device, variant)
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
             self._plans[key] = plan
         self.plan = plan
-        self.phase = self._phase()
 
     def _phase(self) -> str:
         if self.step_fn is not None:
@@ -229,7 +232,9 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
 
         def pre_forward(module, args, kwargs):
             hidden = kwargs.get("hidden_states", args[0] if args else None)
-            state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device)
+            timestep = kwargs.get("timestep")
+            sigma = None if timestep is None else float(timestep.reshape(-1)[0])  # FLUX passes t / 1000
+            state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device, sigma)
             if state.recorder is not None:
                 state.recorder.on_call(state)
             return args, kwargs

@@ -34,6 +34,11 @@ class ModeSpec:
         schedule: ``"global"`` (global branch every step), ``"local"`` (local branch every
             step) or ``"phased"`` (global, fused, then local, SPEC 1).
         patched: False only for ``direct``, which leaves the model untouched.
+        rope: RoPE frequencies of the global branch: ``"base"`` (FLUX's own), ``"ntk"`` (I-Max's
+            NTK-aware theta scaling, clipped by interpolation), ``"time_aware"`` (Lumina-Next:
+            interpolation before the watershed, NTK after) or ``"dype"`` (NTK whose scale decays
+            with the noise level as ``t^2``).
+        proportional: force proportional attention on (True) or follow the config (None).
     """
 
     global_ids: str = "scaled"
@@ -43,6 +48,8 @@ class ModeSpec:
     fusion: str = "spectral"
     schedule: str = "phased"
     patched: bool = True
+    rope: str = "base"
+    proportional: bool | None = None
 
 
 MODES: dict[str, ModeSpec] = {
@@ -60,6 +67,10 @@ MODES: dict[str, ModeSpec] = {
     "resdit_no_psf": ModeSpec(fusion="average"),
     "resdit_no_mop_gws": ModeSpec(windows="grid", weights="uniform"),
     "resdit_mop_only": ModeSpec(weights="uniform"),
+    # Baselines: RoPE frequency scaling, global attention only. (Position interpolation is scaled_pe.)
+    "ntk": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="ntk", proportional=True),
+    "time_aware": ModeSpec(local_ids=None, schedule="global", rope="time_aware"),
+    "dype": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="dype"),
 }
 
 # SPEC 1: of 35 steps, the first 10 global only and the last 15 local only.
@@ -90,6 +101,9 @@ class ResDiTConfig:
         mu: FLUX scheduler shift (``mu``) to use instead of the pipeline's own, which grows
             linearly and unclamped with the token count. None keeps the pipeline's.
         window_chunk: at most this many windows per attention call (memory bound); None = all.
+        ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
+        watershed: fraction of the steps after which ``time_aware`` switches from
+            interpolation to NTK (Lumina-Next: 0.3).
     """
 
     base_size: tuple[int, int] | None = None
@@ -101,6 +115,8 @@ class ResDiTConfig:
     proportional_attention: bool = False
     mu: float | None = None
     window_chunk: int | None = None
+    ntk_factor: float = 10.0
+    watershed: float = 0.3
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -117,6 +133,10 @@ class ResDiTConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ResDiTConfigError(f"{name}={value} must be >= 0.")
+        if not 0.0 <= self.watershed <= 1.0:
+            raise ResDiTConfigError(f"watershed={self.watershed} must lie in [0, 1] (a fraction of the steps).")
+        if self.ntk_factor < 1.0:
+            raise ResDiTConfigError(f"ntk_factor={self.ntk_factor} must be >= 1.")
         if self.window_chunk is not None and self.window_chunk < 1:
             raise ResDiTConfigError(f"window_chunk={self.window_chunk} must be >= 1 or None.")
         if self.base_size is not None:
@@ -127,3 +147,8 @@ class ResDiTConfig:
     @property
     def spec(self) -> ModeSpec:
         return MODES[self.mode]
+
+    @property
+    def uses_proportional_attention(self) -> bool:
+        forced = self.spec.proportional
+        return self.proportional_attention if forced is None else forced

@@ -14,7 +14,7 @@ import torch
 
 from .config import ResDiTConfig, ResDiTConfigError
 from .geometry import WindowPartition
-from .positions import global_ids, window_ids
+from .positions import dynamic_ntk_frequencies, global_ids, ntk_frequencies, rope_table, scale_factors, window_ids
 from .spectral import radial_mask
 
 
@@ -57,15 +57,53 @@ def proportional_scale(image_tokens: int, base_tokens: int, head_dim: int) -> fl
     return math.sqrt(math.log(image_tokens) / math.log(base_tokens)) / math.sqrt(head_dim)
 
 
+def rope_variant(cfg: ResDiTConfig, progress: float | None, sigma: float | None) -> tuple[str, str, float]:
+    """``(global ids kind, frequency kind, parameter)`` of the global branch at one step.
+
+    ``progress`` is ``step / num_steps``; ``sigma`` the noise level in [0, 1] (flow matching).
+    """
+    spec = cfg.spec
+    if spec.rope == "base":
+        return spec.global_ids, "base", 0.0
+    if spec.rope == "ntk":
+        return "extrapolate", "ntk", cfg.ntk_factor
+    if spec.rope == "time_aware":
+        if progress is None or progress < cfg.watershed:
+            return "scaled", "base", 0.0
+        return "extrapolate", "ntk", cfg.ntk_factor
+    if spec.rope == "dype":
+        t = 1.0 if sigma is None else min(max(sigma, 0.0), 1.0)
+        return "extrapolate", "dynamic", round(t * t, 4)
+    raise ResDiTConfigError(f"Unknown RoPE variant {spec.rope!r}.")
+
+
+def _global_rope(pos_embed, ids: torch.Tensor, variant, grid, base):
+    """Global rotary table for ids ``[S, 3]`` under a frequency variant."""
+    _, kind, param = variant
+    if kind == "base":
+        return pos_embed(ids)
+    axes, theta = list(pos_embed.axes_dim), pos_embed.theta
+    scales = (1.0, *scale_factors(grid, base))  # axis 0 (unused by FLUX images) keeps its frequencies
+    if kind == "ntk":
+        freqs = [None] + [ntk_frequencies(axes[a], theta, scales[a], param) for a in (1, 2)]
+    elif kind == "dynamic":  # scale decays from s (pure noise, t = 1) to 1 (clean) as 1 + (s - 1) t^2
+        freqs = [None] + [dynamic_ntk_frequencies(axes[a], theta, 1 + (scales[a] - 1) * param) for a in (1, 2)]
+    else:
+        raise ResDiTConfigError(f"Unknown frequency variant {kind!r}.")
+    return rope_table(ids, axes, theta, freqs)
+
+
 def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[int, int], txt_ids: torch.Tensor,
-               head_dim: int, device) -> Plan:
+               head_dim: int, device, variant: tuple[str, str, float] | None = None) -> Plan:
     """Build the :class:`Plan` for one image grid.
 
     Args:
         pos_embed: the model's ``FluxPosEmbed`` (ids ``[S, 3]`` -> ``(cos, sin)``).
         txt_ids: ``[T, 3]`` text ids as the pipeline passed them.
+        variant: from :func:`rope_variant` (None: the mode's own index grid, base frequencies).
     """
     spec = cfg.spec
+    variant = variant or (spec.global_ids, "base", 0.0)
     if min(grid) < 1:
         raise ResDiTConfigError(f"Empty token grid {grid}.")
     partition = WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=cfg.sigma)
@@ -76,8 +114,8 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
             "least 2 tokens along each axis."
         )
     txt = txt_ids.to(device=device, dtype=torch.float32)
-    gids = global_ids(spec.global_ids, grid, base, partition).to(device)
-    global_rope = pos_embed(torch.cat([txt, gids]))
+    gids = global_ids(variant[0], grid, base, partition).to(device)
+    global_rope = _global_rope(pos_embed, torch.cat([txt, gids]), variant, grid, base)
     local_ids = local_rope = None
     if spec.local_ids == "window":
         local_ids = window_ids((wh, ww)).to(device).expand(partition.num_windows, -1, -1)
@@ -88,6 +126,7 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
         text_rows = torch.arange(txt.shape[0], device=device).expand(partition.num_windows, -1)
         rows = torch.cat([text_rows, part.index + txt.shape[0]], 1)  # [windows, T + L]
         local_rope = tuple(t[rows] for t in global_rope)
-    scale = proportional_scale(grid[0] * grid[1], base[0] * base[1], head_dim) if cfg.proportional_attention else None
+    scale = (proportional_scale(grid[0] * grid[1], base[0] * base[1], head_dim)
+             if cfg.uses_proportional_attention else None)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
                 None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale)

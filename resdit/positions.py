@@ -72,3 +72,46 @@ def global_ids(kind: str, grid: tuple[int, int], base: tuple[int, int], partitio
     if kind == "patch":
         return patch_ids(partition)
     raise ValueError(f"Unknown global index grid {kind!r}.")
+
+
+# ----------------------------------------------------------------------------- RoPE frequencies
+# FLUX's axial RoPE: axis a of ``axes_dim[a]`` channels rotates at ``theta^(-2i/d)``, i < d/2.
+# The baselines change these frequencies instead of (or as well as) the indices.
+
+
+def base_frequencies(dim: int, theta: float) -> torch.Tensor:
+    """``[dim / 2]`` float64 frequencies ``theta^(-2i/dim)`` (as ``FluxPosEmbed``)."""
+    return 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+
+
+def ntk_frequencies(dim: int, theta: float, scale: float, theta_factor: float = 10.0) -> torch.Tensor:
+    """NTK-aware RoPE, the I-Max recipe: ``theta x theta_factor``, every frequency clipped from
+    below by plain position interpolation (``base / scale``) so none is compressed further than PI.
+
+    I-Max (Du et al., 2024), "NTK-aware scaled RoPE with theta x 10, clipped by interpolation".
+    """
+    ntk = base_frequencies(dim, theta * theta_factor)
+    return torch.maximum(ntk, base_frequencies(dim, theta) / max(scale, 1.0))
+
+
+def dynamic_ntk_frequencies(dim: int, theta: float, scale: float) -> torch.Tensor:
+    """NTK-by-parts' dynamic form: ``theta' = theta * scale^(dim / (dim - 2))`` (scale 1: base RoPE).
+
+    Used by DyPE (Issachar et al., 2025) with a scale that decays with the noise level.
+    """
+    if dim <= 2 or scale <= 1.0:
+        return base_frequencies(dim, theta)
+    return base_frequencies(dim, theta * scale ** (dim / (dim - 2)))
+
+
+def rope_table(ids: torch.Tensor, axes_dim, theta: float, frequencies: list[torch.Tensor] | None = None):
+    """``(cos, sin)`` each ``[S, sum(axes_dim)]`` float32 from ids ``[S, n_axes]`` and per-axis
+    frequencies (None: FLUX's base ones; the result then equals ``FluxPosEmbed(ids)``)."""
+    cos_out, sin_out = [], []
+    pos = ids.float()
+    for a, dim in enumerate(axes_dim):
+        freqs = base_frequencies(dim, theta) if frequencies is None or frequencies[a] is None else frequencies[a]
+        angles = torch.outer(pos[:, a], freqs.to(pos.device))
+        cos_out.append(angles.cos().repeat_interleave(2, dim=1).float())
+        sin_out.append(angles.sin().repeat_interleave(2, dim=1).float())
+    return torch.cat(cos_out, -1), torch.cat(sin_out, -1)

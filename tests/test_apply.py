@@ -166,3 +166,26 @@ def test_proportional_attention_scales_global_logits():
 
     assert proportional_scale(256, 256, 16) is None
     assert proportional_scale(1024, 256, 16) == pytest.approx((5 / 4) ** 0.5 / 4)
+
+
+def test_time_aware_rope_switches_from_interpolation_to_ntk_at_the_watershed(transformer):
+    from resdit.plan import rope_variant
+
+    cfg = ResDiTConfig(mode="time_aware", watershed=0.3)
+    assert rope_variant(cfg, 0.29, None)[:2] == ("scaled", "base")
+    assert rope_variant(cfg, 0.30, None)[:2] == ("extrapolate", "ntk")
+    inputs = flux_inputs((16, 16))
+    early, pi = run(transformer, inputs, "time_aware", 0), run(transformer, inputs, "scaled_pe", 0)
+    assert torch.equal(early, pi)
+    assert not torch.allclose(run(transformer, inputs, "time_aware", 30), pi)
+
+
+def test_dype_scale_decays_with_the_noise_level(transformer):
+    from resdit.plan import rope_variant
+
+    cfg = ResDiTConfig(mode="dype")
+    assert rope_variant(cfg, None, 1.0)[2] == 1.0 and rope_variant(cfg, None, 0.5)[2] == 0.25
+    inputs = flux_inputs((16, 16))
+    clean = dict(inputs, timestep=torch.zeros(1))  # t = 0: base RoPE, i.e. plain extrapolation
+    assert torch.equal(run(transformer, clean, "dype"), run(transformer, clean, "extrapolate"))
+    assert not torch.allclose(run(transformer, inputs, "dype"), run(transformer, inputs, "extrapolate"))
