@@ -9,12 +9,13 @@ Public API:
 
 from .apply import ResDiTState, apply_resdit, enabled, get_state, remove_resdit, set_step
 from .config import MODES, ModeSpec, ResDiTConfig, ResDiTConfigError
+from .generate import generate
 from .geometry import WindowPartition, window_starts
 from .record import AttentionCache, list_points, record
 from .schedule import phase_at, phase_lengths
 
 __all__ = [
     "AttentionCache", "MODES", "ModeSpec", "ResDiTConfig", "ResDiTConfigError", "ResDiTState", "WindowPartition", "apply_resdit",
-    "enabled", "get_state", "list_points", "phase_at", "phase_lengths", "record", "remove_resdit", "set_step", "window_starts",
+    "enabled", "generate", "get_state", "list_points", "phase_at", "phase_lengths", "record", "remove_resdit", "set_step", "window_starts",
 ]
 __version__ = "0.1.0"

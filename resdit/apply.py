@@ -29,6 +29,7 @@ from .config import ResDiTConfig, ResDiTConfigError
 from .plan import Plan, build_plan, rope_variant
 from .processors import ResDiTFluxAttnProcessor
 from .schedule import GLOBAL, LOCAL, phase_at, phase_lengths
+from .tiling import tiled_forward
 
 STATE_ATTR = "_resdit_state"
 _MAX_PLANS = 4
@@ -187,6 +188,10 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
     """
     pipe, transformer = _split(target)
     _check_supported(transformer)
+    if config.spec.two_pass:
+        raise ResDiTConfigError(
+            f"Mode {config.mode!r} runs two pipeline passes; call resdit.generate(pipe, prompt, cfg, ...) instead."
+        )
     if base_grid is None:
         if config.base_size is None:
             raise ResDiTConfigError("Set ResDiTConfig(base_size=(height, width)) in pixels, or pass base_grid in tokens.")
@@ -241,6 +246,10 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
 
         handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
         state._undo.append(handle.remove)
+    elif config.spec.tiled:
+        if base_grid is None:
+            raise ResDiTConfigError("Tiling needs a base grid.")
+        _set_instance_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
     _set_instance_attr(state, transformer, STATE_ATTR, state)
     return state
 

@@ -39,6 +39,10 @@ class ModeSpec:
             interpolation before the watershed, NTK after) or ``"dype"`` (NTK whose scale decays
             with the noise level as ``t^2``).
         proportional: force proportional attention on (True) or follow the config (None).
+        tiled: run the whole transformer on base-size tiles (MultiDiffusion) instead of
+            changing attention.
+        two_pass: a pipeline-level baseline run by :func:`resdit.generate` (``"two_stage"`` or
+            ``"upscale"``); :func:`resdit.apply_resdit` refuses it.
     """
 
     global_ids: str = "scaled"
@@ -50,6 +54,8 @@ class ModeSpec:
     patched: bool = True
     rope: str = "base"
     proportional: bool | None = None
+    tiled: bool = False
+    two_pass: str | None = None
 
 
 MODES: dict[str, ModeSpec] = {
@@ -71,6 +77,11 @@ MODES: dict[str, ModeSpec] = {
     "ntk": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="ntk", proportional=True),
     "time_aware": ModeSpec(local_ids=None, schedule="global", rope="time_aware"),
     "dype": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="dype"),
+    # Baselines: tiling and two passes.
+    "tiling": ModeSpec(local_ids=None, schedule="global", weights="uniform", tiled=True, patched=False),
+    "tiling_gaussian": ModeSpec(local_ids=None, schedule="global", tiled=True, patched=False),
+    "two_stage": ModeSpec(local_ids=None, schedule="global", patched=False, two_pass="two_stage"),
+    "upscale": ModeSpec(local_ids=None, schedule="global", patched=False, two_pass="upscale"),
 }
 
 # SPEC 1: of 35 steps, the first 10 global only and the last 15 local only.
@@ -104,6 +115,8 @@ class ResDiTConfig:
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
             interpolation to NTK (Lumina-Next: 0.3).
+        strength: ``two_stage``'s re-noising strength: the second pass starts at step
+            ``T * (1 - strength)`` of ``T`` (SDEdit).
     """
 
     base_size: tuple[int, int] | None = None
@@ -117,6 +130,7 @@ class ResDiTConfig:
     window_chunk: int | None = None
     ntk_factor: float = 10.0
     watershed: float = 0.3
+    strength: float = 0.6
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -135,6 +149,8 @@ class ResDiTConfig:
                 raise ResDiTConfigError(f"{name}={value} must be >= 0.")
         if not 0.0 <= self.watershed <= 1.0:
             raise ResDiTConfigError(f"watershed={self.watershed} must lie in [0, 1] (a fraction of the steps).")
+        if not 0.0 < self.strength <= 1.0:
+            raise ResDiTConfigError(f"strength={self.strength} must lie in (0, 1].")
         if self.ntk_factor < 1.0:
             raise ResDiTConfigError(f"ntk_factor={self.ntk_factor} must be >= 1.")
         if self.window_chunk is not None and self.window_chunk < 1:

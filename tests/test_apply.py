@@ -20,7 +20,7 @@ def run(model, inputs, mode, step=0, base_grid=(8, 8), **cfg):
         resdit.remove_resdit(model)
 
 
-@pytest.mark.parametrize("mode", sorted(resdit.MODES))
+@pytest.mark.parametrize("mode", sorted(m for m, s in resdit.MODES.items() if not s.two_pass))
 @pytest.mark.parametrize("phase", sorted(STEPS))
 def test_every_mode_reproduces_the_model_at_its_base_grid(transformer, mode, phase):
     inputs = flux_inputs((8, 8), batch=2)
@@ -189,3 +189,26 @@ def test_dype_scale_decays_with_the_noise_level(transformer):
     clean = dict(inputs, timestep=torch.zeros(1))  # t = 0: base RoPE, i.e. plain extrapolation
     assert torch.equal(run(transformer, clean, "dype"), run(transformer, clean, "extrapolate"))
     assert not torch.allclose(run(transformer, inputs, "dype"), run(transformer, inputs, "extrapolate"))
+
+
+def test_two_pass_modes_are_refused_by_apply(transformer):
+    with pytest.raises(ResDiTConfigError, match="resdit.generate"):
+        resdit.apply_resdit(transformer, ResDiTConfig(mode="two_stage"), base_grid=(8, 8))
+
+
+def test_tiling_runs_the_model_on_base_tiles_and_averages(transformer):
+    inputs = flux_inputs((8, 12))  # tiles: cols 0..7 and 4..11, overlap on cols 4..7
+    out = run(transformer, inputs, "tiling")
+    with torch.no_grad():
+        tiles = []
+        for c0 in (0, 4):
+            grid = inputs["hidden_states"].view(1, 8, 12, -1)[:, :, c0:c0 + 8].reshape(1, 64, -1)
+            tiles.append(transformer(**dict(inputs, hidden_states=grid, img_ids=flux_inputs((8, 8))["img_ids"])).sample
+                         .view(1, 8, 8, -1))
+    expected = torch.zeros(1, 8, 12, 4)
+    expected[:, :, :4], expected[:, :, 8:] = tiles[0][:, :, :4], tiles[1][:, :, 4:]
+    expected[:, :, 4:8] = 0.5 * (tiles[0][:, :, 4:] + tiles[1][:, :, :4])
+    torch.testing.assert_close(out, expected.view(1, 96, 4), atol=1e-6, rtol=0)
+    with torch.no_grad():
+        assert torch.equal(transformer(**inputs).sample, transformer(**inputs).sample)  # forward restored
+    assert "forward" not in vars(transformer)

@@ -79,22 +79,37 @@ class ToyFluxPipeline:
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], height: int | None = None, width: int | None = None,
                  num_inference_steps: int = 35, generator: torch.Generator | None = None,
-                 latents: torch.Tensor | None = None, output_type: str = "pil") -> ToyPipelineOutput:
+                 latents: torch.Tensor | None = None, output_type: str = "pil", image: torch.Tensor | None = None,
+                 strength: float = 1.0) -> ToyPipelineOutput:
+        """Sample images; with ``image`` (``[B, 3, H, W]`` in [0, 1]) and ``strength < 1``, denoise it
+        from the noise level of step ``T * (1 - strength)`` (img2img, as ``FluxImg2ImgPipeline``).
+
+        ``latents`` (``[B, 3, H, W]``) replaces the sampled noise.
+        """
         height = height or self.base_size[0]
         width = width or self.base_size[1]
         self.check_inputs(prompt, height, width)
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength={strength} must lie in (0, 1].")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         device, batch = self.device, len(prompts)
         states, pooled = self.text_encoder.encode(prompts)
         if latents is None:
             latents = randn_tensor((batch, 3, height, width), generator=generator, device=device, dtype=torch.float32)
-        latents = toy.pack(latents.to(device))
+        noise = toy.pack(latents.to(device))
         img_ids = self._prepare_latent_image_ids(batch, height // 2, width // 2, device, torch.float32)
         txt_ids = torch.zeros(states.shape[1], 3, device=device)
         sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps)
         timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas,
-                                          mu=toy.shift_mu(latents.shape[1]))
-        self.scheduler.set_begin_index(0)
+                                          mu=toy.shift_mu(noise.shape[1]))
+        start = 0 if image is None else int(max(num_inference_steps - min(num_inference_steps * strength,
+                                                                           num_inference_steps), 0))
+        timesteps = timesteps[start:]
+        self.scheduler.set_begin_index(start)
+        latents = noise
+        if image is not None:
+            clean = toy.pack(image.to(device, torch.float32) * 2 - 1)
+            latents = self.scheduler.scale_noise(clean, timesteps[:1].repeat(batch), noise)
         from tqdm.auto import tqdm
 
         for t in tqdm(timesteps, **self._progress):

@@ -1,0 +1,86 @@
+"""One call for every mode, including the two-pass baselines.
+
+``generate`` applies a mode for one pipeline call and removes it; for ``two_stage`` and
+``upscale`` it runs the base-size pass first:
+
+* ``upscale``: generate at the base size, bicubic upsample (the "no better than a resize" check);
+* ``two_stage``: generate at the base size, upsample, re-noise to ``strength`` and denoise
+  at the target size with scaled positions (SDEdit, Meng et al. 2022: the skeleton that
+  HiFlow, I-Max and DemoFusion refine). Its cost counts both passes.
+
+Example:
+    >>> images = generate(pipe, "a red striped circle at top left", ResDiTConfig(base_size=(32, 32),
+    ...                   mode="two_stage"), 64, 64, num_inference_steps=20, seed=0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .apply import enabled
+from .config import ResDiTConfig, ResDiTConfigError
+
+
+def _noise(shape, seed: int, device) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def _base_latents(latents: torch.Tensor, base: tuple[int, int]) -> torch.Tensor:
+    """Unit-variance noise at the base size derived from the target-size noise (area pooling x k)."""
+    h, w = latents.shape[-2:]
+    if h % base[0] or w % base[1]:
+        return F.interpolate(latents, size=base, mode="nearest")
+    kh, kw = h // base[0], w // base[1]
+    return F.avg_pool2d(latents, (kh, kw)) * (kh * kw) ** 0.5
+
+
+def _img2img(pipe, prompt, image, height, width, steps, strength, latents, generator):
+    if hasattr(pipe, "card"):  # the toy pipeline denoises pixels directly
+        return pipe(prompt, height=height, width=width, num_inference_steps=steps, image=image, strength=strength,
+                    latents=latents, generator=generator, output_type="pt").images
+    from diffusers import FluxImg2ImgPipeline
+
+    second = FluxImg2ImgPipeline.from_pipe(pipe)
+    return second(prompt, image=image, height=height, width=width, num_inference_steps=steps, strength=strength,
+                  generator=generator, output_type="pt").images
+
+
+def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_inference_steps: int = 35,
+             seed: int | None = 0, latents: torch.Tensor | None = None, **call_kwargs) -> torch.Tensor:
+    """Images ``[B, 3, height, width]`` in [0, 1] for any mode.
+
+    Args:
+        latents: the toy pipeline's noise ``[B, 3, height, width]`` (overrides ``seed``).
+        seed: seeds a ``torch.Generator`` (ignored when ``latents`` is given).
+    """
+    spec = config.spec
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    common = dict(num_inference_steps=num_inference_steps, output_type="pt", **call_kwargs)
+    if latents is not None:
+        common["latents"] = latents
+    elif generator is not None:
+        common["generator"] = generator
+    if spec.two_pass is None:
+        with enabled(pipe, config):
+            return pipe(prompt, height=height, width=width, **common).images
+    if config.base_size is None:
+        raise ResDiTConfigError(f"Mode {config.mode!r} needs ResDiTConfig(base_size=...).")
+    base = config.base_size
+    first_kwargs = dict(common)
+    if latents is not None:
+        first_kwargs["latents"] = _base_latents(latents, base)
+    elif seed is not None:
+        first_kwargs["generator"] = torch.Generator().manual_seed(seed)
+    first = pipe(prompt, height=base[0], width=base[1], **first_kwargs).images
+    upsampled = F.interpolate(first.float(), size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+    if spec.two_pass == "upscale":
+        return upsampled
+    second = ResDiTConfig(base_size=base, mode="scaled_pe", proportional_attention=config.proportional_attention,
+                          mu=config.mu)
+    noise = latents if latents is not None else (None if seed is None else _noise(
+        (upsampled.shape[0], 3, height, width), seed + 1, upsampled.device))
+    with enabled(pipe, second):
+        gen = None if seed is None else torch.Generator().manual_seed(seed + 1)
+        return _img2img(pipe, prompt, upsampled, height, width, num_inference_steps, config.strength,
+                        noise if hasattr(pipe, "card") else None, gen)

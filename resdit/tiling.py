@@ -1,0 +1,51 @@
+"""MultiDiffusion-style latent tiling: the whole transformer runs on overlapping base-size tiles.
+
+Every step, the token grid is cut into base-size windows (minimum-overlap starts), all
+tiles run through the unchanged transformer as one batch with base position ids, and the
+predicted velocities are spliced back, averaged uniformly (MultiDiffusion, Bar-Tal et al.,
+2023) or with Gaussian weights (Mixture of Diffusers, Jimenez, 2023).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .geometry import WindowPartition
+from .positions import window_ids
+
+
+def tiled_forward(state, original_forward):
+    """A replacement for ``FluxTransformer2DModel.forward`` that runs tiles and splices them."""
+    from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+    from .apply import grid_from_ids
+
+    def forward(hidden_states, encoder_hidden_states=None, pooled_projections=None, timestep=None, img_ids=None,
+                txt_ids=None, guidance=None, joint_attention_kwargs=None, return_dict=True, **kwargs):
+        if kwargs.get("controlnet_block_samples") is not None:
+            raise NotImplementedError("Tiling cannot split ControlNet residuals; use another mode with ControlNet.")
+        grid = grid_from_ids(img_ids, hidden_states.shape[1])
+        spec = state.config.spec
+        part = WindowPartition.build(grid, state.base_grid, layout=spec.windows, weighting=spec.weights,
+                                     sigma=state.config.sigma).to(hidden_states.device)
+        b, n = hidden_states.shape[0], part.num_windows
+        ids = window_ids(part.window).to(img_ids.device)
+        chunk = state.config.window_chunk or n
+        outs = []
+        for lo in range(0, n, chunk):
+            idx = part.index[lo:lo + chunk]
+            c = idx.shape[0]
+
+            def rep(x):  # [B, ...] -> [B * c, ...], tile index fastest
+                return None if x is None else x.repeat_interleave(c, dim=0)
+
+            tiles = hidden_states[:, idx].flatten(0, 1)
+            out = original_forward(hidden_states=tiles, encoder_hidden_states=rep(encoder_hidden_states),
+                                   pooled_projections=rep(pooled_projections), timestep=rep(timestep), img_ids=ids,
+                                   txt_ids=txt_ids, guidance=rep(guidance), joint_attention_kwargs=joint_attention_kwargs,
+                                   return_dict=False)[0]
+            outs.append(out.view(b, c, idx.shape[1], -1))
+        sample = part.splice(torch.cat(outs, dim=1))
+        return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
+
+    return forward
