@@ -18,6 +18,10 @@ from .config import MODES, ResDiTConfig, ResDiTConfigError
 FLUX_BASE_SIZE = (1024, 1024)
 
 
+class ModelLoadError(ValueError):
+    """Weights missing, gated or unreachable."""
+
+
 def _size(text: str) -> tuple[int, int]:
     h, _, w = text.lower().partition("x")
     return int(h), int(w or h)
@@ -32,13 +36,14 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--mu", type=float, default=None, help="scheduler shift to use instead of the pipeline's")
     p.add_argument("--window-chunk", type=int, default=None)
+    p.add_argument("--strength", type=float, default=0.6, help="two_stage: re-noising strength")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
     return ResDiTConfig(base_size=base_size, mode=args.mode, cutoff=args.cutoff, sigma=args.sigma,
                         global_steps=args.global_steps, local_steps=args.local_steps,
                         proportional_attention=args.proportional_attention, mu=args.mu,
-                        window_chunk=args.window_chunk)
+                        window_chunk=args.window_chunk, strength=args.strength)
 
 
 def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = False):
@@ -54,11 +59,11 @@ def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = Fa
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     try:
-        pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype)
-    except OSError as err:
-        raise SystemExit(
-            f"error: could not load {model!r}: {err}\nFor a gated model (FLUX.1-dev) accept its licence on the hub "
-            "and log in (`hf auth login`), or pass a local folder with the diffusers layout."
+        pipe = DiffusionPipeline.from_pretrained(model, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"could not load {model!r} ({err}). Pass a local folder in the diffusers layout, or a hub id you can "
+            "reach; for a gated model (FLUX.1-dev) accept its licence on the hub and log in (`hf auth login`)."
         ) from err
     if offload:
         pipe.enable_model_cpu_offload()
@@ -68,25 +73,23 @@ def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = Fa
 
 
 def cmd_generate(args) -> int:
-    import torch
+    from PIL import Image
 
-    from .apply import apply_resdit
+    from .generate import generate
     from .io import atomic_write
 
     pipe = load_any_pipeline(args.model, args.device, getattr(args, "offload", False))
     toy = hasattr(pipe, "card")
     base = _size(args.base_size) if args.base_size else (tuple(pipe.base_size) if toy else FLUX_BASE_SIZE)
     cfg = config_from_args(args, base)
-    apply_resdit(pipe, cfg)
     pipe.set_progress_bar_config(disable=args.json)
-    gen = torch.Generator(device="cpu").manual_seed(args.seed)
     start = time.perf_counter()
-    image = pipe(args.prompt, height=args.height, width=args.width, num_inference_steps=args.steps,
-                 generator=gen).images[0]
+    images = generate(pipe, args.prompt, cfg, args.height, args.width, num_inference_steps=args.steps, seed=args.seed)
     seconds = time.perf_counter() - start
+    array = (images[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().clip(0, 255).astype("uint8")
     out = Path(args.out)
     with atomic_write(out, binary=True) as f:
-        image.save(f, format=(out.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+        Image.fromarray(array).save(f, format=(out.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
     record = {"path": str(out), "size": [args.height, args.width], "mode": args.mode, "steps": args.steps,
               "seconds": round(seconds, 3), "seed": args.seed, "base_size": list(base)}
     print(json.dumps(record) if args.json else f"wrote {out} ({args.height}x{args.width}, {args.mode}, {seconds:.1f} s)")

@@ -1,0 +1,49 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from tiny_pipelines import tiny_flux_pipeline
+
+from resdit.cli import main
+
+
+@pytest.fixture(scope="module")
+def flux_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-flux")
+    tiny_flux_pipeline().save_pretrained(path)
+    return path
+
+
+def test_generate_loads_a_local_diffusers_flux_checkpoint(flux_dir, tmp_path, capsys):
+    out = tmp_path / "img.png"
+    code = main(["generate", "--model", str(flux_dir), "--base-size", "16x16", "--prompt", "a cat", "--height", "32",
+                 "--width", "48", "--steps", "2", "--out", str(out), "--json"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["mode"] == "resdit" and record["size"] == [32, 48] and record["base_size"] == [16, 16]
+    assert Image.open(out).size == (48, 32)
+
+
+def test_generate_rejects_a_size_off_the_patch_grid_and_writes_nothing(flux_dir, tmp_path, capsys):
+    out = tmp_path / "img.png"
+    code = main(["generate", "--model", str(flux_dir), "--base-size", "16x16", "--prompt", "a cat", "--height", "33",
+                 "--width", "32", "--steps", "2", "--out", str(out)])
+    assert code == 2 and "not divisible" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_missing_model_names_what_to_do(tmp_path, capsys):
+    code = main(["generate", "--model", str(tmp_path / "nowhere"), "--prompt", "a cat", "--height", "32", "--width",
+                 "32", "--out", str(tmp_path / "x.png")])
+    assert code == 2 and "local folder in the diffusers layout" in capsys.readouterr().err
+
+
+def test_unknown_prompt_words_are_a_clear_error(tmp_path, capsys):
+    from resdit.toy.model import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "config.json").exists():
+        pytest.skip("toy weights not built")
+    code = main(["generate", "--prompt", "a purple cat", "--height", "32", "--width", "32", "--out",
+                 str(tmp_path / "x.png")])
+    assert code == 2 and "toy vocabulary" in capsys.readouterr().err
