@@ -3,6 +3,7 @@
     resdit generate --prompt P --height H --width W [--mode resdit] [--seed S] [--steps T] --out F
     resdit train-toy --out DIR [--steps N] [--seed S]
     resdit eval-toy [--scales 1 2 4] [--prompts 64] [--modes ...] --out FILE
+    resdit study --out DIR [--scales 2 4] [--seeds N] [--smoke]
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ def cmd_eval_toy(args) -> int:
     return evaluate_cli(args)
 
 
+def cmd_study(args) -> int:
+    # The CLI is the composition root: the library never imports analysis, only this command does.
+    from analysis.study import main as study_main
+
+    return study_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resdit", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)
+
+    s = sub.add_parser("study", help="the intervention study, ablations and baselines on the toy model")
+    s.add_argument("--out", required=True)
+    s.add_argument("--scales", type=float, nargs="+", default=[2.0, 4.0])
+    s.add_argument("--prompts", type=int, default=16)
+    s.add_argument("--seeds", type=int, default=2)
+    s.add_argument("--steps", type=int, default=20)
+    s.add_argument("--conditions", nargs="+", default=None)
+    s.add_argument("--model", default=None)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--shard", default=None, help="i/n: run every n-th group starting at i")
+    s.add_argument("--smoke", action="store_true", help="2 prompts, 1 seed, 6 steps, scale 2, core conditions")
+    s.add_argument("--summarize", action="store_true", help="merge shard results and write summary.json")
+    s.set_defaults(func=cmd_study)
     return parser
 
 

@@ -168,7 +168,9 @@ def export(transformer, text_encoder, directory: Path, cfg: TrainConfig, log, el
         save_file(tensors, str(tmp))
         os.replace(tmp, directory / f"{name}.safetensors")
     card = dict(
-        transformer=toy.TRANSFORMER_CONFIG, text_encoder=toy.TEXT_CONFIG, scheduler=toy.SCHEDULER_CONFIG,
+        transformer={k: (list(v) if isinstance(v, tuple) else v) for k, v in transformer.config.items()
+                     if not k.startswith("_")},
+        text_encoder={k: v for k, v in text_encoder.config.items() if k in ("dim", "pooled_dim", "max_tokens", "heads")}, scheduler=toy.SCHEDULER_CONFIG,
         base_size_px=list(toy.BASE_SIZE_PX), min_side_px=toy.MIN_SIDE_PX, pixels_per_token=toy.PIXELS_PER_TOKEN,
         train=asdict(cfg), train_minutes=round(elapsed / 60, 1),
         parameters=sum(p.numel() for p in transformer.parameters()) + sum(p.numel() for p in text_encoder.parameters()),

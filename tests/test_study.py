@@ -1,0 +1,55 @@
+import json
+
+import pytest
+import torch
+
+from analysis.study import StudyConfig, bootstrap_ci, run_study, summarize
+from resdit.toy.model import build_text_encoder, build_transformer
+from resdit.toy.train import TrainConfig, export
+
+
+@pytest.fixture(scope="module")
+def tiny_toy(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("toy") / "model"
+    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder(), path, TrainConfig(),
+                  [(0, 1.0, 0.0)], 0.0)
+
+
+def test_study_writes_results_and_a_summary_and_resumes(tiny_toy, tmp_path):
+    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=2, seeds=1, steps=2,
+                      conditions=("base", "scaled_pe", "resdit", "two_stage"), model=str(tiny_toy))
+    path = run_study(cfg, progress=False)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == 2 + 3 * 2  # base once at 1x; three conditions at 2x
+    assert {r["size"][0] for r in rows if r["condition"] == "resdit"} == {64}
+    before = path.stat().st_mtime_ns
+    run_study(cfg, progress=False)  # nothing left to do: the file is not rewritten
+    assert path.stat().st_mtime_ns == before
+    summary = summarize(tmp_path)
+    groups = {(g["condition"], g["scale"]): g for g in summary["groups"]}
+    assert set(groups) == {("base", 1.0), ("scaled_pe", 2.0), ("resdit", 2.0), ("two_stage", 2.0)}
+    g = groups["resdit", 2.0]
+    assert g["n"] == 2 and "kid" in g and g["correct"]["ci95"][0] <= g["correct"]["mean"] <= g["correct"]["ci95"][1]
+
+
+def test_shards_split_the_groups_and_merge(tiny_toy, tmp_path):
+    common = dict(out=str(tmp_path), scales=(2.0,), prompts=1, seeds=1, steps=2, conditions=("scaled_pe", "resdit"),
+                  model=str(tiny_toy))
+    for rank in (0, 1):
+        run_study(StudyConfig(**common, shard=(rank, 2)), progress=False)
+    assert (tmp_path / "results.0.jsonl").exists() and (tmp_path / "results.1.jsonl").exists()
+    summarize(tmp_path)
+    rows = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and not list(tmp_path.glob("results.*.jsonl"))
+
+
+def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_n():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(size=10), rng.normal(size=1000)
+    lo_s, hi_s = bootstrap_ci(small)
+    lo_l, hi_l = bootstrap_ci(large)
+    assert lo_s < small.mean() < hi_s and lo_l < large.mean() < hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 3
