@@ -1,0 +1,36 @@
+import pytest
+
+from resdit.cost import attention_flops, generation_flops, linear_flops, step_flops
+
+# A tiny config counted by hand: d = 2 x 4 = 8, one dual and one single block.
+CFG = dict(num_layers=1, num_single_layers=1, attention_head_dim=4, num_attention_heads=2, in_channels=4,
+           joint_attention_dim=6)
+
+
+def test_linear_flops_match_a_hand_count():
+    # blocks: 2 blocks x (N + T) tokens x 24 d^2; io: 2 (N c_in d + T t_dim d + N d c_out)
+    n, t, d = 16, 3, 8
+    expected = 2 * (n + t) * 24 * d * d + 2 * (n * 4 * d + t * 6 * d + n * d * 4)
+    assert linear_flops(CFG, n, t) == expected
+
+
+def test_attention_flops_match_a_hand_count():
+    # 2 layers x 4 S^2 d, for each of 3 windows of 7 tokens
+    assert attention_flops(CFG, 7, 3) == 2 * 3 * 4 * 49 * 8
+
+
+def test_phases_compose_from_branches():
+    grid, base, t = (8, 8), (4, 4), 3
+    glob, loc, fused = (step_flops(CFG, grid, base, t, p) for p in ("global", "local", "fused"))
+    lin = linear_flops(CFG, 64, t)
+    # 8 tokens with 4-token windows -> starts 0, 2, 4 per axis: 9 windows of 16 tokens
+    assert loc - lin == attention_flops(CFG, t + 16, 9)
+    assert fused == lin + (glob - lin) + (loc - lin)
+
+
+def test_resdit_generation_is_the_schedule_weighted_sum():
+    grid, base, t = (32, 32), (8, 8), 3
+    g, f, loc = 10, 10, 15
+    expected = sum(k * step_flops(CFG, grid, base, t, p) for k, p in ((g, "global"), (f, "fused"), (loc, "local")))
+    assert generation_flops(CFG, grid, base, t, "resdit", 35) == pytest.approx(expected)
+    assert generation_flops(CFG, grid, base, t, "resdit", 35) < generation_flops(CFG, grid, base, t, "direct", 35)
