@@ -4,6 +4,7 @@
     resdit train-toy --out DIR [--steps N] [--seed S]
     resdit eval-toy [--scales 1 2 4] [--prompts 64] [--modes ...] --out FILE
     resdit study --out DIR [--scales 2 4] [--seeds N] [--smoke]
+    resdit bench [--scales 2 4 8] [--steps T] [--json]
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def cmd_eval_toy(args) -> int:
     return evaluate_cli(args)
 
 
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
 def cmd_study(args) -> int:
     # The CLI is the composition root: the library never imports analysis, only this command does.
     from analysis.study import main as study_main
@@ -171,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--smoke", action="store_true", help="2 prompts, 1 seed, 6 steps, scale 2, core conditions")
     s.add_argument("--summarize", action="store_true", help="merge shard results and write summary.json")
     s.set_defaults(func=cmd_study)
+
+    b = sub.add_parser("bench", help="time modes and phases against direct inference on the toy model")
+    b.add_argument("--scales", type=float, nargs="+", default=[2.0, 4.0, 8.0])
+    b.add_argument("--steps", type=int, default=35)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--no-memory", action="store_true", help="skip the profiler's peak-memory pass")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,165 @@
+"""``resdit bench``: time each mode and phase of the toy model against direct inference.
+
+Per scale, one transformer forward per case is timed, cases interleaved and repeated
+(median): ``direct`` (stock processors), ``scaled_pe`` (global branch through the ResDiT
+processor), the three ResDiT phases (``global``, ``fused``, ``local``), one ``tiling`` step and
+``direct`` while recording 16 probes. Whole generations are composed from the phase medians
+along the schedule (``resdit``: 10/10/15 of 35; ``two_stage``: a base-size generation plus the
+re-noised steps at the target size); ``--full`` also times them end to end. Each ratio is to
+direct at the same size, printed next to the cost model's prediction. Peak memory is the
+highest total of live CPU tensor bytes during one forward (``torch.profiler``), or CUDA's
+``max_memory_allocated`` on a GPU.
+
+Time with ``OMP_WAIT_POLICY=PASSIVE``: with OpenMP's default spinning, a second busy process on
+a 2-core machine made a forward pass 70x slower.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import torch
+
+from .apply import enabled, set_step
+from .config import ResDiTConfig
+from .cost import generation_flops, step_flops
+from .schedule import phase_lengths
+
+TEXT_TOKENS = 20
+PHASE_STEPS = {"global": 0, "fused": 15, "local": 30}  # steps of a 35-step schedule in each phase
+
+
+def _inputs(config, grid, device):
+    from .positions import extrapolated_ids
+
+    g = torch.Generator().manual_seed(0)
+    c = dict(config)
+    return dict(
+        hidden_states=torch.randn(1, grid[0] * grid[1], c["in_channels"], generator=g).to(device),
+        encoder_hidden_states=torch.randn(1, TEXT_TOKENS, c["joint_attention_dim"], generator=g).to(device),
+        pooled_projections=torch.randn(1, c["pooled_projection_dim"], generator=g).to(device),
+        timestep=torch.full((1,), 0.5, device=device),
+        img_ids=extrapolated_ids(grid).to(device), txt_ids=torch.zeros(TEXT_TOKENS, 3, device=device),
+    )
+
+
+def _peak_bytes(fn) -> int:
+    """Peak live bytes allocated while ``fn`` runs."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # Allocations are charged to the op that made them (self usage), frees to "[memory]" events.
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for e in events:
+        live += e.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+def _cases(model, base_grid):
+    """name -> (context factory, step to set)."""
+    from .record import record
+
+    def mode(name, **kw):
+        return lambda: enabled(model, ResDiTConfig(mode=name, **kw), base_grid=base_grid)
+
+    return {
+        ("direct", "all"): (None, None),
+        ("scaled_pe", "all"): (mode("scaled_pe"), None),
+        ("resdit", "global"): (mode("resdit"), PHASE_STEPS["global"]),
+        ("resdit", "fused"): (mode("resdit"), PHASE_STEPS["fused"]),
+        ("resdit", "local"): (mode("resdit"), PHASE_STEPS["local"]),
+        ("tiling", "all"): (mode("tiling"), None),
+        ("direct+record16", "all"): (lambda: record(model, points=["probs"], probes=[(i / 16, i / 16)
+                                                                                   for i in range(16)]), None),
+    }
+
+
+def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, repeats: int = 3,
+          memory: bool = True, progress: bool = True) -> list[dict]:
+    """Per-step medians and composed whole-generation ratios for each scale."""
+    import contextlib
+
+    config = model.config
+    device = next(model.parameters()).device
+    results = []
+    for scale in scales:
+        grid = (int(base_grid[0] * scale), int(base_grid[1] * scale))
+        inputs = _inputs(config, grid, device)
+        cases = _cases(model, base_grid)
+        times = {k: [] for k in cases}
+        peaks = {}
+
+        def forward():
+            with torch.no_grad():
+                model(**inputs)
+
+        for rep in range(repeats + 1):  # the first round warms up
+            for key, (ctx, step) in cases.items():
+                with (ctx() if ctx else contextlib.nullcontext()):
+                    if step is not None:
+                        set_step(model, step, 35)
+                    t0 = time.perf_counter()
+                    forward()
+                    elapsed = time.perf_counter() - t0
+                    if rep == 0 and memory:
+                        peaks[key] = _peak_bytes(forward)
+                if rep:
+                    times[key].append(elapsed)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        direct = med["direct", "all"]
+        predicted_step = {
+            ("direct", "all"): 1.0, ("scaled_pe", "all"): 1.0, ("direct+record16", "all"): 1.0,
+            ("resdit", "global"): 1.0,
+            ("resdit", "fused"): step_flops(config, grid, base_grid, TEXT_TOKENS, "fused")
+            / step_flops(config, grid, base_grid, TEXT_TOKENS, "global"),
+            ("resdit", "local"): step_flops(config, grid, base_grid, TEXT_TOKENS, "local")
+            / step_flops(config, grid, base_grid, TEXT_TOKENS, "global"),
+            ("tiling", "all"): step_flops(config, grid, base_grid, TEXT_TOKENS, "tiling")
+            / step_flops(config, grid, base_grid, TEXT_TOKENS, "global"),
+        }
+        for (name, phase), seconds in med.items():
+            results.append(dict(mode=name, phase=phase, scale=scale, grid=list(grid), kind="step", seconds=seconds,
+                                ratio_to_direct=seconds / direct, predicted_ratio=predicted_step[name, phase],
+                                peak_mb=round(peaks.get((name, phase), 0) / 2**20, 2)))
+        g, f, loc = phase_lengths(steps)
+        full = {
+            "direct": steps * direct,
+            "resdit": g * med["resdit", "global"] + f * med["resdit", "fused"] + loc * med["resdit", "local"],
+        }
+        flop_direct = generation_flops(config, grid, base_grid, TEXT_TOKENS, "direct", steps)
+        for name, seconds in full.items():
+            results.append(dict(mode=name, phase="generation", scale=scale, grid=list(grid), kind="composed",
+                                seconds=seconds, ratio_to_direct=seconds / full["direct"],
+                                predicted_ratio=generation_flops(config, grid, base_grid, TEXT_TOKENS, name, steps)
+                                / flop_direct, peak_mb=None))
+        if progress:
+            for r in results[-len(med) - len(full):]:
+                print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['seconds'] * 1000:9.1f} ms  "
+                      f"ratio {r['ratio_to_direct']:.3f}  predicted {r['predicted_ratio']:.3f}  "
+                      f"peak {r['peak_mb']} MB", flush=True)
+    return results
+
+
+def main(args) -> int:
+    from .toy.model import WEIGHTS_DIR, build_transformer, load_weights
+
+    torch.set_num_threads(args.threads)
+    if (WEIGHTS_DIR / "config.json").exists():
+        model = load_weights()[0]
+    else:  # timing needs no trained weights
+        model = build_transformer().eval()
+    results = bench(model, (16, 16), tuple(args.scales), args.steps, args.repeats, memory=not args.no_memory,
+                    progress=not args.json)
+    if args.json:
+        print(json.dumps({"results": results, "threads": args.threads}))
+    return 0
