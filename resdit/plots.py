@@ -1,0 +1,131 @@
+"""Plots the notebooks and the README share: image grids, attention maps, index grids, spectra.
+
+Every function takes plain arrays (or an :class:`~resdit.record.AttentionCache`) and returns a
+matplotlib figure, so it works with no model loaded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_hwc(image) -> np.ndarray:
+    """``[3, H, W]`` tensor/array in [0, 1] -> ``[H, W, 3]`` numpy."""
+    a = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image, dtype=np.float32)
+    return np.clip(a.transpose(1, 2, 0) if a.shape[0] == 3 else a, 0, 1)
+
+
+def image_grid(images, titles=None, ncols: int | None = None, size: float = 2.4):
+    """Images (``[3, H, W]`` each) side by side with titles."""
+    plt = _plt()
+    n = len(images)
+    ncols = ncols or n
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, im in enumerate(images):
+        ax = axes.flat[i]
+        ax.imshow(to_hwc(im), interpolation="nearest")
+        if titles:
+            ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def probe_map(probs: np.ndarray, grid: tuple[int, int], text_len: int) -> np.ndarray:
+    """One probe's attention row ``[text + H*W]`` -> ``[H, W]`` map over image keys."""
+    return np.asarray(probs)[text_len:].reshape(grid)
+
+
+def attention_map_figure(cache, layer: int, step: int, branch: str, head: int, probe: int, image=None):
+    """The probe's attention over the image (left) and, if given, the image with the probe (right)."""
+    plt = _plt()
+    meta = cache.meta
+    grid, text_len = tuple(meta["grid"]), meta["text_len"]
+    probs = cache.get("probs", layer, step=step, branch=branch)[0, head, probe].numpy()
+    amap = probe_map(probs, grid, text_len)
+    fig, axes = plt.subplots(1, 2 if image is not None else 1, figsize=(7 if image is not None else 3.6, 3.4),
+                             squeeze=False)
+    ax = axes[0, 0]
+    im = ax.imshow(amap, cmap="magma")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    probe_rc = _probe_rc(meta["probes"][probe], grid)
+    ax.scatter([probe_rc[1]], [probe_rc[0]], marker="x", color="cyan")
+    ax.set_title(f"{cache.layers[layer]} h{head} step {step} {branch}\ntext mass {probs[:text_len].sum():.2f}",
+                 fontsize=8)
+    if image is not None:
+        axes[0, 1].imshow(to_hwc(image), interpolation="nearest")
+        h, w = to_hwc(image).shape[:2]
+        axes[0, 1].scatter([(probe_rc[1] + 0.5) * w / grid[1]], [(probe_rc[0] + 0.5) * h / grid[0]], marker="x",
+                           color="cyan")
+        axes[0, 1].axis("off")
+    fig.tight_layout()
+    return fig, amap
+
+
+def _probe_rc(probe, grid):
+    H, W = grid
+    if isinstance(probe, int):
+        return probe // W, probe % W
+    r, c = probe
+    if isinstance(r, float) or isinstance(c, float):
+        return min(int(r * H), H - 1), min(int(c * W), W - 1)
+    return r, c
+
+
+def layer_curves(cache, point: str, step: int, branch: str):
+    """Per-layer curve of ``entropy`` or ``distance`` (mean over heads and batch)."""
+    plt = _plt()
+    values = []
+    for i in range(len(cache.layers)):
+        try:
+            values.append(float(cache.get(point, i, step=step, branch=branch).mean()))
+        except KeyError:
+            values.append(np.nan)
+    fig, ax = plt.subplots(figsize=(4.5, 2.8))
+    ax.plot(range(len(values)), values, marker="o")
+    ax.set(xlabel="attention layer", ylabel=point, title=f"{point} per layer (step {step}, {branch})")
+    fig.tight_layout()
+    return fig, np.array(values)
+
+
+def index_grids_figure(id_grids: dict[str, np.ndarray], grid: tuple[int, int]):
+    """Row and column RoPE indices of each condition as images (``ids`` ``[H*W, 3]`` per name)."""
+    plt = _plt()
+    n = len(id_grids)
+    fig, axes = plt.subplots(2, n, figsize=(2.3 * n, 4.4), squeeze=False)
+    for j, (name, ids) in enumerate(id_grids.items()):
+        ids = np.asarray(ids)
+        for i, (axis, label) in enumerate(((1, "row index"), (2, "col index"))):
+            ax = axes[i, j]
+            im = ax.imshow(ids[:, axis].reshape(grid), cmap="viridis")
+            ax.set_title(f"{name}\n{label}" if i == 0 else label, fontsize=8)
+            ax.axis("off")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def spectra_figure(spectra: dict[str, np.ndarray], cutoff_mask: np.ndarray | None = None):
+    """Mean amplitude spectrum (log) of each branch's windows, ``[.., wh, ww//2+1]`` per name."""
+    plt = _plt()
+    n = len(spectra)
+    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.8), squeeze=False)
+    for ax, (name, spec) in zip(axes[0], spectra.items()):
+        s = np.asarray(spec).reshape(-1, *np.asarray(spec).shape[-2:]).mean(0)
+        s = np.fft.fftshift(s, axes=0)
+        ax.imshow(np.log10(s + 1e-6), cmap="inferno", aspect="auto")
+        if cutoff_mask is not None:
+            ax.contour(np.fft.fftshift(np.asarray(cutoff_mask), axes=0), levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.set_title(f"{name}: log10 |F|", fontsize=8)
+        ax.set_xlabel("f_x (rfft)")
+        ax.set_ylabel("f_y")
+    fig.tight_layout()
+    return fig

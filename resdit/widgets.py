@@ -1,0 +1,153 @@
+"""ipywidgets for the notebooks. All logic lives here; notebooks only build and display them.
+
+* :class:`AttentionExplorer`: pick layer, head, step, branch and probe; see the probe's attention
+  map over the image and entropy/distance per layer. Works from a saved cache, no model.
+* :class:`GenerationExplorer`: sliders for cutoff, sigma, phase lengths and scale; regenerates
+  with ResDiT and shows the image beside direct and scaled-PE references and the per-window
+  spectra of the global, local and fused branches.
+
+Each keeps the data of its last render in ``.last`` so tests can drive the callbacks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import plots
+
+
+def _widgets():
+    import ipywidgets
+
+    return ipywidgets
+
+
+class AttentionExplorer:
+    """Browse an :class:`~resdit.record.AttentionCache` (recorded with ``probs`` and, for the
+    curves, ``entropy``/``distance``)."""
+
+    def __init__(self, cache, image=None):
+        import matplotlib.pyplot as plt
+
+        w = _widgets()
+        self.cache, self.image, self._plt = cache, image, plt
+        probs_keys = [k for k in cache.entries if k[0].endswith(".probs")]
+        if not probs_keys:
+            raise ValueError("The cache holds no attention probabilities: record with points=['probs'] and probes.")
+        layer_names = sorted({k[0].rsplit(".", 1)[0] for k in probs_keys}, key=cache.layers.index)
+        steps = sorted({k[1] for k in probs_keys})
+        branches = sorted({k[3] for k in probs_keys})
+        heads = next(iter(cache.entries[k] for k in probs_keys)).shape[1]
+        self.controls = {
+            "layer": w.Dropdown(options=[(n, cache.layers.index(n)) for n in layer_names], description="layer"),
+            "head": w.IntSlider(min=0, max=heads - 1, description="head"),
+            "step": w.SelectionSlider(options=steps, description="step"),
+            "branch": w.ToggleButtons(options=branches, description="branch"),
+            "probe": w.IntSlider(min=0, max=len(cache.meta["probes"]) - 1, description="probe"),
+            "curve": w.ToggleButtons(options=["entropy", "distance"], description="curve"),
+        }
+        self.output = w.Output()
+        for c in self.controls.values():
+            c.observe(lambda _: self.update(), names="value")
+        self.widget = w.VBox([w.HBox(list(self.controls.values())[:3]), w.HBox(list(self.controls.values())[3:]),
+                              self.output])
+        self.last: dict = {}
+        self.update()
+
+    def update(self) -> None:
+        v = {k: c.value for k, c in self.controls.items()}
+        self.output.clear_output(wait=True)
+        with self.output:
+            try:
+                fig, amap = plots.attention_map_figure(self.cache, v["layer"], v["step"], v["branch"], v["head"],
+                                                       v["probe"], self.image)
+            except KeyError as err:  # e.g. a local branch at a global-only step
+                print(f"Nothing recorded for this choice: {err}")
+                self.last = {**v, "map": None}
+                return
+            self._show(fig)
+            curves = None
+            if any(k[0].endswith("." + v["curve"]) for k in self.cache.entries):
+                cfig, curves = plots.layer_curves(self.cache, v["curve"], v["step"], v["branch"])
+                self._show(cfig)
+        self.last = {**v, "map": amap, "curve_values": curves}
+
+    def _show(self, fig) -> None:
+        from IPython.display import display
+
+        display(fig)
+        self._plt.close(fig)
+
+
+class GenerationExplorer:
+    """Regenerate one prompt with ResDiT as the sliders move (needs a pipeline, e.g. the toy one)."""
+
+    def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0)):
+        import matplotlib.pyplot as plt
+
+        w = _widgets()
+        self.pipe, self.prompt, self.steps, self.seed, self._plt = pipe, prompt, steps, seed, plt
+        self.controls = {
+            "scale": w.SelectionSlider(options=list(scales), value=2.0 if 2.0 in scales else scales[0],
+                                       description="scale"),
+            "cutoff": w.FloatSlider(value=0.2, min=0.0, max=1.41, step=0.05, description="cutoff"),
+            "sigma": w.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="sigma"),
+            "global_steps": w.IntSlider(value=round(steps * 10 / 35), min=0, max=steps, description="global steps"),
+            "local_steps": w.IntSlider(value=round(steps * 15 / 35), min=0, max=steps, description="local steps"),
+            "proportional_attention": w.Checkbox(value=False, description="proportional attention"),
+        }
+        self.button = w.Button(description="generate")
+        self.button.on_click(lambda _: self.update())
+        self.output = w.Output()
+        self.widget = w.VBox([w.HBox(list(self.controls.values())[:3]), w.HBox(list(self.controls.values())[3:]),
+                              self.button, self.output])
+        self.last: dict = {}
+
+    def update(self) -> None:
+        import torch
+
+        from .config import ResDiTConfig, ResDiTConfigError
+        from .generate import generate
+        from .record import record
+
+        v = {k: c.value for k, c in self.controls.items()}
+        base = tuple(self.pipe.base_size)
+        h, w = (2 * int(round(s * v["scale"] / 2)) for s in base)
+        noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(self.seed))
+        self.output.clear_output(wait=True)
+        with self.output:
+            try:
+                cfg = ResDiTConfig(base_size=base, mode="resdit", cutoff=v["cutoff"], sigma=v["sigma"],
+                                   global_steps=v["global_steps"], local_steps=v["local_steps"],
+                                   proportional_attention=v["proportional_attention"])
+                images, titles = [], []
+                for mode in ("direct", "scaled_pe"):
+                    ref = ResDiTConfig(base_size=base, mode=mode, proportional_attention=v["proportional_attention"])
+                    images.append(generate(self.pipe, self.prompt, ref, h, w, self.steps, latents=noise)[0])
+                    titles.append(mode)
+                from .apply import enabled
+
+                fused_step = min(v["global_steps"], self.steps - 1)
+                with enabled(self.pipe, cfg), record(self.pipe, points=["spectrum"], layers=[-1],
+                                                     steps=[fused_step]) as cache:
+                    image = self.pipe(self.prompt, height=h, width=w, num_inference_steps=self.steps, latents=noise,
+                                      output_type="pt").images[0]
+            except ResDiTConfigError as err:
+                print(f"error: {err}")
+                self.last = {**v, "error": str(err)}
+                return
+            images.append(image)
+            titles.append(f"resdit (cutoff {v['cutoff']:.2f}, sigma {v['sigma']:.2f})")
+            fig = plots.image_grid(images, titles)
+            self._show(fig)
+            spectra = {b: cache.get("spectrum", -1, step=fused_step, branch=b).numpy()
+                       for b in ("global", "local", "fused") if any(k[3] == b for k in cache.entries)}
+            if spectra:
+                self._show(plots.spectra_figure(spectra))
+        self.last = {**v, "size": (h, w), "image": image.numpy(), "spectra": spectra}
+
+    def _show(self, fig) -> None:
+        from IPython.display import display
+
+        display(fig)
+        self._plt.close(fig)

@@ -1,0 +1,63 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from conftest import flux_inputs, tiny_flux
+
+import resdit
+from resdit import ResDiTConfig
+from resdit.widgets import AttentionExplorer, GenerationExplorer
+
+
+@pytest.fixture(scope="module")
+def saved_cache(tmp_path_factory):
+    model = tiny_flux()
+    path = tmp_path_factory.mktemp("cache") / "cache"
+    with resdit.enabled(model, ResDiTConfig(mode="resdit"), base_grid=(8, 8)):
+        resdit.set_step(model, 15, 35)  # fused phase: both branches recorded
+        with resdit.record(model, points=["probs", "entropy", "distance"], probes=[(2, 3), (12, 12)]) as cache:
+            with torch.no_grad():
+                model(**flux_inputs((16, 16), text_len=5))
+    cache.save(path)
+    return resdit.AttentionCache.load(path)  # the explorer works from disk, with no model
+
+
+def test_attention_explorer_follows_its_controls(saved_cache):
+    ex = AttentionExplorer(saved_cache)
+    first = ex.last["map"]
+    assert first.shape == (16, 16)
+    np.testing.assert_allclose(first, saved_cache.get("probs", 0, branch="global")[0, 0, 0, 5:].reshape(16, 16))
+    ex.controls["probe"].value = 1
+    ex.controls["branch"].value = "local"
+    local = saved_cache.get("probs", 0, branch="local")[0, 0, 1, 5:].reshape(16, 16).numpy()
+    np.testing.assert_allclose(ex.last["map"], local)
+    assert ex.last["curve_values"].shape == (2,)
+    ex.controls["curve"].value = "distance"
+    assert np.isfinite(ex.last["curve_values"]).all()
+
+
+def test_attention_explorer_needs_probabilities():
+    with pytest.raises(ValueError, match="points=\\['probs'\\]"):
+        AttentionExplorer(resdit.AttentionCache(["a"]))
+
+
+def test_generation_explorer_regenerates_with_the_sliders():
+    from resdit.toy.model import build_scheduler, build_text_encoder, build_transformer
+    from resdit.toy.pipeline import ToyFluxPipeline
+
+    torch.manual_seed(0)
+    pipe = ToyFluxPipeline(build_transformer(num_layers=1, num_single_layers=1).eval(), build_text_encoder().eval(),
+                           build_scheduler(), {"base_size_px": [16, 16]})
+    ex = GenerationExplorer(pipe, "a red striped circle at top left", steps=4)
+    ex.update()
+    assert ex.last["size"] == (32, 32) and set(ex.last["spectra"]) == {"global", "local", "fused"}
+    first = ex.last["image"]
+    ex.controls["cutoff"].value = 1.41
+    ex.update()
+    assert not np.allclose(first, ex.last["image"])
+    ex.controls["global_steps"].value = 4  # with 2 local steps: longer than the 4 steps
+    ex.update()
+    assert "longer than" in ex.last["error"]
