@@ -5,6 +5,7 @@
     resdit eval-toy [--scales 1 2 4] [--prompts 64] [--modes ...] --out FILE
     resdit study --out DIR [--scales 2 4] [--seeds N] [--smoke]
     resdit bench [--scales 2 4 8] [--steps T] [--json]
+    resdit report [--smoke] --out DIR
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_report(args) -> int:
+    from analysis.report import main as report_main
+
+    return report_main(args)
+
+
 def cmd_study(args) -> int:
     # The CLI is the composition root: the library never imports analysis, only this command does.
     from analysis.study import main as study_main
@@ -187,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-memory", action="store_true", help="skip the profiler's peak-memory pass")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("report", help="execute every notebook headless and write an HTML report")
+    r.add_argument("--out", required=True)
+    r.add_argument("--smoke", action="store_true", help="small parameters (CI)")
+    r.add_argument("--only", nargs="+", default=None, help="run only notebooks whose names contain these")
+    r.set_defaults(func=cmd_report)
     return parser
 
 

@@ -1,0 +1,55 @@
+"""Tables and plots of the study's summary (``summary.json`` groups)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _fmt(m: dict) -> str:
+    lo, hi = m["ci95"]
+    if m["mean"] is None or np.isnan(m["mean"]):
+        return "n/a"
+    return f"{m['mean']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def summary_table(groups: list[dict], metrics=("correct", "count", "detail", "seam")) -> str:
+    """A Markdown table: one row per condition and scale, mean [95% CI] per metric, KID, s/image."""
+    head = ["condition", "scale", "n", *metrics, "KID", "patch-KID", "s/image"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in groups:
+        cells = [g["condition"], f"{g['scale']:g}x", str(g["n"]), *(_fmt(g[m]) for m in metrics),
+                 f"{g['kid']:.4f}" if "kid" in g else "n/a", f"{g['patch_kid']:.4f}" if "patch_kid" in g else "n/a",
+                 f"{g['seconds_per_image']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
+    """Horizontal bars with 95% CIs per condition, one panel per metric, colours by scale."""
+    import matplotlib.pyplot as plt
+
+    conditions = list(dict.fromkeys(g["condition"] for g in groups))
+    scales = sorted({g["scale"] for g in groups})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.32 * len(conditions) + 1.4),
+                             sharey=True, squeeze=False)
+    height = 0.8 / len(scales)
+    for ax, metric in zip(axes[0], metrics):
+        for j, scale in enumerate(scales):
+            ys, means, errs = [], [], [[], []]
+            for i, cond in enumerate(conditions):
+                g = next((g for g in groups if g["condition"] == cond and g["scale"] == scale), None)
+                if g is None or g[metric]["mean"] is None or np.isnan(g[metric]["mean"]):
+                    continue
+                m, (lo, hi) = g[metric]["mean"], g[metric]["ci95"]
+                ys.append(i + j * height)
+                means.append(m)
+                errs[0].append(max(m - lo, 0))
+                errs[1].append(max(hi - m, 0))
+            ax.barh(ys, means, height=height, xerr=errs, label=f"{scale:g}x", capsize=2)
+        ax.set_yticks(np.arange(len(conditions)) + 0.4 - height / 2)
+        ax.set_yticklabels(conditions, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(metric)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,48 @@
+"""The paper's Figure 2 as a function: conditions (a)-(e) and ResDiT for one prompt and seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from resdit import ResDiTConfig, generate
+from resdit.geometry import WindowPartition
+from resdit.positions import extrapolated_ids, patch_ids, scaled_ids
+
+# label -> (mode, generated at the base size?)
+CONDITIONS = {
+    "(a) base": ("direct", True),
+    "(b) extrapolated PE": ("extrapolate", False),
+    "(c) scaled PE": ("scaled_pe", False),
+    "(d) per-patch PE": ("patch_pe", False),
+    "(e) per-patch PE + local attn": ("patch_pe_local", False),
+    "ResDiT": ("resdit", False),
+}
+
+
+def run_interventions(pipe, prompt: str, scale: float, steps: int = 20, seed: int = 0,
+                      proportional_attention: bool = False) -> dict[str, np.ndarray]:
+    """Images ``[3, H, W]`` per condition; all conditions share one noise sample (resized for (a))."""
+    base = tuple(pipe.base_size)
+    h, w = (2 * int(round(s * scale / 2)) for s in base)
+    noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    out = {}
+    for label, (mode, at_base) in CONDITIONS.items():
+        cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention)
+        if at_base:
+            small = torch.randn(1, 3, *base, generator=torch.Generator().manual_seed(seed))
+            out[label] = generate(pipe, prompt, cfg, *base, steps, latents=small)[0].numpy()
+        else:
+            out[label] = generate(pipe, prompt, cfg, h, w, steps, latents=noise)[0].numpy()
+    return out
+
+
+def index_grids(grid: tuple[int, int], base: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The image RoPE ids ``[H*W, 3]`` each condition's attention sees (for (e) and ResDiT's local
+    branch: each token in its nearest window)."""
+    part = WindowPartition.build(grid, base)
+    return {
+        "(b) extrapolated": extrapolated_ids(grid).numpy(),
+        "(c) scaled": scaled_ids(grid, base).numpy(),
+        "(d)/(e) per-patch": patch_ids(part).numpy(),
+    }

@@ -1,0 +1,59 @@
+"""Notebooks: committed without outputs; the smoke report executes all of them (this is CI's run
+of `resdit report --smoke`) and their recorded numbers agree with the study's functions."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.report import notebooks, read_numbers
+from resdit.cli import main
+
+REPORT = Path(__file__).resolve().parent.parent / "out" / "report"
+
+
+def test_notebooks_are_committed_without_outputs():
+    for nb in notebooks():
+        cells = json.loads(nb.read_text())["cells"]
+        assert not any(c.get("outputs") or c.get("execution_count") for c in cells if c["cell_type"] == "code"), nb
+
+
+def test_every_notebook_has_a_parameters_cell_with_smoke():
+    for nb in notebooks():
+        cells = json.loads(nb.read_text())["cells"]
+        params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(params) == 1 and "SMOKE = False" in "".join(params[0]["source"]), nb
+
+
+@pytest.fixture(scope="module")
+def report():
+    code = main(["report", "--smoke", "--out", str(REPORT)])
+    assert code == 0, "a notebook failed; see out/report/*.html"
+    return REPORT
+
+
+def test_report_renders_every_notebook_with_images(report):
+    for nb in notebooks():
+        html = (report / f"{nb.stem}.html").read_text()
+        assert "data:image/png" in html, nb.stem
+    assert all(name in (report / "index.html").read_text() for name in (nb.stem for nb in notebooks()))
+
+
+def test_intervention_numbers_match_the_study_scores(report):
+    from analysis.study import score_case
+
+    numbers = read_numbers(report / "01_intervention_study.ipynb")
+    images = np.load(Path(__file__).resolve().parent.parent / "notebooks" / "intervention_images.npz")
+    assert numbers["scores"], "the toy model's scores were not recorded"
+    for name, recorded in numbers["scores"].items():
+        label, scale = name.rsplit(" @ ", 1)
+        again = score_case(images[f"{label}@{scale.rstrip('x')}"], numbers["prompt"], (32, 32))
+        assert again["count"] == recorded["count"] and again["correct"] == recorded["correct"]
+        assert again["detail"] == pytest.approx(recorded["detail"], nan_ok=True)
+
+
+def test_attention_numbers_are_probabilities(report):
+    numbers = read_numbers(report / "04_attention_explorer.ipynb")
+    np.testing.assert_allclose(numbers["row_sums"], 1.0, atol=1e-5)
+    assert len(numbers["entropy_global"]) == 6  # the toy model's 2 dual + 4 single blocks
