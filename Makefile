@@ -30,7 +30,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 lab: setup
-	$(BIN)/python -m ipykernel install --user --name resdit --display-name "resdit (.venv)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name resdit --display-name "resdit (.venv)"
 	$(BIN)/jupyter lab notebooks/
 
 clean:

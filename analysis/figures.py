@@ -53,3 +53,20 @@ def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def bench_plot(results: list[dict]):
+    """Seconds per step against image tokens, log-log, one line per mode/phase (``resdit bench --json``)."""
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in results if r["kind"] == "step"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for key in dict.fromkeys((r["mode"], r["phase"]) for r in steps):
+        rs = sorted((r for r in steps if (r["mode"], r["phase"]) == key), key=lambda r: r["scale"])
+        tokens = [r["grid"][0] * r["grid"][1] for r in rs]
+        ax.plot(tokens, [r["seconds"] for r in rs], marker="o", label=f"{key[0]} ({key[1]})")
+    ax.set(xscale="log", yscale="log", xlabel="image tokens", ylabel="seconds per step",
+           title="Toy FLUX, one denoising step")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

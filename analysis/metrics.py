@@ -145,6 +145,7 @@ class RandomFeatures:
 
 def kid(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """Unbiased kernel inception distance (cubic polynomial kernel) between two feature sets."""
+    features_a, features_b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     d = features_a.shape[1]
     kxx = (features_a @ features_a.T / d + 1) ** 3
     kyy = (features_b @ features_b.T / d + 1) ** 3

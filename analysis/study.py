@@ -180,7 +180,7 @@ def _features(images: np.ndarray, base: tuple[int, int]) -> tuple[np.ndarray, np
 def _save_features(out: Path, cond: str, scale: float, keys: list[str], images: np.ndarray, base) -> None:
     path = out / "features" / f"{cond}@{scale:g}.npz"
     old = dict(np.load(path, allow_pickle=False)) if path.exists() else {}
-    full, patch = _features(images, base)
+    full, patch = (f.astype(np.float32) for f in _features(images, base))
     merged = {**old, **{f"{k}|full": f for k, f in zip(keys, full)},
               **{f"{k}|patch": f for k, f in zip(keys, patch.reshape(len(keys), 4, -1))}}
     with atomic_write(path, binary=True) as f:
