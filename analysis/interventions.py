@@ -21,14 +21,16 @@ CONDITIONS = {
 
 
 def run_interventions(pipe, prompt: str, scale: float, steps: int = 20, seed: int = 0,
-                      proportional_attention: bool = False) -> dict[str, np.ndarray]:
-    """Images ``[3, H, W]`` per condition; all conditions share one noise sample (resized for (a))."""
+                      proportional_attention: bool = False, mu="base") -> dict[str, np.ndarray]:
+    """Images ``[3, H, W]`` per condition; all conditions share one noise sample (resized for (a)).
+
+    ``mu="base"`` runs every condition with the base size's scheduler shift (None: the pipeline's)."""
     base = tuple(pipe.base_size)
     h, w = (2 * int(round(s * scale / 2)) for s in base)
     noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
     out = {}
     for label, (mode, at_base) in CONDITIONS.items():
-        cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention)
+        cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention, mu=mu)
         if at_base:
             small = torch.randn(1, 3, *base, generator=torch.Generator().manual_seed(seed))
             out[label] = generate(pipe, prompt, cfg, *base, steps, latents=small)[0].numpy()

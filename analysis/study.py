@@ -57,6 +57,9 @@ CONDITIONS: dict[str, dict] = {
     # the low frequencies that the local-only phase lets drift window by window (seams).
     "resdit+fuse_to_end": dict(mode="resdit", local_steps=0),
     "resdit+fuse_to_end+pa": dict(mode="resdit", local_steps=0, proportional_attention=True),
+    # The scheduler shift as a factor: FLUX's own, linear in the token count and unclamped.
+    "scaled_pe@pipeline_shift": dict(mode="scaled_pe", shift="pipeline"),
+    "resdit@pipeline_shift": dict(mode="resdit", shift="pipeline"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
 METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "period_error", "seam")
@@ -73,6 +76,17 @@ class StudyConfig:
     model: str | None = None
     shard: tuple[int, int] = (0, 1)
     batch: int = 16
+    shift: str = "base"  # "base": every condition uses the base size's shift; "pipeline": the pipeline's own
+
+
+def condition_config(name: str, base: tuple[int, int], shift: str = "base") -> ResDiTConfig:
+    """The :class:`ResDiTConfig` of a condition. With ``shift="base"`` every condition that does
+    not ask for the pipeline's own shift runs with the base size's (``mu="base"``): FLUX's shift
+    grows without bound with the token count (toy: mu 3.75 at 2x, 14 at 4x), which leaves no steps
+    to denoise and confounds every other factor."""
+    kwargs = dict(CONDITIONS[name])
+    own = kwargs.pop("shift", shift)
+    return ResDiTConfig(base_size=base, mu="base" if own == "base" else None, **kwargs)
 
 
 def case_key(condition: str, scale: float, prompt: int, seed: int) -> str:
@@ -145,7 +159,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
                 if case_key(cond, scale, p, s) not in rows]
         if not todo:
             continue
-        rc = ResDiTConfig(base_size=base, **CONDITIONS[cond])
+        rc = condition_config(cond, base, cfg.shift)
         started = time.perf_counter()
         for lo in range(0, len(todo), cfg.batch):
             chunk = todo[lo:lo + cfg.batch]
@@ -266,10 +280,10 @@ def main(args) -> int:
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else shard_from_env()
     if args.smoke:
         cfg = StudyConfig(out=args.out, scales=(2.0,), prompts=2, seeds=1, steps=6, conditions=conditions,
-                          model=args.model, shard=shard)
+                          model=args.model, shard=shard, shift=args.shift)
     else:
         cfg = StudyConfig(out=args.out, scales=tuple(args.scales), prompts=args.prompts, seeds=args.seeds,
-                          steps=args.steps, conditions=conditions, model=args.model, shard=shard)
+                          steps=args.steps, conditions=conditions, model=args.model, shard=shard, shift=args.shift)
     torch.set_num_threads(args.threads)
     run_study(cfg)
     if shard[1] == 1:

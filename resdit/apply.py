@@ -279,13 +279,21 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
     if config.mu is not None:
         scheduler = pipe.scheduler
         set_timesteps = scheduler.set_timesteps
+        mu = base_shift(scheduler, state.base_grid) if config.mu == "base" else float(config.mu)
 
         @functools.wraps(set_timesteps)  # pipelines inspect its signature
         def shifted(*args, **kwargs):
-            kwargs["mu"] = config.mu
+            kwargs["mu"] = mu
             return set_timesteps(*args, **kwargs)
 
         _set_instance_attr(state, scheduler, "set_timesteps", shifted)
+
+
+def base_shift(scheduler, base_grid: tuple[int, int]) -> float:
+    """The ``mu`` FLUX pipelines compute for the base grid's token count (FLUX.1 at 1024^2: 1.15)."""
+    c = scheduler.config
+    slope = (c.max_shift - c.base_shift) / (c.max_image_seq_len - c.base_image_seq_len)
+    return c.base_shift + slope * (base_grid[0] * base_grid[1] - c.base_image_seq_len)
 
 
 def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int, width: int, px: int) -> tuple[int, int]:

@@ -30,6 +30,10 @@ def _size(text: str) -> tuple[int, int]:
     return int(h), int(w or h)
 
 
+def _mu(text: str):
+    return text if text == "base" else float(text)
+
+
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="resdit", choices=sorted(MODES))
     p.add_argument("--cutoff", type=float, default=0.2)
@@ -37,7 +41,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--global-steps", type=int, default=None)
     p.add_argument("--local-steps", type=int, default=None)
     p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
-    p.add_argument("--mu", type=float, default=None, help="scheduler shift to use instead of the pipeline's")
+    p.add_argument("--mu", type=_mu, default=None,
+                   help="scheduler shift instead of the pipeline's: a number, or 'base' (the base size's)")
     p.add_argument("--window-chunk", type=int, default=None)
     p.add_argument("--strength", type=float, default=0.6, help="two_stage: re-noising strength")
 
@@ -181,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--conditions", nargs="+", default=None)
     s.add_argument("--model", default=None)
     s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--shift", choices=["base", "pipeline"], default="base",
+                   help="scheduler shift of every condition: the base size's (default) or the pipeline's own")
     s.add_argument("--shard", default=None, help="i/n: run every n-th group starting at i")
     s.add_argument("--smoke", action="store_true", help="2 prompts, 1 seed, 6 steps, scale 2, core conditions")
     s.add_argument("--summarize", action="store_true", help="merge shard results and write summary.json")

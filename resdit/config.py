@@ -110,7 +110,8 @@ class ResDiTConfig:
             ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
             Lumina-Next do, against attention dilution at high resolution.
         mu: FLUX scheduler shift (``mu``) to use instead of the pipeline's own, which grows
-            linearly and unclamped with the token count. None keeps the pipeline's.
+            linearly and unclamped with the token count. None keeps the pipeline's; ``"base"``
+            uses the shift the pipeline would use at the base size (see docs/decisions.md).
         window_chunk: at most this many windows per attention call (memory bound); None = all.
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
@@ -126,7 +127,7 @@ class ResDiTConfig:
     global_steps: int | None = None
     local_steps: int | None = None
     proportional_attention: bool = False
-    mu: float | None = None
+    mu: float | str | None = None
     window_chunk: int | None = None
     ntk_factor: float = 10.0
     watershed: float = 0.3
@@ -149,6 +150,8 @@ class ResDiTConfig:
                 raise ResDiTConfigError(f"{name}={value} must be >= 0.")
         if not 0.0 <= self.watershed <= 1.0:
             raise ResDiTConfigError(f"watershed={self.watershed} must lie in [0, 1] (a fraction of the steps).")
+        if isinstance(self.mu, str) and self.mu != "base":
+            raise ResDiTConfigError(f"mu={self.mu!r}: use a number, None (the pipeline's shift) or 'base'.")
         if not 0.0 < self.strength <= 1.0:
             raise ResDiTConfigError(f"strength={self.strength} must lie in (0, 1].")
         if self.ntk_factor < 1.0:

@@ -77,7 +77,7 @@ def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_in
     if spec.two_pass == "upscale":
         return upsampled
     second = ResDiTConfig(base_size=base, mode="scaled_pe", proportional_attention=config.proportional_attention,
-                          mu=config.mu)
+                          mu=config.mu)  # the first pass ran at the base size, where the shift is the base one
     noise = latents if latents is not None else (None if seed is None else _noise(
         (upsampled.shape[0], 3, height, width), seed + 1, upsampled.device))
     with enabled(pipe, second):

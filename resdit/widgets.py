@@ -82,11 +82,11 @@ class AttentionExplorer:
 class GenerationExplorer:
     """Regenerate one prompt with ResDiT as the sliders move (needs a pipeline, e.g. the toy one)."""
 
-    def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0)):
+    def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0), mu="base"):
         import matplotlib.pyplot as plt
 
         w = _widgets()
-        self.pipe, self.prompt, self.steps, self.seed, self._plt = pipe, prompt, steps, seed, plt
+        self.pipe, self.prompt, self.steps, self.seed, self.mu, self._plt = pipe, prompt, steps, seed, mu, plt
         self.controls = {
             "scale": w.SelectionSlider(options=list(scales), value=2.0 if 2.0 in scales else scales[0],
                                        description="scale"),
@@ -119,10 +119,11 @@ class GenerationExplorer:
             try:
                 cfg = ResDiTConfig(base_size=base, mode="resdit", cutoff=v["cutoff"], sigma=v["sigma"],
                                    global_steps=v["global_steps"], local_steps=v["local_steps"],
-                                   proportional_attention=v["proportional_attention"])
+                                   proportional_attention=v["proportional_attention"], mu=self.mu)
                 images, titles = [], []
                 for mode in ("direct", "scaled_pe"):
-                    ref = ResDiTConfig(base_size=base, mode=mode, proportional_attention=v["proportional_attention"])
+                    ref = ResDiTConfig(base_size=base, mode=mode, proportional_attention=v["proportional_attention"],
+                                       mu=self.mu)
                     images.append(generate(self.pipe, self.prompt, ref, h, w, self.steps, latents=noise)[0])
                     titles.append(mode)
                 from .apply import enabled

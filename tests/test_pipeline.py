@@ -89,3 +89,18 @@ def test_shift_override_reaches_the_scheduler(pipe):
     assert not torch.allclose(sigmas_mu0, pipe.scheduler.sigmas)
     pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 2, 2), mu=0.0)  # as FluxPipeline calls it
     torch.testing.assert_close(sigmas_mu0, pipe.scheduler.sigmas)
+
+
+def test_base_shift_is_what_the_pipeline_computes_at_the_base_size(pipe):
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    from resdit.apply import base_shift
+
+    c = pipe.scheduler.config
+    expected = calculate_shift(64, c.base_image_seq_len, c.max_image_seq_len, c.base_shift, c.max_shift)
+    assert base_shift(pipe.scheduler, (8, 8)) == pytest.approx(expected)
+    with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), mode="scaled_pe", mu="base")):
+        generate(pipe, (32, 32))
+        at_base_shift = pipe.scheduler.sigmas.clone()
+    pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 2, 2), mu=expected)
+    torch.testing.assert_close(at_base_shift, pipe.scheduler.sigmas)
