@@ -53,3 +53,13 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_n():
     lo_l, hi_l = bootstrap_ci(large)
     assert lo_s < small.mean() < hi_s and lo_l < large.mean() < hi_l
     assert hi_l - lo_l < (hi_s - lo_s) / 3
+
+
+def test_paired_difference_matches_cases_by_prompt_and_seed():
+    from analysis.study import paired_difference
+
+    rows = [dict(condition=c, scale=2.0, prompt_index=p, seed=0, correct=v)
+            for c, vals in (("a", [1, 1, 0, 1]), ("b", [0, 1, 0, 0])) for p, v in enumerate(vals)]
+    d = paired_difference(rows, "a", "b", "correct", 2.0)
+    assert d["n"] == 4 and d["mean"] == 0.5 and d["ci95"][0] >= 0
+    assert paired_difference(rows, "a", "missing", "correct", 2.0) is None
