@@ -104,9 +104,9 @@ class WindowPartition:
         """
         H, W = grid
         wh, ww = min(base[0], H), min(base[1], W)
-        place = window_starts if layout == "mop" else grid_starts
         if layout not in ("mop", "grid"):
             raise ResDiTConfigError(f"Unknown window layout {layout!r}; use 'mop' or 'grid'.")
+        place = window_starts if layout == "mop" else grid_starts
         if weighting not in ("gaussian", "uniform"):
             raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian' or 'uniform'.")
         rows, cols = place(H, wh), place(W, ww)

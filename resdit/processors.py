@@ -57,6 +57,8 @@ class ResDiTFluxAttnProcessor:
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, image_rotary_emb=None) -> torch.Tensor:
+        # image_rotary_emb (the stock table of the ids the pipeline passed) is ignored: the plan holds
+        # each branch's own tables, built once per resolution.
         plan, phase = self.state.plan, self.state.phase
         query, key, value, eq, ek, ev = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
         query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))

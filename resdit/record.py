@@ -36,7 +36,7 @@ import torch
 from .apply import _split, get_state, install, remove_resdit
 from .config import ResDiTConfig
 from .processors import apply_rope
-from .schedule import FUSED, GLOBAL, LOCAL
+from .schedule import GLOBAL, LOCAL
 from .spectral import band_energy
 
 POINTS = ("probs", "entropy", "distance", "rope_ids", "spectrum", "bands")
@@ -195,7 +195,7 @@ class Recorder:
         for branch in branches:
             if branch == GLOBAL:
                 q, k, scale = self._global_qk(query, key, plan)
-                self._attention_points(proc.name, branch, q, k, scale, plan, window=None)
+                self._attention_points(proc.name, branch, q, k, scale, plan)
             else:
                 self._local_points(proc.name, query, key, plan)
 
@@ -257,7 +257,7 @@ class Recorder:
         """``[B, heads, q, k]`` logits from ``[B, S, heads, D]`` layouts."""
         return torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
 
-    def _attention_points(self, name, branch, q, k, scale, plan, window) -> None:
+    def _attention_points(self, name, branch, q, k, scale, plan) -> None:
         T = plan.text_len
         if "probs" in self.points and self.probes:
             idx = _probe_indices(self.probes, plan.grid).to(q.device) + T

@@ -11,7 +11,6 @@ Each keeps the data of its last render in ``.last`` so tests can drive the callb
 
 from __future__ import annotations
 
-import numpy as np
 
 from . import plots
 

@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import pytest
 from PIL import Image
 from tiny_pipelines import tiny_flux_pipeline
