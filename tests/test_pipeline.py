@@ -104,3 +104,13 @@ def test_base_shift_is_what_the_pipeline_computes_at_the_base_size(pipe):
         at_base_shift = pipe.scheduler.sigmas.clone()
     pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 2, 2), mu=expected)
     torch.testing.assert_close(at_base_shift, pipe.scheduler.sigmas)
+
+
+@pytest.mark.parametrize("size", [(16, 48), (48, 16), (24, 40)])
+def test_non_square_requests_run_in_every_mode(pipe, size):
+    for mode in (m for m, s in resdit.MODES.items() if not s.two_pass):
+        with resdit.enabled(pipe, ResDiTConfig(base_size=(16, 16), mode=mode)) as state:
+            image = generate(pipe, size)
+        assert image.shape == (1, *size, 3) and np.isfinite(image).all()
+        if state.plan is not None:
+            assert state.plan.grid == (size[0] // 2, size[1] // 2)
