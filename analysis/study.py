@@ -32,34 +32,34 @@ from .metrics import (RandomFeatures, base_size_crops, border_lines, detail_scor
 # name -> ResDiTConfig keyword arguments. The paper's conditions and ablations first, then
 # baselines, then conditions beyond the paper (marked +).
 CONDITIONS: dict[str, dict] = {
-    "base": dict(mode="direct"),  # (a): generated at the base size whatever the scale
-    "extrapolate": dict(mode="extrapolate"),  # (b)
-    "scaled_pe": dict(mode="scaled_pe"),  # (c)
-    "patch_pe": dict(mode="patch_pe"),  # (d)
-    "patch_pe_local": dict(mode="patch_pe_local"),  # (e)
-    "resdit": dict(mode="resdit"),
-    "resdit_no_pes": dict(mode="resdit_no_pes"),
-    "resdit_no_pipe": dict(mode="resdit_no_pipe"),
-    "resdit_no_psf": dict(mode="resdit_no_psf"),
-    "resdit_no_mop_gws": dict(mode="resdit_no_mop_gws"),
-    "resdit_mop_only": dict(mode="resdit_mop_only"),
-    "direct": dict(mode="direct"),
-    "ntk": dict(mode="ntk"),
-    "time_aware": dict(mode="time_aware"),
-    "dype": dict(mode="dype"),
-    "tiling": dict(mode="tiling"),
-    "tiling_gaussian": dict(mode="tiling_gaussian"),
-    "two_stage": dict(mode="two_stage"),
-    "upscale": dict(mode="upscale"),
+    "base": dict(proportional_attention=False, mode="direct"),  # (a): generated at the base size whatever the scale
+    "extrapolate": dict(proportional_attention=False, mode="extrapolate"),  # (b)
+    "scaled_pe": dict(proportional_attention=False, mode="scaled_pe"),  # (c)
+    "patch_pe": dict(proportional_attention=False, mode="patch_pe"),  # (d)
+    "patch_pe_local": dict(proportional_attention=False, mode="patch_pe_local"),  # (e)
+    "resdit": dict(proportional_attention=False, mode="resdit"),
+    "resdit_no_pes": dict(proportional_attention=False, mode="resdit_no_pes"),
+    "resdit_no_pipe": dict(proportional_attention=False, mode="resdit_no_pipe"),
+    "resdit_no_psf": dict(proportional_attention=False, mode="resdit_no_psf"),
+    "resdit_no_mop_gws": dict(proportional_attention=False, mode="resdit_no_mop_gws"),
+    "resdit_mop_only": dict(proportional_attention=False, mode="resdit_mop_only"),
+    "direct": dict(proportional_attention=False, mode="direct"),
+    "ntk": dict(proportional_attention=False, mode="ntk"),
+    "time_aware": dict(proportional_attention=False, mode="time_aware"),
+    "dype": dict(proportional_attention=False, mode="dype"),
+    "tiling": dict(proportional_attention=False, mode="tiling"),
+    "tiling_gaussian": dict(proportional_attention=False, mode="tiling_gaussian"),
+    "two_stage": dict(proportional_attention=False, mode="two_stage"),
+    "upscale": dict(proportional_attention=False, mode="upscale"),
     "scaled_pe+pa": dict(mode="scaled_pe", proportional_attention=True),
     "resdit+pa": dict(mode="resdit", proportional_attention=True),
     # Beyond the paper: fuse until the last step (no local-only phase), so the global branch keeps
     # the low frequencies that the local-only phase lets drift window by window (seams).
-    "resdit+fuse_to_end": dict(mode="resdit", local_steps=0),
+    "resdit+fuse_to_end": dict(proportional_attention=False, mode="resdit", local_steps=0),
     "resdit+fuse_to_end+pa": dict(mode="resdit", local_steps=0, proportional_attention=True),
     # The scheduler shift as a factor: FLUX's own, linear in the token count and unclamped.
-    "scaled_pe@pipeline_shift": dict(mode="scaled_pe", shift="pipeline"),
-    "resdit@pipeline_shift": dict(mode="resdit", shift="pipeline"),
+    "scaled_pe@pipeline_shift": dict(proportional_attention=False, mode="scaled_pe", shift="pipeline"),
+    "resdit@pipeline_shift": dict(proportional_attention=False, mode="resdit", shift="pipeline"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
 METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "period_error", "seam")

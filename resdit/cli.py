@@ -40,7 +40,7 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=0.5)
     p.add_argument("--global-steps", type=int, default=None)
     p.add_argument("--local-steps", type=int, default=None)
-    p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--mu", type=_mu, default=None,
                    help="scheduler shift instead of the pipeline's: a number, or 'base' (the base size's)")
     p.add_argument("--window-chunk", type=int, default=None)

@@ -108,7 +108,8 @@ class ResDiTConfig:
             fractions 10/35 and 15/35 of the step count, rounded.
         proportional_attention: multiply the global branch's logits by
             ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
-            Lumina-Next do, against attention dilution at high resolution.
+            Lumina-Next do, against attention dilution at high resolution. On by default: the
+            study measured it (docs/decisions.md); it is the identity at or below the base size.
         mu: FLUX scheduler shift (``mu``) to use instead of the pipeline's own, which grows
             linearly and unclamped with the token count. None keeps the pipeline's; ``"base"``
             uses the shift the pipeline would use at the base size (see docs/decisions.md).
@@ -126,7 +127,7 @@ class ResDiTConfig:
     sigma: float = 0.5
     global_steps: int | None = None
     local_steps: int | None = None
-    proportional_attention: bool = False
+    proportional_attention: bool = True
     mu: float | str | None = None
     window_chunk: int | None = None
     ntk_factor: float = 10.0

@@ -93,7 +93,7 @@ class GenerationExplorer:
             "sigma": w.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="sigma"),
             "global_steps": w.IntSlider(value=round(steps * 10 / 35), min=0, max=steps, description="global steps"),
             "local_steps": w.IntSlider(value=round(steps * 15 / 35), min=0, max=steps, description="local steps"),
-            "proportional_attention": w.Checkbox(value=False, description="proportional attention"),
+            "proportional_attention": w.Checkbox(value=True, description="proportional attention"),
         }
         self.button = w.Button(description="generate")
         self.button.on_click(lambda _: self.update())
