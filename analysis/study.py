@@ -339,7 +339,8 @@ def claims_table(out: str | Path, scales=(2.0, 4.0)) -> str:
                 cells.append("not run")
                 continue
             lo, hi = d["ci95"]
-            verdict = ("reproduced" if sign * lo > 0 else "contradicted" if sign * hi < 0 else "not separated")
+            ends = (sign * lo, sign * hi)
+            verdict = "reproduced" if min(ends) > 0 else "contradicted" if max(ends) < 0 else "not separated"
             cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}: {verdict}")
         lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -63,3 +63,20 @@ def test_paired_difference_matches_cases_by_prompt_and_seed():
     d = paired_difference(rows, "a", "b", "correct", 2.0)
     assert d["n"] == 4 and d["mean"] == 0.5 and d["ci95"][0] >= 0
     assert paired_difference(rows, "a", "missing", "correct", 2.0) is None
+
+
+def test_claims_verdicts_follow_the_expected_direction(tmp_path):
+    from analysis.study import claims_table
+
+    rows = []
+    for p in range(8):  # resdit has fewer objects (good for a "-1" claim) and more correct (good for "+1")
+        rows += [dict(key=f"resdit|{p}", condition="resdit", scale=2.0, prompt_index=p, seed=0, count=1, correct=1),
+                 dict(key=f"psf|{p}", condition="resdit_no_psf", scale=2.0, prompt_index=p, seed=0, count=3,
+                      correct=1),
+                 dict(key=f"pes|{p}", condition="resdit_no_pes", scale=2.0, prompt_index=p, seed=0, count=1,
+                      correct=0)]
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    table = claims_table(tmp_path, scales=(2.0,))
+    assert "| PSF avoids repetition (full vs w/o PSF: spatial average) | count | -2.00 [-2.00, -2.00], 8: reproduced" \
+        in table
+    assert "| PES fixes layout inside ResDiT (full vs w/o PES) | correct | +1.00 [+1.00, +1.00], 8: reproduced" in table
