@@ -316,7 +316,7 @@ def paired_difference(rows: list[dict], a: str, b: str, metric: str, scale: floa
                       seed: int = 0) -> dict | None:
     """Mean of ``metric(a) - metric(b)`` over cases both ran (same prompt and seed), with a 95 %
     bootstrap CI; None if they share no case."""
-    index = {(r["condition"], r["scale"], r["prompt_index"], r["seed"]): r[metric] for r in rows}
+    index = {(r["condition"], r["scale"], r["prompt_index"], r["seed"]): r[metric] for r in rows if metric in r}
     diffs = [index[a, scale, p, s] - index[b, scale, p, s] for (c, sc, p, s) in index
              if c == a and sc == scale and (b, scale, p, s) in index]
     diffs = np.array([d for d in diffs if np.isfinite(d)], dtype=float)
