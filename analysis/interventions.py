@@ -21,21 +21,24 @@ CONDITIONS = {
 
 
 def run_interventions(pipe, prompt: str, scale: float, steps: int = 20, seed: int = 0,
-                      proportional_attention: bool = False, mu="base") -> dict[str, np.ndarray]:
+                      proportional_attention: bool = False, mu="base", base_size=None) -> dict[str, np.ndarray]:
     """Images ``[3, H, W]`` per condition; all conditions share one noise sample (resized for (a)).
 
     ``mu="base"`` runs every condition with the base size's scheduler shift (None: the pipeline's)."""
-    base = tuple(pipe.base_size)
+    from resdit.cli import base_size_of
+
+    base = base_size_of(pipe, base_size)
     h, w = (2 * int(round(s * scale / 2)) for s in base)
-    noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    toy = hasattr(pipe, "card")  # toy noise is pixels; FLUX pipelines draw their own latents from the seed
+    noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed)) if toy else None
     out = {}
     for label, (mode, at_base) in CONDITIONS.items():
         cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention, mu=mu)
         if at_base:
-            small = torch.randn(1, 3, *base, generator=torch.Generator().manual_seed(seed))
-            out[label] = generate(pipe, prompt, cfg, *base, steps, latents=small)[0].numpy()
+            small = torch.randn(1, 3, *base, generator=torch.Generator().manual_seed(seed)) if toy else None
+            out[label] = generate(pipe, prompt, cfg, *base, steps, seed=seed, latents=small)[0].float().numpy()
         else:
-            out[label] = generate(pipe, prompt, cfg, h, w, steps, latents=noise)[0].numpy()
+            out[label] = generate(pipe, prompt, cfg, h, w, steps, seed=seed, latents=noise)[0].float().numpy()
     return out
 
 

@@ -137,7 +137,8 @@ def _scheduler_position(scheduler) -> tuple[int, int]:
     return index - begin, len(scheduler.timesteps) - begin
 
 
-def _pixels_per_token(pipe) -> int:
+def pixels_per_token(pipe) -> int:
+    """Pixels per token side: the VAE factor x FLUX's 2x2 packing (FLUX.1: 16; the toy model: 2)."""
     return int(getattr(pipe, "vae_scale_factor", 8)) * 2
 
 
@@ -200,7 +201,7 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
                 "A bare transformer does not know its pixels per token: pass base_grid=(rows, cols) in tokens "
                 "(e.g. (64, 64) for FLUX.1 at 1024x1024)."
             )
-        px = _pixels_per_token(pipe)
+        px = pixels_per_token(pipe)
         if config.base_size[0] % px or config.base_size[1] % px:
             raise ResDiTConfigError(f"base_size={config.base_size} is not divisible by {px} pixels per token.")
         base_grid = (config.base_size[0] // px, config.base_size[1] // px)
@@ -256,7 +257,7 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
 
 def _patch_pipeline(state: ResDiTState, pipe) -> None:
     config = state.config
-    px = _pixels_per_token(pipe)
+    px = pixels_per_token(pipe)
     prepare_ids = getattr(pipe, "_prepare_latent_image_ids", None)
     if prepare_ids is not None:
         def float32_ids(batch_size, height, width, device, dtype):

@@ -54,6 +54,13 @@ def config_from_args(args, base_size) -> ResDiTConfig:
                         window_chunk=args.window_chunk, strength=args.strength)
 
 
+def base_size_of(pipe, override=None) -> tuple[int, int]:
+    """Training size in pixels: ``override``, the toy model's card, or FLUX.1's 1024x1024."""
+    if override is not None:
+        return tuple(int(x) for x in override)
+    return tuple(pipe.base_size) if hasattr(pipe, "base_size") else FLUX_BASE_SIZE
+
+
 def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = False):
     """The toy pipeline (``model`` None or a toy weights folder) or a diffusers FLUX pipeline."""
     from .toy.model import WEIGHTS_DIR
@@ -87,8 +94,7 @@ def cmd_generate(args) -> int:
     from .io import atomic_write
 
     pipe = load_any_pipeline(args.model, args.device, getattr(args, "offload", False))
-    toy = hasattr(pipe, "card")
-    base = _size(args.base_size) if args.base_size else (tuple(pipe.base_size) if toy else FLUX_BASE_SIZE)
+    base = base_size_of(pipe, _size(args.base_size) if args.base_size else None)
     cfg = config_from_args(args, base)
     pipe.set_progress_bar_config(disable=args.json)
     start = time.perf_counter()

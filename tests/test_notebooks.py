@@ -57,3 +57,19 @@ def test_attention_numbers_are_probabilities(report):
     numbers = read_numbers(report / "04_attention_explorer.ipynb")
     np.testing.assert_allclose(numbers["row_sums"], 1.0, atol=1e-5)
     assert len(numbers["entropy_global"]) == 6  # the toy model's 2 dual + 4 single blocks
+
+
+@pytest.mark.parametrize("name,extra", [("01_intervention_study", {}),
+                                        ("02_resdit_generation", {"HEIGHT": 32, "WIDTH": 48}),
+                                        ("04_attention_explorer", {"CACHE": "no-such-cache"})])
+def test_notebooks_run_on_a_diffusers_flux_checkpoint_by_changing_model(name, extra, tmp_path):
+    import papermill as pm
+    from tiny_pipelines import tiny_flux_pipeline
+
+    from analysis.report import NOTEBOOKS_DIR
+
+    model_dir = tmp_path / "tiny-flux"
+    tiny_flux_pipeline().save_pretrained(model_dir)
+    pm.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"), cwd=str(tmp_path),
+                        parameters={"MODEL": str(model_dir), "BASE_SIZE": [16, 16], "SMOKE": True,
+                                    "FIGURES": str(tmp_path), **extra}, progress_bar=False)
