@@ -6,7 +6,9 @@
   with ResDiT and shows the image beside direct and scaled-PE references and the per-window
   spectra of the global, local and fused branches.
 
-Each keeps the data of its last render in ``.last`` so tests can drive the callbacks.
+Each keeps the data of its last render in ``.last`` so tests can drive the callbacks. Output goes
+into the widget's ``outputs`` directly (``append_display_data``), not through ``with output:``
+capture, which headless runners (papermill/nbclient) route through a message hook that can stall.
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ class AttentionExplorer:
     curves, ``entropy``/``distance``)."""
 
     def __init__(self, cache, image=None):
-        import matplotlib.pyplot as plt
-
         w = _widgets()
-        self.cache, self.image, self._plt = cache, image, plt
+        self.cache, self.image = cache, image
         probs_keys = [k for k in cache.entries if k[0].endswith(".probs")]
         if not probs_keys:
             raise ValueError("The cache holds no attention probabilities: record with points=['probs'] and probes.")
@@ -55,37 +55,28 @@ class AttentionExplorer:
 
     def update(self) -> None:
         v = {k: c.value for k, c in self.controls.items()}
-        self.output.clear_output(wait=True)
-        with self.output:
-            try:
-                fig, amap = plots.attention_map_figure(self.cache, v["layer"], v["step"], v["branch"], v["head"],
-                                                       v["probe"], self.image)
-            except KeyError as err:  # e.g. a local branch at a global-only step
-                print(f"Nothing recorded for this choice: {err}")
-                self.last = {**v, "map": None}
-                return
-            self._show(fig)
-            curves = None
-            if any(k[0].endswith("." + v["curve"]) for k in self.cache.entries):
-                cfig, curves = plots.layer_curves(self.cache, v["curve"], v["step"], v["branch"])
-                self._show(cfig)
+        self.output.outputs = ()
+        try:
+            fig, amap = plots.attention_map_figure(self.cache, v["layer"], v["step"], v["branch"], v["head"],
+                                                   v["probe"], self.image)
+        except KeyError as err:  # e.g. a local branch at a global-only step
+            self.output.append_stdout(f"Nothing recorded for this choice: {err}\n")
+            self.last = {**v, "map": None}
+            return
+        _show(self.output, fig)
+        curves = None
+        if any(k[0].endswith("." + v["curve"]) for k in self.cache.entries):
+            cfig, curves = plots.layer_curves(self.cache, v["curve"], v["step"], v["branch"])
+            _show(self.output, cfig)
         self.last = {**v, "map": amap, "curve_values": curves}
-
-    def _show(self, fig) -> None:
-        from IPython.display import display
-
-        display(fig)
-        self._plt.close(fig)
 
 
 class GenerationExplorer:
     """Regenerate one prompt with ResDiT as the sliders move (needs a pipeline, e.g. the toy one)."""
 
     def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0), mu="base"):
-        import matplotlib.pyplot as plt
-
         w = _widgets()
-        self.pipe, self.prompt, self.steps, self.seed, self.mu, self._plt = pipe, prompt, steps, seed, mu, plt
+        self.pipe, self.prompt, self.steps, self.seed, self.mu = pipe, prompt, steps, seed, mu
         self.controls = {
             "scale": w.SelectionSlider(options=list(scales), value=2.0 if 2.0 in scales else scales[0],
                                        description="scale"),
@@ -105,6 +96,7 @@ class GenerationExplorer:
     def update(self) -> None:
         import torch
 
+        from .apply import enabled
         from .config import ResDiTConfig, ResDiTConfigError
         from .generate import generate
         from .record import record
@@ -113,41 +105,39 @@ class GenerationExplorer:
         base = tuple(self.pipe.base_size)
         h, w = (2 * int(round(s * v["scale"] / 2)) for s in base)
         noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(self.seed))
-        self.output.clear_output(wait=True)
-        with self.output:
-            try:
-                cfg = ResDiTConfig(base_size=base, mode="resdit", cutoff=v["cutoff"], sigma=v["sigma"],
-                                   global_steps=v["global_steps"], local_steps=v["local_steps"],
-                                   proportional_attention=v["proportional_attention"], mu=self.mu)
-                images, titles = [], []
-                for mode in ("direct", "scaled_pe"):
-                    ref = ResDiTConfig(base_size=base, mode=mode, proportional_attention=v["proportional_attention"],
-                                       mu=self.mu)
-                    images.append(generate(self.pipe, self.prompt, ref, h, w, self.steps, latents=noise)[0])
-                    titles.append(mode)
-                from .apply import enabled
-
-                fused_step = min(v["global_steps"], self.steps - 1)
-                with enabled(self.pipe, cfg), record(self.pipe, points=["spectrum"], layers=[-1],
-                                                     steps=[fused_step]) as cache:
-                    image = self.pipe(self.prompt, height=h, width=w, num_inference_steps=self.steps, latents=noise,
-                                      output_type="pt").images[0]
-            except ResDiTConfigError as err:
-                print(f"error: {err}")
-                self.last = {**v, "error": str(err)}
-                return
-            images.append(image)
-            titles.append(f"resdit (cutoff {v['cutoff']:.2f}, sigma {v['sigma']:.2f})")
-            fig = plots.image_grid(images, titles)
-            self._show(fig)
-            spectra = {b: cache.get("spectrum", -1, step=fused_step, branch=b).numpy()
-                       for b in ("global", "local", "fused") if any(k[3] == b for k in cache.entries)}
-            if spectra:
-                self._show(plots.spectra_figure(spectra))
+        self.output.outputs = ()
+        try:
+            cfg = ResDiTConfig(base_size=base, mode="resdit", cutoff=v["cutoff"], sigma=v["sigma"],
+                               global_steps=v["global_steps"], local_steps=v["local_steps"],
+                               proportional_attention=v["proportional_attention"], mu=self.mu)
+            images, titles = [], []
+            for mode in ("direct", "scaled_pe"):
+                ref = ResDiTConfig(base_size=base, mode=mode, proportional_attention=v["proportional_attention"],
+                                   mu=self.mu)
+                images.append(generate(self.pipe, self.prompt, ref, h, w, self.steps, latents=noise)[0])
+                titles.append(mode)
+            fused_step = min(v["global_steps"], self.steps - 1)
+            with enabled(self.pipe, cfg), record(self.pipe, points=["spectrum"], layers=[-1],
+                                                 steps=[fused_step]) as cache:
+                image = self.pipe(self.prompt, height=h, width=w, num_inference_steps=self.steps, latents=noise,
+                                  output_type="pt").images[0]
+        except ResDiTConfigError as err:
+            self.output.append_stdout(f"error: {err}\n")
+            self.last = {**v, "error": str(err)}
+            return
+        images.append(image)
+        titles.append(f"resdit (cutoff {v['cutoff']:.2f}, sigma {v['sigma']:.2f})")
+        _show(self.output, plots.image_grid(images, titles))
+        spectra = {b: cache.get("spectrum", -1, step=fused_step, branch=b).numpy()
+                   for b in ("global", "local", "fused") if any(k[3] == b for k in cache.entries)}
+        if spectra:
+            _show(self.output, plots.spectra_figure(spectra))
         self.last = {**v, "size": (h, w), "image": image.numpy(), "spectra": spectra}
 
-    def _show(self, fig) -> None:
-        from IPython.display import display
 
-        display(fig)
-        self._plt.close(fig)
+def _show(output, fig) -> None:
+    """Put a figure into an Output widget and close it (no pyplot state left behind)."""
+    import matplotlib.pyplot as plt
+
+    output.append_display_data(fig)
+    plt.close(fig)
