@@ -242,15 +242,15 @@ class Recorder:
 
     @staticmethod
     def _home_windows(plan) -> torch.Tensor:
-        """For every image token, the window in which its splice weight is largest."""
+        """For every image token, the window in which its splice weight is largest (first on ties)."""
         part = plan.partition
-        best = torch.full((plan.image_tokens,), -1.0, device=part.weights.device)
-        home = torch.zeros(plan.image_tokens, dtype=torch.long, device=part.weights.device)
-        for w in range(part.num_windows):
-            better = part.weights[w] > best[part.index[w]]
-            home[part.index[w][better]] = w
-            best[part.index[w][better]] = part.weights[w][better]
-        return home.cpu()
+        n, L = part.index.shape
+        idx, w = part.index.reshape(-1), part.weights.reshape(-1)
+        window = torch.arange(n, device=idx.device).repeat_interleave(L)
+        best = torch.full((plan.image_tokens,), -1.0, device=w.device).scatter_reduce(0, idx, w, "amax")
+        top = w == best[idx]
+        home = torch.full((plan.image_tokens,), n, device=idx.device)
+        return home.scatter_reduce(0, idx[top], window[top], "amin").cpu()
 
     @staticmethod
     def _logits(q, k, scale) -> torch.Tensor:

@@ -154,3 +154,16 @@ def test_probe_recording_memory_is_bounded_at_128x128_tokens():
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert largest <= 4 * max(probe_rows, qk_bytes)  # the full matrix would be 2 heads x 16,384^2 x 4 B = 2 GiB
     assert cache.get("layer.probs", branch="global").shape == (1, heads, 16, T + 128 * 128)
+
+
+def test_home_window_holds_the_token_with_its_largest_splice_weight():
+    from resdit.plan import build_plan
+
+    plan = build_plan(ResDiTConfig(mode="resdit"), tiny_flux().pos_embed, (21, 13), (8, 8), torch.zeros(2, 3), 16,
+                      "cpu")
+    home = Recorder._home_windows(plan)
+    part = plan.partition
+    for token in range(21 * 13):
+        holders = (part.index == token).nonzero()
+        weights = part.weights[holders[:, 0], holders[:, 1]]
+        assert home[token] == holders[weights.argmax(), 0]
