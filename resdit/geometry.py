@@ -23,7 +23,8 @@ import torch
 from .config import ResDiTConfigError
 
 
-def _round_half_up(x: float) -> int:
+def round_half_up(x: float) -> int:
+    """Round to the nearest integer, halves up (Python's round() rounds halves to even)."""
     return int(math.floor(x + 0.5))
 
 
@@ -46,7 +47,7 @@ def window_starts(length: int, window: int) -> list[int]:
         return [0]
     n = length // window + 1  # smallest integer > length / window
     while True:
-        starts = [_round_half_up(k * (length - window) / (n - 1)) for k in range(n)]
+        starts = [round_half_up(k * (length - window) / (n - 1)) for k in range(n)]
         if all(b - a < window for a, b in zip(starts, starts[1:])):
             return starts
         n += 1

@@ -71,13 +71,9 @@ def attention_map_figure(cache, layer: int, step: int, branch: str, head: int, p
 
 
 def _probe_rc(probe, grid):
-    H, W = grid
-    if isinstance(probe, int):
-        return probe // W, probe % W
-    r, c = probe
-    if isinstance(r, float) or isinstance(c, float):
-        return min(int(r * H), H - 1), min(int(c * W), W - 1)
-    return r, c
+    from .record import probe_index
+
+    return divmod(probe_index(probe, grid), grid[1])
 
 
 def layer_curves(cache, point: str, step: int, branch: str):

@@ -140,17 +140,19 @@ class AttentionCache:
         return cache
 
 
-def _probe_indices(probes, grid: tuple[int, int]) -> torch.Tensor:
+def probe_index(probe, grid: tuple[int, int]) -> int:
+    """Flat image-token index of a probe: a flat index, a ``(row, col)`` token pair or ``(y, x)`` fractions."""
     H, W = grid
-    out = []
-    for p in probes:
-        r, c = (p // W, p % W) if isinstance(p, int) else p
-        if isinstance(r, float) or isinstance(c, float):  # fractions of the image
-            r, c = min(int(r * H), H - 1), min(int(c * W), W - 1)
-        if not (0 <= r < H and 0 <= c < W):
-            raise ValueError(f"Probe {p} is outside the {H}x{W} token grid.")
-        out.append(r * W + c)
-    return torch.tensor(out, dtype=torch.long)
+    r, c = (probe // W, probe % W) if isinstance(probe, int) else probe
+    if isinstance(r, float) or isinstance(c, float):  # fractions of the image
+        r, c = min(int(r * H), H - 1), min(int(c * W), W - 1)
+    if not (0 <= r < H and 0 <= c < W):
+        raise ValueError(f"Probe {probe} is outside the {H}x{W} token grid.")
+    return r * W + c
+
+
+def _probe_indices(probes, grid: tuple[int, int]) -> torch.Tensor:
+    return torch.tensor([probe_index(p, grid) for p in probes], dtype=torch.long)
 
 
 class Recorder:
@@ -213,12 +215,16 @@ class Recorder:
         probs_rows, ent, dist, count = [], 0.0, 0.0, 0
         probe_idx = _probe_indices(self.probes, plan.grid) if ("probs" in self.points and self.probes) else None
         home = self._home_windows(plan)
+        with_probe = set() if probe_idx is None else {int(home[p]) for p in probe_idx.tolist()}
+        stats = bool({"entropy", "distance"} & self.points)
         for w in range(n):
+            if not stats and w not in with_probe:
+                continue
             idx = part.index[w]
             sel = torch.cat([torch.arange(T, device=idx.device), idx + T])
             tc, ts = (cos[w], sin[w]) if cos.ndim == 3 else (cos, sin)
             q, k = apply_rope(query[:, sel], tc, ts), apply_rope(key[:, sel], tc, ts)
-            if {"entropy", "distance"} & self.points:
+            if stats:
                 e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=idx, query_index=idx)
                 ent, dist, count = ent + e * idx.numel(), dist + d * idx.numel(), count + idx.numel()
             if probe_idx is not None:

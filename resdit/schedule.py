@@ -13,15 +13,10 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 from .config import DEFAULT_GLOBAL_FRACTION, DEFAULT_LOCAL_FRACTION, ResDiTConfigError
+from .geometry import round_half_up
 
 GLOBAL, FUSED, LOCAL = "global", "fused", "local"
-
-
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
 
 
 def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: int | None = None) -> tuple[int, int, int]:
@@ -32,8 +27,8 @@ def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: 
     """
     if num_steps < 1:
         raise ResDiTConfigError(f"num_steps={num_steps} must be >= 1.")
-    g = _round_half_up(num_steps * DEFAULT_GLOBAL_FRACTION) if global_steps is None else global_steps
-    loc = _round_half_up(num_steps * DEFAULT_LOCAL_FRACTION) if local_steps is None else local_steps
+    g = round_half_up(num_steps * DEFAULT_GLOBAL_FRACTION) if global_steps is None else global_steps
+    loc = round_half_up(num_steps * DEFAULT_LOCAL_FRACTION) if local_steps is None else local_steps
     if g + loc > num_steps:
         raise ResDiTConfigError(
             f"global_steps={g} + local_steps={loc} is longer than the {num_steps} denoising steps; "
