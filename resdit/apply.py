@@ -36,10 +36,17 @@ _MAX_PLANS = 4
 
 
 def _supported_classes() -> dict[type, str]:
-    """Per-model registry: transformer class -> family name."""
-    from diffusers import FluxTransformer2DModel
+    """Per-model registry: transformer (or ControlNet) class -> family name."""
+    from diffusers import FluxControlNetModel, FluxTransformer2DModel, SD3ControlNetModel, SD3Transformer2DModel
 
-    return {FluxTransformer2DModel: "flux"}
+    return {FluxTransformer2DModel: "flux", FluxControlNetModel: "flux", SD3Transformer2DModel: "sd3",
+            SD3ControlNetModel: "sd3_controlnet"}
+
+
+def family(model) -> str:
+    """``"flux"``, ``"sd3"`` or ``"sd3_controlnet"``; TypeError for anything else."""
+    _check_supported(model)
+    return _supported_classes()[type(model)]
 
 
 @dataclass
@@ -64,6 +71,7 @@ class ResDiTState:
     step: int | None = None
     num_steps: int | None = None
     recorder: object | None = None
+    pe_override: torch.Tensor | None = None  # SD3: the PE table the next PatchEmbed call returns
     _plans: dict = field(default_factory=dict)
     _undo: list = field(default_factory=list)
 
@@ -138,8 +146,15 @@ def _scheduler_position(scheduler) -> tuple[int, int]:
 
 
 def pixels_per_token(pipe) -> int:
-    """Pixels per token side: the VAE factor x FLUX's 2x2 packing (FLUX.1: 16; the toy model: 2)."""
-    return int(getattr(pipe, "vae_scale_factor", 8)) * 2
+    """Pixels per token side: the VAE factor x the patch (FLUX's 2x2 packing; SD3's ``patch_size``).
+
+    FLUX.1 and SD3: 16; the toy model: 2.
+    """
+    transformer = getattr(pipe, "transformer", None)
+    patch = 2
+    if transformer is not None and _supported_classes().get(type(transformer)) == "sd3":
+        patch = int(transformer.config.patch_size)
+    return int(getattr(pipe, "vae_scale_factor", 8)) * patch
 
 
 def _split(target):
@@ -155,8 +170,8 @@ def _check_supported(transformer) -> None:
     if type(transformer) not in supported:
         names = ", ".join(c.__name__ for c in supported)
         raise TypeError(
-            f"ResDiT does not support {type(transformer).__name__}; supported transformers: {names}. "
-            "Pass a FluxPipeline (or any pipeline with such a .transformer) or the transformer itself."
+            f"ResDiT does not support {type(transformer).__name__}; supported models: {names}. "
+            "Pass a FLUX or SD3 pipeline (any pipeline with such a .transformer) or the transformer itself."
         )
 
 
@@ -207,10 +222,30 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
         base_grid = (config.base_size[0] // px, config.base_size[1] // px)
     base_grid = (int(base_grid[0]), int(base_grid[1]))
 
+    controlnets = _controlnets(pipe)
+    if controlnets and config.spec.tiled:
+        raise ResDiTConfigError(
+            f"Mode {config.mode!r} runs the transformer on tiles and cannot split a ControlNet's residuals; use "
+            "resdit or scaled_pe with ControlNet."
+        )
     state = install(transformer, config, base_grid, pipe, scheduler)
+    for net in controlnets:  # the control branch runs with the same positions, phases and windows
+        install(net, config, base_grid, pipe, scheduler)
+        state._undo.append(functools.partial(remove_resdit, net))
     if pipe is not None:
         _patch_pipeline(state, pipe)
     return state
+
+
+def _controlnets(pipe) -> list:
+    """The ControlNet models of a ControlNet pipeline (several for a multi-ControlNet), else []."""
+    net = getattr(pipe, "controlnet", None)
+    if net is None:
+        return []
+    nets = list(getattr(net, "nets", [net]))
+    for n in nets:
+        _check_supported(n)
+    return nets
 
 
 def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None, pipe=None,
@@ -224,13 +259,22 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
         if existing.config.extra.get("observer"):
             raise RuntimeError("resdit.record(...) is observing this model: apply ResDiT first, then enter record().")
         raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
+    kind = family(transformer)
     state = ResDiTState(config, base_grid, transformer, pipeline=pipe)
     if pipe is not None:
         state.step_fn = lambda: _scheduler_position(pipe.scheduler)
     elif scheduler is not None:
         state.step_fn = lambda: _scheduler_position(scheduler)
 
-    if config.spec.patched:
+    if kind != "flux":
+        from .sd3 import install_sd3, install_sd3_controlnet
+
+        if config.extra.get("observer"):
+            raise ResDiTConfigError("Attention recording supports FLUX-family models only (SD3 has no ResDiT processor).")
+        if (config.spec.patched or config.spec.tiled) and base_grid is None:
+            raise ResDiTConfigError("ResDiT for SD3 needs a base grid.")
+        (install_sd3 if kind == "sd3" else install_sd3_controlnet)(state)
+    elif config.spec.patched:
         originals = dict(transformer.attn_processors)
         procs = {k: ResDiTFluxAttnProcessor(state, k.rsplit(".processor", 1)[0]) for k in originals}
         transformer.set_attn_processor(procs)
@@ -271,13 +315,16 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
 
         def checked(*args, **kwargs):
             bound = signature.bind_partial(*args, **kwargs).arguments
-            if "height" in bound and "width" in bound:
-                check_request(config, state.base_grid, int(bound["height"]), int(bound["width"]), px)
+            if bound.get("height") is not None and bound.get("width") is not None:
+                height, width = int(bound["height"]), int(bound["width"])
+                check_request(config, state.base_grid, height, width, px)
+                _vae_tiling(state, pipe, height, width)
             return check_inputs(*args, **kwargs)
 
         _set_instance_attr(state, pipe, "check_inputs", checked)
 
-    if config.mu is not None:
+    if config.mu is not None and getattr(pipe.scheduler.config, "use_dynamic_shifting", False):
+        # a scheduler with a static shift (SD3.5's) has no size-dependent shift to replace
         scheduler = pipe.scheduler
         set_timesteps = scheduler.set_timesteps
         mu = base_shift(scheduler, state.base_grid) if config.mu == "base" else float(config.mu)
@@ -288,6 +335,19 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
             return set_timesteps(*args, **kwargs)
 
         _set_instance_attr(state, scheduler, "set_timesteps", shifted)
+
+
+def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
+    """Turn on the VAE's own tiled decoding for large requests (``config.vae_tiling``); undone on removal."""
+    vae = getattr(pipe, "vae", None)
+    wanted = state.config.vae_tiling
+    if wanted == "auto":
+        wanted = height * width > state.config.vae_tiling_above
+    if vae is None or not hasattr(vae, "enable_tiling") or bool(getattr(vae, "use_tiling", False)) == bool(wanted):
+        return
+    was = bool(getattr(vae, "use_tiling", False))
+    vae.enable_tiling() if wanted else vae.disable_tiling()
+    state._undo.append(lambda: vae.enable_tiling() if was else vae.disable_tiling())
 
 
 def base_shift(scheduler, base_grid: tuple[int, int]) -> float:

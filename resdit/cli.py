@@ -30,6 +30,10 @@ def _size(text: str) -> tuple[int, int]:
     return int(h), int(w or h)
 
 
+def _chunk(text: str):
+    return text if text == "auto" else int(text)
+
+
 def _mu(text: str):
     return text if text == "base" else float(text)
 
@@ -43,7 +47,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--mu", type=_mu, default=None,
                    help="scheduler shift instead of the pipeline's: a number, or 'base' (the base size's)")
-    p.add_argument("--window-chunk", type=int, default=None)
+    p.add_argument("--window-chunk", type=_chunk, default=None,
+                   help="windows per local-branch call: a number, or 'auto' (sized from free memory)")
     p.add_argument("--strength", type=float, default=0.6, help="two_stage: re-noising strength")
 
 
@@ -55,14 +60,21 @@ def config_from_args(args, base_size) -> ResDiTConfig:
 
 
 def base_size_of(pipe, override=None) -> tuple[int, int]:
-    """Training size in pixels: ``override``, the toy model's card, or FLUX.1's 1024x1024."""
+    """Training size in pixels: ``override``, the toy model's card, SD3's ``sample_size`` x the VAE
+    factor (1024x1024 for SD3 and SD3.5), or FLUX.1's 1024x1024."""
     if override is not None:
         return tuple(int(x) for x in override)
-    return tuple(pipe.base_size) if hasattr(pipe, "base_size") else FLUX_BASE_SIZE
+    if hasattr(pipe, "base_size"):
+        return tuple(pipe.base_size)
+    transformer = getattr(pipe, "transformer", None)
+    if type(transformer).__name__ == "SD3Transformer2DModel":
+        side = int(transformer.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+        return side, side
+    return FLUX_BASE_SIZE
 
 
 def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = False):
-    """The toy pipeline (``model`` None or a toy weights folder) or a diffusers FLUX pipeline."""
+    """The toy pipeline (``model`` None or a toy weights folder) or a diffusers FLUX / SD3 pipeline."""
     from .toy.model import WEIGHTS_DIR
 
     if model is None or (Path(model) / "transformer.safetensors").exists():
@@ -80,8 +92,14 @@ def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = Fa
             f"could not load {model!r} ({err}). Pass a local folder in the diffusers layout, or a hub id you can "
             "reach; for a gated model (FLUX.1-dev) accept its licence on the hub and log in (`hf auth login`)."
         ) from err
+    from .apply import family
+
+    try:
+        family(getattr(pipe, "transformer", None))
+    except TypeError as err:
+        raise ModelLoadError(f"{model!r} loads as {type(pipe).__name__}: {err}") from err
     if offload:
-        pipe.enable_model_cpu_offload()
+        pipe.enable_model_cpu_offload(device=device)  # models wait on the CPU, run on `device`
     else:
         pipe.to(device)
     return pipe

@@ -113,7 +113,10 @@ class ResDiTConfig:
         mu: FLUX scheduler shift (``mu``) to use instead of the pipeline's own, which grows
             linearly and unclamped with the token count. None keeps the pipeline's; ``"base"``
             uses the shift the pipeline would use at the base size (see docs/decisions.md).
-        window_chunk: at most this many windows per attention call (memory bound); None = all.
+        window_chunk: at most this many windows per local-branch call (memory bound); None = all;
+            ``"auto"``: as many as fit in half the memory free at the call (:mod:`resdit.memory`).
+        vae_tiling: decode with the VAE's own tiling: ``"auto"`` above ``vae_tiling_above`` pixels
+            (FLUX's VAE needs tens of GB to decode 4096^2 in one piece), True or False always.
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
             interpolation to NTK (Lumina-Next: 0.3).
@@ -129,7 +132,9 @@ class ResDiTConfig:
     local_steps: int | None = None
     proportional_attention: bool = True
     mu: float | str | None = None
-    window_chunk: int | None = None
+    window_chunk: int | str | None = None
+    vae_tiling: bool | str = "auto"
+    vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
     watershed: float = 0.3
     strength: float = 0.6
@@ -157,8 +162,11 @@ class ResDiTConfig:
             raise ResDiTConfigError(f"strength={self.strength} must lie in (0, 1].")
         if self.ntk_factor < 1.0:
             raise ResDiTConfigError(f"ntk_factor={self.ntk_factor} must be >= 1.")
-        if self.window_chunk is not None and self.window_chunk < 1:
-            raise ResDiTConfigError(f"window_chunk={self.window_chunk} must be >= 1 or None.")
+        if self.window_chunk is not None and self.window_chunk != "auto" and (
+                isinstance(self.window_chunk, str) or self.window_chunk < 1):
+            raise ResDiTConfigError(f"window_chunk={self.window_chunk!r} must be >= 1, 'auto' or None.")
+        if self.vae_tiling not in (True, False, "auto"):
+            raise ResDiTConfigError(f"vae_tiling={self.vae_tiling!r}: use 'auto', True or False.")
         if self.base_size is not None:
             self.base_size = (int(self.base_size[0]), int(self.base_size[1]))
             if min(self.base_size) <= 0:

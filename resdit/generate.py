@@ -39,9 +39,12 @@ def _img2img(pipe, prompt, image, height, width, steps, strength, latents, gener
     if hasattr(pipe, "card"):  # the toy pipeline denoises pixels directly
         return pipe(prompt, height=height, width=width, num_inference_steps=steps, image=image, strength=strength,
                     latents=latents, generator=generator, output_type="pt").images
-    from diffusers import FluxImg2ImgPipeline
+    from diffusers import FluxImg2ImgPipeline, StableDiffusion3Img2ImgPipeline
 
-    second = FluxImg2ImgPipeline.from_pipe(pipe)
+    from .apply import family
+
+    img2img = StableDiffusion3Img2ImgPipeline if family(pipe.transformer) == "sd3" else FluxImg2ImgPipeline
+    second = img2img.from_pipe(pipe)
     return second(prompt, image=image, height=height, width=width, num_inference_steps=steps, strength=strength,
                   generator=generator, output_type="pt").images
 

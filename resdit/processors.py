@@ -20,6 +20,7 @@ import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
+from .memory import attention_window_bytes, window_chunk
 from .plan import Plan
 from .schedule import FUSED, GLOBAL, LOCAL
 from .spectral import spectral_fuse
@@ -147,7 +148,8 @@ class ResDiTFluxAttnProcessor:
         b, _, heads, d = query.shape
         n, L = part.index.shape
         cos, sin = plan.local_rope
-        chunk = self.state.config.window_chunk or n
+        chunk = window_chunk(self.state.config, n, attention_window_bytes(b, T + L, heads, d, query.element_size()),
+                             query.device)
         text_sum, windows = None, []
         for lo in range(0, n, chunk):
             idx = part.index[lo:lo + chunk]

@@ -11,7 +11,13 @@ from __future__ import annotations
 import torch
 
 from .geometry import WindowPartition
+from .memory import attention_window_bytes, window_chunk
 from .positions import window_ids
+
+
+def tile_bytes(batch: int, seq: int, heads: int, head_dim: int) -> int:
+    """Transient bytes of one tile through one block: its attention plus the 4x-wide MLP."""
+    return attention_window_bytes(batch, seq, heads, head_dim) + 4 * batch * seq * heads * head_dim * 8
 
 
 def tiled_forward(state, original_forward):
@@ -30,7 +36,10 @@ def tiled_forward(state, original_forward):
                                      sigma=state.config.sigma).to(hidden_states.device)
         b, n = hidden_states.shape[0], part.num_windows
         ids = window_ids(part.window).to(img_ids.device)
-        chunk = state.config.window_chunk or n
+        c = state.transformer.config
+        chunk = window_chunk(state.config, n, tile_bytes(b, part.index.shape[1] + (
+            0 if encoder_hidden_states is None else encoder_hidden_states.shape[1]),
+            c.num_attention_heads, c.attention_head_dim), hidden_states.device)
         outs = []
         for lo in range(0, n, chunk):
             idx = part.index[lo:lo + chunk]

@@ -46,3 +46,32 @@ def test_unknown_prompt_words_are_a_clear_error(tmp_path, capsys):
     code = main(["generate", "--prompt", "a purple cat", "--height", "32", "--width", "32", "--out",
                  str(tmp_path / "x.png")])
     assert code == 2 and "toy vocabulary" in capsys.readouterr().err
+
+
+def test_generate_loads_a_local_sd3_checkpoint_with_offload_and_auto_chunks(tmp_path, capsys):
+    from tiny_pipelines import tiny_sd3_pipeline
+
+    folder = tmp_path / "tiny-sd3"
+    tiny_sd3_pipeline().save_pretrained(folder)
+    out = tmp_path / "img.png"
+    code = main(["generate", "--model", str(folder), "--prompt", "a cat", "--height", "32", "--width", "128",
+                 "--steps", "2", "--offload", "--window-chunk", "auto", "--out", str(out), "--json"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["base_size"] == [32, 32]  # SD3's sample_size x the VAE factor, from the checkpoint
+    assert Image.open(out).size == (128, 32)  # beyond the tiny SD3's table of 96 positions
+
+
+def test_a_pipeline_resdit_does_not_support_is_refused_by_name(tmp_path, capsys):
+    from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers.pipelines import DDPMPipeline
+
+    folder = tmp_path / "ddpm"
+    DDPMPipeline(unet=UNet2DModel(sample_size=8, block_out_channels=(4, 8), norm_num_groups=4,
+                                  down_block_types=("DownBlock2D", "DownBlock2D"),
+                                  up_block_types=("UpBlock2D", "UpBlock2D")),
+                 scheduler=DDPMScheduler()).save_pretrained(folder)
+    code = main(["generate", "--model", str(folder), "--prompt", "a cat", "--height", "32", "--width", "32",
+                 "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "DDPMPipeline" in err and "supported models" in err

@@ -64,3 +64,90 @@ def tiny_flux_pipeline(seed: int = 0):
         module.eval()  # T5's dropout would make two calls differ
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _clip_config():
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
+                          num_attention_heads=4, num_hidden_layers=5, pad_token_id=1, vocab_size=1000,
+                          hidden_act="gelu", projection_dim=32)
+
+
+def _t5():
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=1000, d_model=32, d_ff=37, d_kv=8, num_layers=5, num_heads=4,
+                                   relative_attention_num_buckets=8))
+
+
+def _vae(latent_channels: int):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                         latent_channels=latent_channels, norm_num_groups=1, use_quant_conv=False,
+                         use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
+
+
+def _flux_scheduler():
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096,
+                                           max_shift=1.15, shift=3.0, use_dynamic_shifting=True)
+
+
+def _finish(pipe):
+    for name in ("text_encoder", "text_encoder_2", "text_encoder_3", "vae", "transformer", "controlnet"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.eval()  # T5's dropout would make two calls differ
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def tiny_sd3(seed: int = 0, **overrides):
+    """SD3Transformer2DModel with the config of diffusers' own SD3 pipeline tests (table of 96 x 96 positions)."""
+    from diffusers import SD3Transformer2DModel
+
+    torch.manual_seed(seed)
+    config = dict(sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8,
+                  num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=32, pooled_projection_dim=64,
+                  out_channels=4)
+    config.update(overrides)
+    return SD3Transformer2DModel(**config).eval()
+
+
+def tiny_sd3_pipeline(seed: int = 0, controlnet: bool = False):
+    """A StableDiffusion3Pipeline (or its ControlNet pipeline) as in diffusers' tests; VAE scale 1, base 32x32 px."""
+    from diffusers import (FlowMatchEulerDiscreteScheduler, SD3ControlNetModel, StableDiffusion3ControlNetPipeline,
+                           StableDiffusion3Pipeline)
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    transformer = tiny_sd3(seed)
+    parts = dict(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+                 vae=_vae(4), text_encoder=CLIPTextModelWithProjection(_clip_config()), tokenizer=clip_tokenizer(),
+                 text_encoder_2=CLIPTextModelWithProjection(_clip_config()), tokenizer_2=clip_tokenizer(),
+                 text_encoder_3=_t5(), tokenizer_3=t5_tokenizer())
+    if not controlnet:
+        return _finish(StableDiffusion3Pipeline(**parts))
+    net = SD3ControlNetModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8,
+                             num_attention_heads=4, joint_attention_dim=32, caption_projection_dim=32,
+                             pooled_projection_dim=64, out_channels=4)
+    return _finish(StableDiffusion3ControlNetPipeline(**parts, controlnet=net))
+
+
+def tiny_flux_controlnet_pipeline(seed: int = 0):
+    """A FluxControlNetPipeline as in diffusers' tests: the control image goes through the VAE."""
+    from diffusers import FluxControlNetModel, FluxControlNetPipeline
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    transformer = tiny_flux(seed)
+    net = FluxControlNetModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                              num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+                              axes_dims_rope=[4, 4, 8])
+    pipe = FluxControlNetPipeline(scheduler=_flux_scheduler(), vae=_vae(1), text_encoder=CLIPTextModel(_clip_config()),
+                                  tokenizer=clip_tokenizer(), text_encoder_2=_t5(), tokenizer_2=t5_tokenizer(),
+                                  transformer=transformer, controlnet=net)
+    return _finish(pipe)

@@ -1,0 +1,44 @@
+"""How many windows to batch in one local-branch call.
+
+``ResDiTConfig(window_chunk=...)``: an int is a fixed chunk, None batches every window, and
+``"auto"`` sizes the chunk from the memory free on the device right now (CUDA: free device
+memory; CPU: available physical memory), keeping the local branch's transient tensors under
+``AUTO_FRACTION`` of it. Outputs do not depend on the chunk beyond float rounding (kernels block by batch size).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+#: share of the free memory the local branch's transient tensors may take under ``window_chunk="auto"``
+AUTO_FRACTION = 0.5
+
+
+def free_bytes(device) -> int:
+    """Memory free on ``device`` now: CUDA's ``mem_get_info``, else available physical memory (Linux)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not Linux: no bound known
+        return 1 << 62
+
+
+def attention_window_bytes(batch: int, seq: int, heads: int, head_dim: int, itemsize: int = 4) -> int:
+    """Transient bytes of one window's attention call: q, k, v, roped q and k, output, and the
+    ``heads x seq x seq`` score matrix a non-fused attention kernel materialises (twice: scores, softmax)."""
+    return itemsize * batch * (6 * seq * heads * head_dim + 2 * heads * seq * seq)
+
+
+def window_chunk(config, num_windows: int, per_window_bytes: int, device) -> int:
+    """Windows per call for ``config.window_chunk`` (int, None or ``"auto"``)."""
+    chunk = config.window_chunk
+    if chunk is None:
+        return num_windows
+    if chunk == "auto":
+        budget = AUTO_FRACTION * free_bytes(device)
+        return int(max(1, min(num_windows, budget // max(per_window_bytes, 1))))
+    return int(min(chunk, num_windows))
