@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -37,7 +37,12 @@ _MAX_PLANS = 4
 
 def _supported_classes() -> dict[type, str]:
     """Per-model registry: transformer (or ControlNet) class -> family name."""
-    from diffusers import FluxControlNetModel, FluxTransformer2DModel, SD3ControlNetModel, SD3Transformer2DModel
+    from diffusers import (
+        FluxControlNetModel,
+        FluxTransformer2DModel,
+        SD3ControlNetModel,
+        SD3Transformer2DModel,
+    )
 
     return {FluxTransformer2DModel: "flux", FluxControlNetModel: "flux", SD3Transformer2DModel: "sd3",
             SD3ControlNetModel: "sd3_controlnet"}

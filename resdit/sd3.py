@@ -97,7 +97,7 @@ class SinCosGrid:
     by: float
 
     @classmethod
-    def recover(cls, table: torch.Tensor, size: int, tolerance: float = 1e-3) -> "SinCosGrid":
+    def recover(cls, table: torch.Tensor, size: int, tolerance: float = 1e-3) -> SinCosGrid:
         """Read the grid back from the table (``atan2`` on the lowest frequency, unwrapped upwards).
 
         Raises:
@@ -288,7 +288,7 @@ def sd3_forward(state, original_forward):
 
     def forward(hidden_states, encoder_hidden_states=None, pooled_projections=None, timestep=None,
                 block_controlnet_hidden_states=None, joint_attention_kwargs=None, return_dict=True, skip_layers=None):
-        b, _, H, W = hidden_states.shape
+        H, W = hidden_states.shape[-2:]
         grid = (H // p, W // p)
         plan = sd3_prepare(state, grid, hidden_states.device)
         spec = state.config.spec

@@ -9,7 +9,13 @@ from tiny_pipelines import tiny_flux_controlnet_pipeline, tiny_sd3, tiny_sd3_pip
 
 import resdit
 from resdit import ResDiTConfig, ResDiTConfigError
-from resdit.sd3 import SD3_MODES, SinCosGrid, pos_embed_table, sincos_table, table_indices
+from resdit.sd3 import (
+    SD3_MODES,
+    SinCosGrid,
+    pos_embed_table,
+    sincos_table,
+    table_indices,
+)
 
 SD3_BASE = (32, 32)  # px; the tiny SD3 has VAE scale 1 and patch 1: 32x32 tokens, a table of 96x96
 RUNNABLE_SD3 = [m for m in SD3_MODES if not resdit.MODES[m].two_pass]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from conftest import tiny_flux
 
 
@@ -119,8 +118,12 @@ def tiny_sd3(seed: int = 0, **overrides):
 
 def tiny_sd3_pipeline(seed: int = 0, controlnet: bool = False):
     """A StableDiffusion3Pipeline (or its ControlNet pipeline) as in diffusers' tests; VAE scale 1, base 32x32 px."""
-    from diffusers import (FlowMatchEulerDiscreteScheduler, SD3ControlNetModel, StableDiffusion3ControlNetPipeline,
-                           StableDiffusion3Pipeline)
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        SD3ControlNetModel,
+        StableDiffusion3ControlNetPipeline,
+        StableDiffusion3Pipeline,
+    )
     from transformers import CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
