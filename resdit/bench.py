@@ -4,8 +4,8 @@ Per scale, one transformer forward per case is timed, cases interleaved and repe
 (median): ``direct`` (stock processors), ``scaled_pe`` (global branch through the ResDiT
 processor), the three ResDiT phases (``global``, ``fused``, ``local``), one ``tiling`` step and
 ``direct`` while recording 16 probes. Whole generations are composed from the phase medians
-along the schedule (``resdit``: 10/10/15 of 35; ``two_stage``: a base-size generation plus the
-re-noised steps at the target size); ``--full`` also times them end to end. Each ratio is to
+along the schedule (``resdit``: 10/10/15 of 35; ``two_stage``: a base-size generation, timed with
+the base grid's direct step, plus the re-noised steps at the target size with scaled PE). Each ratio is to
 direct at the same size, printed next to the cost model's prediction. Peak memory is the
 highest total of live CPU tensor bytes during one forward (``torch.profiler``), or CUDA's
 ``max_memory_allocated`` on a GPU.
@@ -24,7 +24,7 @@ import torch
 
 from .apply import enabled, set_step
 from .config import ResDiTConfig
-from .cost import generation_flops, step_flops
+from .cost import generation_flops, step_flops, two_stage_steps
 from .schedule import phase_lengths
 
 TEXT_TOKENS = 20
@@ -85,13 +85,22 @@ def _cases(model, base_grid):
 
 
 def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, repeats: int = 3,
-          memory: bool = True, progress: bool = True) -> list[dict]:
+          memory: bool = True, progress: bool = True, strength: float = 0.6) -> list[dict]:
     """Per-step medians and composed whole-generation ratios for each scale."""
     import contextlib
 
     config = model.config
     device = next(model.parameters()).device
     results = []
+    base_inputs = _inputs(config, base_grid, device)
+    with torch.no_grad():
+        base_times = []
+        for rep in range(repeats + 1):
+            t0 = time.perf_counter()
+            model(**base_inputs)
+            if rep:
+                base_times.append(time.perf_counter() - t0)
+    base_step = statistics.median(base_times)
     for scale in scales:
         grid = (int(base_grid[0] * scale), int(base_grid[1] * scale))
         inputs = _inputs(config, grid, device)
@@ -132,16 +141,18 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
                                 ratio_to_direct=seconds / direct, predicted_ratio=predicted_step[name, phase],
                                 peak_mb=round(peaks.get((name, phase), 0) / 2**20, 2)))
         g, f, loc = phase_lengths(steps)
+        second = two_stage_steps(steps, strength)
         full = {
             "direct": steps * direct,
             "resdit": g * med["resdit", "global"] + f * med["resdit", "fused"] + loc * med["resdit", "local"],
+            "two_stage": steps * base_step + second * med["scaled_pe", "all"],
         }
         flop_direct = generation_flops(config, grid, base_grid, TEXT_TOKENS, "direct", steps)
         for name, seconds in full.items():
             results.append(dict(mode=name, phase="generation", scale=scale, grid=list(grid), kind="composed",
                                 seconds=seconds, ratio_to_direct=seconds / full["direct"],
-                                predicted_ratio=generation_flops(config, grid, base_grid, TEXT_TOKENS, name, steps)
-                                / flop_direct, peak_mb=None))
+                                predicted_ratio=generation_flops(config, grid, base_grid, TEXT_TOKENS, name, steps,
+                                                                 strength) / flop_direct, peak_mb=None))
         if progress:
             for r in results[-len(med) - len(full):]:
                 print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['seconds'] * 1000:9.1f} ms  "

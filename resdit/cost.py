@@ -63,6 +63,11 @@ def step_flops(config, grid: tuple[int, int], base: tuple[int, int], text_len: i
     raise ValueError(f"Unknown phase {phase!r}.")
 
 
+def two_stage_steps(steps: int, strength: float) -> int:
+    """Steps the second (target-size) pass of ``two_stage`` runs, counted as diffusers' img2img does."""
+    return steps - int(max(steps - min(steps * strength, steps), 0))
+
+
 def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, strength: float = 0.6) -> float:
     """FLOPs of a whole generation of ``steps`` steps in a mode."""
     if mode in ("direct", "extrapolate", "scaled_pe", "patch_pe", "ntk", "time_aware", "dype"):
@@ -72,7 +77,7 @@ def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, s
     if mode == "tiling":
         return steps * step_flops(config, grid, base, text_len, "tiling")
     if mode == "two_stage":
-        second = steps - int(max(steps - min(steps * strength, steps), 0))
+        second = two_stage_steps(steps, strength)
         return steps * step_flops(config, base, base, text_len, GLOBAL) + second * step_flops(
             config, grid, base, text_len, GLOBAL)
     if mode.startswith("resdit"):
