@@ -24,8 +24,8 @@ import torch
 
 from .apply import enabled, set_step
 from .config import ResDiTConfig
-from .cost import generation_flops, step_flops, two_stage_steps
-from .schedule import phase_lengths
+from .cost import TimeModel, generation_flops, step_flops, two_stage_steps
+from .schedule import FUSED, GLOBAL, LOCAL, phase_lengths
 
 TEXT_TOKENS = 20
 PHASE_STEPS = {"global": 0, "fused": 15, "local": 30}  # steps of a 35-step schedule in each phase
@@ -158,7 +158,40 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
                 print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['seconds'] * 1000:9.1f} ms  "
                       f"ratio {r['ratio_to_direct']:.3f}  predicted {r['predicted_ratio']:.3f}  "
                       f"peak {r['peak_mb']} MB", flush=True)
+    # calibrated on the two direct steps furthest apart: the base grid (mostly per-token work) and the
+    # largest grid (mostly attention FLOPs); every other number is a prediction
+    largest = [r for r in results if r["mode"] == "direct" and r["kind"] == "step"][-1]
+    model_time = TimeModel.calibrate(config, TEXT_TOKENS, base_grid,
+                                     [(base_grid, base_step), (tuple(largest["grid"]), largest["seconds"])])
+    add_time_predictions(results, model_time, config, base_grid, steps, strength)
     return results
+
+
+COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+record16", "all"): GLOBAL,
+              ("resdit", "global"): GLOBAL, ("resdit", "fused"): FUSED, ("resdit", "local"): LOCAL,
+              ("tiling", "all"): "tiling"}
+
+
+def add_time_predictions(results: list[dict], model: TimeModel, config, base_grid, steps: int,
+                         strength: float) -> None:
+    """Add ``predicted_ratio_time``: the two-term :class:`~resdit.cost.TimeModel`'s ratio to direct."""
+    for r in results:
+        r["time_model"] = {"per_flop": model.per_flop, "per_row": model.per_row}
+    g, f, loc = phase_lengths(steps)
+    for r in results:
+        grid = tuple(r["grid"])
+
+        def t(phase, at=grid):
+            return model.step(config, at, base_grid, TEXT_TOKENS, phase)
+
+        if r["kind"] == "step":
+            predicted = t(COST_PHASE[r["mode"], r["phase"]]) / t(GLOBAL)
+        else:
+            whole = {"direct": steps * t(GLOBAL),
+                     "resdit": g * t(GLOBAL) + f * t(FUSED) + loc * t(LOCAL),
+                     "two_stage": steps * t(GLOBAL, base_grid) + two_stage_steps(steps, strength) * t(GLOBAL)}
+            predicted = whole[r["mode"]] / whole["direct"]
+        r["predicted_ratio_time"] = predicted
 
 
 def main(args) -> int:
@@ -173,4 +206,9 @@ def main(args) -> int:
                     progress=not args.json)
     if args.json:
         print(json.dumps({"results": results, "threads": args.threads}))
+    else:
+        print("\nratio to direct: measured / FLOP model / time model (FLOPs + token rows, calibrated on direct steps)")
+        for r in results:
+            print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['ratio_to_direct']:.3f} / "
+                  f"{r['predicted_ratio']:.3f} / {r['predicted_ratio_time']:.3f}")
     return 0

@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .geometry import WindowPartition
 from .schedule import FUSED, GLOBAL, LOCAL, phase_lengths
 
@@ -66,6 +68,51 @@ def step_flops(config, grid: tuple[int, int], base: tuple[int, int], text_len: i
 def two_stage_steps(steps: int, strength: float) -> int:
     """Steps the second (target-size) pass of ``two_stage`` runs, counted as diffusers' img2img does."""
     return steps - int(max(steps - min(steps * strength, steps), 0))
+
+
+def step_rows(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
+              windows: str = "mop") -> float:
+    """Token rows one forward touches with element-wise work, summed over blocks (norms, modulation,
+    activations, RoPE, the local branch's gathers and splices): ``T + N`` per block for the model's
+    own tokens, plus ``n (T + L)`` folded rows per block for a local branch; tiling runs ``n`` whole
+    tiles. FLOPs do not see this work; on CPUs it is a large share of a windowed step."""
+    _, dual, single, *_ = _dims(config)
+    n_img = grid[0] * grid[1]
+    part = WindowPartition.build(grid, base, layout=windows)
+    folded = part.num_windows * (text_len + part.window[0] * part.window[1])
+    own = text_len + n_img
+    per_block = {GLOBAL: own, LOCAL: own + folded, FUSED: 2 * own + folded, "tiling": folded}
+    if phase not in per_block:
+        raise ValueError(f"Unknown phase {phase!r}.")
+    return float((dual + single) * per_block[phase])
+
+
+@dataclass(frozen=True)
+class TimeModel:
+    """``seconds = per_flop * FLOPs + per_row * rows``: a two-term model of one machine.
+
+    Calibrated on two *direct* steps (the base grid and one larger grid), it predicts every other
+    mode and size; the FLOP-only ratio is its ``per_row = 0`` special case.
+    """
+
+    per_flop: float
+    per_row: float
+
+    @classmethod
+    def calibrate(cls, config, text_len: int, base: tuple[int, int], points) -> "TimeModel":
+        """``points``: ``[(grid, seconds of a direct step), (grid, seconds)]`` at two grids."""
+        (g1, t1), (g2, t2) = points
+        f1, f2 = (step_flops(config, g, base, text_len, GLOBAL) for g in (g1, g2))
+        r1, r2 = (step_rows(config, g, base, text_len, GLOBAL) for g in (g1, g2))
+        det = f1 * r2 - f2 * r1
+        if det == 0:
+            raise ValueError("Calibrate on two different grids.")
+        per_flop, per_row = (t1 * r2 - t2 * r1) / det, (f1 * t2 - f2 * t1) / det
+        return cls(max(per_flop, 0.0), max(per_row, 0.0))
+
+    def step(self, config, grid, base, text_len: int, phase: str) -> float:
+        return (self.per_flop * step_flops(config, grid, base, text_len, phase)
+                + self.per_row * step_rows(config, grid, base, text_len, phase))
 
 
 def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, strength: float = 0.6) -> float:

@@ -161,6 +161,30 @@ def test_local_text_output_is_the_mean_over_windows():
     torch.testing.assert_close(text, torch.stack(per_window).mean(0), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("mode", ["patch_pe_local", "resdit_no_pipe"])
+def test_local_branch_equals_per_window_tables_applied_to_each_window(mode):
+    """Rotating image tokens once and moving each window's text to its start equals the per-window
+    tables of SPEC 1 (indices 0..h-1, text at its own ids), also for text ids that are not zero."""
+    from resdit.apply import ResDiTState
+    from resdit.processors import apply_rope
+
+    cfg, grid, base = ResDiTConfig(mode=mode), (12, 10), (8, 8)
+    model = tiny_flux()
+    state = ResDiTState(cfg, base, model)
+    txt_ids = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 2.0], [0.0, 3.0, 0.5]])
+    state.plan = plan = build_plan(cfg, model.pos_embed, grid, base, txt_ids, 16, "cpu")
+    q, k, v = _qkv(grid)
+    text, windows = ResDiTFluxAttnProcessor(state, "test").local_branch(q, k, v, plan)
+    cos, sin = plan.local_rope
+    for w, idx in enumerate(plan.partition.index):
+        sel = torch.cat([torch.arange(3), idx + 3])
+        tc, ts = (cos[w], sin[w]) if cos.ndim == 3 else (cos, sin)
+        qs, ks = apply_rope(q[:, sel], tc, ts), apply_rope(k[:, sel], tc, ts)
+        out = torch.nn.functional.scaled_dot_product_attention(qs.transpose(1, 2), ks.transpose(1, 2),
+                                                               v[:, sel].transpose(1, 2)).transpose(1, 2)
+        torch.testing.assert_close(windows[:, w], out.flatten(2)[:, 3:], atol=2e-5, rtol=0)
+
+
 def test_proportional_attention_scales_global_logits():
     from resdit.plan import proportional_scale
 

@@ -1,6 +1,6 @@
 import pytest
 
-from resdit.cost import attention_flops, generation_flops, linear_flops, step_flops
+from resdit.cost import TimeModel, attention_flops, generation_flops, linear_flops, step_flops, step_rows
 
 # A tiny config counted by hand: d = 2 x 4 = 8, one dual and one single block.
 CFG = dict(num_layers=1, num_single_layers=1, attention_head_dim=4, num_attention_heads=2, in_channels=4,
@@ -34,3 +34,19 @@ def test_resdit_generation_is_the_schedule_weighted_sum():
     expected = sum(k * step_flops(CFG, grid, base, t, p) for k, p in ((g, "global"), (f, "fused"), (loc, "local")))
     assert generation_flops(CFG, grid, base, t, "resdit", 35) == pytest.approx(expected)
     assert generation_flops(CFG, grid, base, t, "resdit", 35) < generation_flops(CFG, grid, base, t, "direct", 35)
+
+
+def test_rows_count_own_and_folded_tokens_per_block():
+    grid, base, t = (8, 8), (4, 4), 3  # 9 windows of 16 tokens (see above)
+    assert step_rows(CFG, grid, base, t, "global") == 2 * (64 + 3)
+    assert step_rows(CFG, grid, base, t, "local") == 2 * (64 + 3 + 9 * (3 + 16))
+    assert step_rows(CFG, grid, base, t, "tiling") == 2 * 9 * (3 + 16)
+
+
+def test_time_model_recovers_the_machine_it_was_calibrated_on():
+    truth = TimeModel(per_flop=2e-11, per_row=3e-6)
+    base, t = (4, 4), 3
+    points = [(g, truth.step(CFG, g, base, t, "global")) for g in ((4, 4), (12, 12))]
+    model = TimeModel.calibrate(CFG, t, base, points)
+    assert model.per_flop == pytest.approx(2e-11) and model.per_row == pytest.approx(3e-6)
+    assert model.step(CFG, (16, 16), base, t, "local") == pytest.approx(truth.step(CFG, (16, 16), base, t, "local"))
