@@ -70,3 +70,47 @@ def bench_plot(results: list[dict]):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+SWEEP_CONDITIONS = ("direct", "scaled_pe", "scaled_pe+pa", "patch_pe_local", "resdit", "resdit+fuse_to_end+pa")
+
+
+def sweep_points(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("correct", "detail")) -> dict:
+    """``{condition: {metric: [(scale, mean, lo, hi, n), ...]}}`` sorted by scale, from summary groups of any
+    number of study folders (the base-size group counts as scale 1 of every condition)."""
+    base = [g for g in groups if g["condition"] == "base"]
+    points = {}
+    for cond in conditions:
+        rows = sorted([g for g in groups if g["condition"] == cond] + base, key=lambda g: g["scale"])
+        by_scale = {}
+        for g in rows:  # one group per scale: the one with most samples
+            if g["scale"] not in by_scale or g["n"] > by_scale[g["scale"]]["n"]:
+                by_scale[g["scale"]] = g
+        points[cond] = {m: [(s, g[m]["mean"], *g[m]["ci95"], g["n"]) for s, g in sorted(by_scale.items())
+                            if g[m]["mean"] is not None and not np.isnan(g[m]["mean"])] for m in metrics}
+    return points
+
+
+def sweep_plot(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("correct", "detail")):
+    """Layout (share correct) and detail against the scale factor, one line per method, 95 % CIs as bands."""
+    import matplotlib.pyplot as plt
+
+    points = sweep_points(groups, conditions, metrics)
+    titles = {"correct": "layout: one prompted object in the prompted cell", "detail": "detail: texture-band energy "
+              "(1 = ground truth)", "count": "objects per image"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for cond in conditions:
+            pts = points[cond][metric]
+            if not pts:
+                continue
+            s, m, lo, hi, _ = (np.array(v, dtype=float) for v in zip(*pts))
+            (line,) = ax.plot(s, m, marker="o", label=cond)
+            ax.fill_between(s, lo, hi, color=line.get_color(), alpha=0.12)
+        ax.set(xscale="log", xlabel="scale factor (side / training side)", title=titles.get(metric, metric))
+        ticks = sorted({p[0] for c in conditions for p in points[c][metric]})
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.minorticks_off()
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -92,6 +92,7 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
     config = model.config
     device = next(model.parameters()).device
     results = []
+    model_time = TimeModel.measure(config, device)  # micro-benchmarks, before any case
     base_inputs = _inputs(config, base_grid, device)
     with torch.no_grad():
         base_times = []
@@ -158,11 +159,6 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
                 print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['seconds'] * 1000:9.1f} ms  "
                       f"ratio {r['ratio_to_direct']:.3f}  predicted {r['predicted_ratio']:.3f}  "
                       f"peak {r['peak_mb']} MB", flush=True)
-    # calibrated on the two direct steps furthest apart: the base grid (mostly per-token work) and the
-    # largest grid (mostly attention FLOPs); every other number is a prediction
-    largest = [r for r in results if r["mode"] == "direct" and r["kind"] == "step"][-1]
-    model_time = TimeModel.calibrate(config, TEXT_TOKENS, base_grid,
-                                     [(base_grid, base_step), (tuple(largest["grid"]), largest["seconds"])])
     add_time_predictions(results, model_time, config, base_grid, steps, strength)
     return results
 
@@ -176,7 +172,8 @@ def add_time_predictions(results: list[dict], model: TimeModel, config, base_gri
                          strength: float) -> None:
     """Add ``predicted_ratio_time``: the two-term :class:`~resdit.cost.TimeModel`'s ratio to direct."""
     for r in results:
-        r["time_model"] = {"per_flop": model.per_flop, "per_row": model.per_row}
+        r["time_model"] = {"per_linear_flop": model.per_linear_flop, "per_attention_flop": model.per_attention_flop,
+                           "per_row": model.per_row}
     g, f, loc = phase_lengths(steps)
     for r in results:
         grid = tuple(r["grid"])
@@ -207,7 +204,8 @@ def main(args) -> int:
     if args.json:
         print(json.dumps({"results": results, "threads": args.threads}))
     else:
-        print("\nratio to direct: measured / FLOP model / time model (FLOPs + token rows, calibrated on direct steps)")
+        print("\nratio to direct: measured / FLOP model / time model (linear and attention FLOPs and token rows at "
+              "micro-benchmarked rates)")
         for r in results:
             print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['ratio_to_direct']:.3f} / "
                   f"{r['predicted_ratio']:.3f} / {r['predicted_ratio_time']:.3f}")

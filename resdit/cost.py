@@ -87,32 +87,85 @@ def step_rows(config, grid: tuple[int, int], base: tuple[int, int], text_len: in
     return float((dual + single) * per_block[phase])
 
 
+def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
+               windows: str = "mop") -> tuple[float, float, float]:
+    """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase."""
+    n = grid[0] * grid[1]
+    part = WindowPartition.build(grid, base, layout=windows)
+    L = part.window[0] * part.window[1]
+    rows = step_rows(config, grid, base, text_len, phase, windows)
+    if phase == "tiling":
+        return (part.num_windows * linear_flops(config, L, text_len),
+                attention_flops(config, text_len + L, part.num_windows), rows)
+    glob = attention_flops(config, text_len + n)
+    local = attention_flops(config, text_len + L, part.num_windows)
+    attention = {GLOBAL: glob, LOCAL: local, FUSED: glob + local}
+    if phase not in attention:
+        raise ValueError(f"Unknown phase {phase!r}.")
+    return linear_flops(config, n, text_len), attention[phase], rows
+
+
 @dataclass(frozen=True)
 class TimeModel:
-    """``seconds = per_flop * FLOPs + per_row * rows``: a two-term model of one machine.
+    """``seconds = linear FLOPs / linear rate + attention FLOPs / attention rate + rows x per-row time``.
 
-    Calibrated on two *direct* steps (the base grid and one larger grid), it predicts every other
-    mode and size; the FLOP-only ratio is its ``per_row = 0`` special case.
+    The three rates are measured by micro-benchmarks of the model's own shapes (:meth:`measure`:
+    one linear layer, one attention call, one block's element-wise work), never fitted to the
+    ratios it predicts. FLOPs alone miss two things on CPUs: a ``d = 128`` matmul runs at about two
+    thirds of the attention kernel's FLOP rate, and norms, activations, modulation and RoPE are
+    memory-bound work proportional to tokens.
     """
 
-    per_flop: float
+    per_linear_flop: float
+    per_attention_flop: float
     per_row: float
 
     @classmethod
-    def calibrate(cls, config, text_len: int, base: tuple[int, int], points) -> "TimeModel":
-        """``points``: ``[(grid, seconds of a direct step), (grid, seconds)]`` at two grids."""
-        (g1, t1), (g2, t2) = points
-        f1, f2 = (step_flops(config, g, base, text_len, GLOBAL) for g in (g1, g2))
-        r1, r2 = (step_rows(config, g, base, text_len, GLOBAL) for g in (g1, g2))
-        det = f1 * r2 - f2 * r1
-        if det == 0:
-            raise ValueError("Calibrate on two different grids.")
-        per_flop, per_row = (t1 * r2 - t2 * r1) / det, (f1 * t2 - f2 * t1) / det
-        return cls(max(per_flop, 0.0), max(per_row, 0.0))
+    def measure(cls, config, device="cpu", rows: int = 4096, repeats: int = 5) -> "TimeModel":
+        import time
+
+        import torch
+        import torch.nn.functional as F
+
+        c = dict(config)
+        heads, hd = c["num_attention_heads"], c["attention_head_dim"]
+        d = heads * hd
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(rows, d, generator=g).to(device)
+        w = torch.randn(d, 4 * d, generator=g).to(device)
+        seq = 1024
+        q = torch.randn(4, heads, seq, hd, generator=g).to(device)
+        h = torch.randn(rows, 4 * d, generator=g).to(device)
+        scale, shift = torch.randn(d, generator=g).to(device), torch.randn(d, generator=g).to(device)
+
+        def elementwise():  # one block's token-wise work: 2 norms + modulation, GELU on the MLP width,
+            y = F.layer_norm(x, (d,)) * (1 + scale) + shift  # gated residuals, q/k RMS norms and RoPE
+            F.gelu(h, approximate="tanh")
+            z = F.layer_norm(y, (d,)) * (1 + scale) + shift
+            r = x + z * scale
+            qk = torch.cat([r, r], dim=-1).view(rows, -1, 2)
+            return (qk * qk.pow(2).mean(-1, keepdim=True).rsqrt()).sum()
+
+        def best(fn):
+            fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                if torch.device(device).type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            return min(times)
+
+        with torch.no_grad():
+            t_lin = best(lambda: x @ w)
+            t_att = best(lambda: F.scaled_dot_product_attention(q, q, q))
+            t_el = best(elementwise)
+        return cls(t_lin / (2 * rows * d * 4 * d), t_att / (4 * 4 * seq * seq * hd * heads), t_el / rows)
 
     def step(self, config, grid, base, text_len: int, phase: str) -> float:
-        return (self.per_flop * step_flops(config, grid, base, text_len, phase)
-                + self.per_row * step_rows(config, grid, base, text_len, phase))
+        lin, att, rows = step_parts(config, grid, base, text_len, phase)
+        return self.per_linear_flop * lin + self.per_attention_flop * att + self.per_row * rows
 
 
 def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, strength: float = 0.6) -> float:

@@ -14,7 +14,7 @@ import torch
 
 from .config import ResDiTConfig, ResDiTConfigError
 from .geometry import WindowPartition
-from .positions import dynamic_ntk_frequencies, extrapolated_ids, global_ids, ntk_frequencies, rope_table, scale_factors, window_ids
+from .positions import dynamic_ntk_frequencies, global_ids, ntk_frequencies, rope_table, scale_factors, window_ids
 from .spectral import radial_mask
 
 
@@ -32,11 +32,6 @@ class Plan:
             or ``[windows, T + wh*ww, head_dim]`` (per window).
         mask: PSF mask ``[wh, ww // 2 + 1]``.
         global_scale: softmax scale of the global branch (None: the default ``1/sqrt(d)``).
-        local_split: the local branch's tables as the processor applies them, ``(image cos, image sin,
-            text cos, text sin)``: image ``[H*W, head_dim]`` in the image's own layout (rotated once,
-            before the windows are gathered), text ``[T, head_dim]`` or ``[windows, T, head_dim]``.
-            RoPE scores depend only on index differences, so per-window indices ``0..h-1`` with text
-            at 0 equal integer image indices with each window's text moved to its window's start.
     """
 
     grid: tuple[int, int]
@@ -49,7 +44,6 @@ class Plan:
     local_rope: tuple[torch.Tensor, torch.Tensor] | None
     mask: torch.Tensor
     global_scale: float | None
-    local_split: tuple[torch.Tensor, ...] | None = None
 
     @property
     def image_tokens(self) -> int:
@@ -122,26 +116,17 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
     txt = txt_ids.to(device=device, dtype=torch.float32)
     gids = global_ids(variant[0], grid, base, partition).to(device)
     global_rope = _global_rope(pos_embed, torch.cat([txt, gids]), variant, grid, base)
-    local_ids = local_rope = local_split = None
-    T = txt.shape[0]
+    local_ids = local_rope = None
     if spec.local_ids == "window":
         local_ids = window_ids((wh, ww)).to(device).expand(partition.num_windows, -1, -1)
         local_rope = pos_embed(torch.cat([txt, local_ids[0]]))
-        first = partition.index[:, 0].to(device)  # each window's top-left token
-        shift = torch.stack([torch.zeros_like(first), first // grid[1], first % grid[1]], -1).float()
-        text = (txt[None] + shift[:, None]).reshape(-1, 3)  # [windows * T, 3]: text at the window's start
-        img = pos_embed(extrapolated_ids(grid).to(device))
-        txt_tab = pos_embed(text) if T else (img[0][:0], img[1][:0])
-        local_split = (*img, *(t.reshape(partition.num_windows, T, -1) for t in txt_tab))
     elif spec.local_ids == "global":
         part = partition.to(device)
         local_ids = gids[part.index]
-        text_rows = torch.arange(T, device=device).expand(partition.num_windows, -1)
-        rows = torch.cat([text_rows, part.index + T], 1)  # [windows, T + L]
+        text_rows = torch.arange(txt.shape[0], device=device).expand(partition.num_windows, -1)
+        rows = torch.cat([text_rows, part.index + txt.shape[0]], 1)  # [windows, T + L]
         local_rope = tuple(t[rows] for t in global_rope)
-        local_split = (global_rope[0][T:], global_rope[1][T:], global_rope[0][:T], global_rope[1][:T])
     scale = (proportional_scale(grid[0] * grid[1], base[0] * base[1], head_dim)
              if cfg.uses_proportional_attention else None)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
-                None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale,
-                local_split)
+                None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale)

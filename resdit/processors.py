@@ -30,11 +30,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     """FLUX's interleaved real rotary embedding with one table or one table per batch row.
 
     Args:
-        x: ``[..., S, heads, D]``.
-        cos, sin: ``[S, D]`` (shared) or ``[..., S, D]`` (broadcast against ``x``'s leading axes).
+        x: ``[B, S, heads, D]``.
+        cos, sin: ``[S, D]`` (shared) or ``[B, S, D]`` (per batch row).
     """
     x_real, x_imag = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)
-    x_rot = torch.stack([-x_imag, x_real], dim=-1).flatten(-2)
+    x_rot = torch.stack([-x_imag, x_real], dim=-1).flatten(3)
     cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)  # broadcast over heads
     return (x.float() * cos + x_rot.float() * sin).to(x.dtype)
 
@@ -139,10 +139,7 @@ class ResDiTFluxAttnProcessor:
         return out.flatten(2, 3)
 
     def local_branch(self, query, key, value, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windowed attention, all windows batched (chunked under ``config.window_chunk``).
-
-        Image queries and keys are rotated once in the image's own layout and then gathered per
-        window; only the text rows are rotated per window (``plan.local_split``).
+        """Windowed attention, all windows batched.
 
         Returns:
             ``(text [B, T, heads*D], windows [B, windows, wh*ww, heads*D])``.
@@ -150,9 +147,7 @@ class ResDiTFluxAttnProcessor:
         T, part = plan.text_len, plan.partition
         b, _, heads, d = query.shape
         n, L = part.index.shape
-        img_cos, img_sin, txt_cos, txt_sin = plan.local_split
-        q_img, k_img = apply_rope(query[:, T:], img_cos, img_sin), apply_rope(key[:, T:], img_cos, img_sin)
-        v_img = value[:, T:]
+        cos, sin = plan.local_rope
         chunk = window_chunk(self.state.config, n, attention_window_bytes(b, T + L, heads, d, query.element_size()),
                              query.device)
         text_sum, windows = None, []
@@ -160,19 +155,17 @@ class ResDiTFluxAttnProcessor:
             idx = part.index[lo:lo + chunk]
             c = idx.shape[0]
 
-            def text(x, rotate=True):  # [B, S, heads, D] -> [B, c, T, heads, D], rotated per window if asked
-                x = x[:, :T].unsqueeze(1).expand(b, c, T, heads, d)
-                if not rotate:
-                    return x
-                if txt_cos.ndim == 3:
-                    return apply_rope(x, txt_cos[lo:lo + c], txt_sin[lo:lo + c])
-                return apply_rope(x, txt_cos, txt_sin)
+            def fold(x):  # [B, S, heads, D] -> [B * c, T + L, heads, D]
+                txt = x[:, :T].unsqueeze(1).expand(b, c, T, heads, d)
+                return torch.cat([txt, x[:, T:][:, idx]], dim=2).flatten(0, 1)
 
-            def fold(txt, img):  # -> [B * c, T + L, heads, D]
-                return torch.cat([txt, img[:, idx]], dim=2).flatten(0, 1)
-
+            if cos.ndim == 3:  # one table per window
+                tc = cos[lo:lo + c].unsqueeze(0).expand(b, -1, -1, -1).flatten(0, 1)
+                ts = sin[lo:lo + c].unsqueeze(0).expand(b, -1, -1, -1).flatten(0, 1)
+            else:
+                tc, ts = cos, sin
             out = dispatch_attention_fn(
-                fold(text(query), q_img), fold(text(key), k_img), fold(text(value, rotate=False), v_img),
+                apply_rope(fold(query), tc, ts), apply_rope(fold(key), tc, ts), fold(value),
                 backend=self._attention_backend, parallel_config=self._parallel_config,
             ).reshape(b, c, T + L, heads * d)
             part_sum = out[:, :, :T].sum(1)

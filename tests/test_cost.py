@@ -43,10 +43,13 @@ def test_rows_count_own_and_folded_tokens_per_block():
     assert step_rows(CFG, grid, base, t, "tiling") == 2 * 9 * (3 + 16)
 
 
-def test_time_model_recovers_the_machine_it_was_calibrated_on():
-    truth = TimeModel(per_flop=2e-11, per_row=3e-6)
-    base, t = (4, 4), 3
-    points = [(g, truth.step(CFG, g, base, t, "global")) for g in ((4, 4), (12, 12))]
-    model = TimeModel.calibrate(CFG, t, base, points)
-    assert model.per_flop == pytest.approx(2e-11) and model.per_row == pytest.approx(3e-6)
-    assert model.step(CFG, (16, 16), base, t, "local") == pytest.approx(truth.step(CFG, (16, 16), base, t, "local"))
+def test_time_model_adds_linear_attention_and_row_terms():
+    from resdit.cost import step_parts
+
+    grid, base, t = (8, 8), (4, 4), 3
+    model = TimeModel(per_linear_flop=2e-11, per_attention_flop=1e-11, per_row=3e-6)
+    lin, att, rows = step_parts(CFG, grid, base, t, "local")
+    assert lin == linear_flops(CFG, 64, t) and att == attention_flops(CFG, t + 16, 9)
+    assert model.step(CFG, grid, base, t, "local") == pytest.approx(2e-11 * lin + 1e-11 * att + 3e-6 * rows)
+    tl, ta, _ = step_parts(CFG, grid, base, t, "tiling")
+    assert tl + ta == step_flops(CFG, grid, base, t, "tiling")
