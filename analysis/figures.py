@@ -65,6 +65,12 @@ def bench_plot(results: list[dict]):
         rs = sorted((r for r in steps if (r["mode"], r["phase"]) == key), key=lambda r: r["scale"])
         tokens = [r["grid"][0] * r["grid"][1] for r in rs]
         ax.plot(tokens, [r["seconds"] for r in rs], marker="o", label=f"{key[0]} ({key[1]})")
+    direct = sorted((r for r in steps if r["mode"] == "direct"), key=lambda r: r["scale"])
+    if len(direct) > 1:  # guides through the first direct point: quadratic and linear growth in tokens
+        n0, t0 = direct[0]["grid"][0] * direct[0]["grid"][1], direct[0]["seconds"]
+        n1 = direct[-1]["grid"][0] * direct[-1]["grid"][1]
+        for power, style in ((2, ":"), (1, "--")):
+            ax.plot([n0, n1], [t0, t0 * (n1 / n0) ** power], style, color="grey", lw=1, label=f"~ tokens^{power}")
     ax.set(xscale="log", yscale="log", xlabel="image tokens", ylabel="seconds per step",
            title="Toy FLUX, one denoising step")
     ax.legend(fontsize=7)
