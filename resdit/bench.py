@@ -31,17 +31,18 @@ TEXT_TOKENS = 20
 PHASE_STEPS = {"global": 0, "fused": 15, "local": 30}  # steps of a 35-step schedule in each phase
 
 
-def _inputs(config, grid, device):
+def _inputs(config, grid, device, text_tokens: int = TEXT_TOKENS, dtype=torch.float32):
     from .positions import extrapolated_ids
 
     g = torch.Generator().manual_seed(0)
     c = dict(config)
     return dict(
-        hidden_states=torch.randn(1, grid[0] * grid[1], c["in_channels"], generator=g).to(device),
-        encoder_hidden_states=torch.randn(1, TEXT_TOKENS, c["joint_attention_dim"], generator=g).to(device),
-        pooled_projections=torch.randn(1, c["pooled_projection_dim"], generator=g).to(device),
-        timestep=torch.full((1,), 0.5, device=device),
-        img_ids=extrapolated_ids(grid).to(device), txt_ids=torch.zeros(TEXT_TOKENS, 3, device=device),
+        hidden_states=torch.randn(1, grid[0] * grid[1], c["in_channels"], generator=g).to(device, dtype),
+        encoder_hidden_states=torch.randn(1, text_tokens, c["joint_attention_dim"], generator=g).to(device, dtype),
+        pooled_projections=torch.randn(1, c["pooled_projection_dim"], generator=g).to(device, dtype),
+        timestep=torch.full((1,), 0.5, device=device, dtype=dtype),
+        img_ids=extrapolated_ids(grid).to(device), txt_ids=torch.zeros(text_tokens, 3, device=device),
+        guidance=torch.full((1,), 3.5, device=device, dtype=dtype) if c.get("guidance_embeds") else None,
     )
 
 
@@ -85,15 +86,17 @@ def _cases(model, base_grid):
 
 
 def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, repeats: int = 3,
-          memory: bool = True, progress: bool = True, strength: float = 0.6) -> list[dict]:
+          memory: bool = True, progress: bool = True, strength: float = 0.6,
+          text_tokens: int = TEXT_TOKENS) -> list[dict]:
     """Per-step medians and composed whole-generation ratios for each scale."""
     import contextlib
 
     config = model.config
     device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
     results = []
-    model_time = TimeModel.measure(config, device)  # micro-benchmarks, before any case
-    base_inputs = _inputs(config, base_grid, device)
+    model_time = TimeModel.measure(config, device, dtype=dtype)  # micro-benchmarks, before any case
+    base_inputs = _inputs(config, base_grid, device, text_tokens, dtype)
     with torch.no_grad():
         base_times = []
         for rep in range(repeats + 1):
@@ -104,7 +107,7 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
     base_step = statistics.median(base_times)
     for scale in scales:
         grid = (int(base_grid[0] * scale), int(base_grid[1] * scale))
-        inputs = _inputs(config, grid, device)
+        inputs = _inputs(config, grid, device, text_tokens, dtype)
         cases = _cases(model, base_grid)
         times = {k: [] for k in cases}
         peaks = {}
@@ -130,12 +133,12 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
         predicted_step = {
             ("direct", "all"): 1.0, ("scaled_pe", "all"): 1.0, ("direct+record16", "all"): 1.0,
             ("resdit", "global"): 1.0,
-            ("resdit", "fused"): step_flops(config, grid, base_grid, TEXT_TOKENS, "fused")
-            / step_flops(config, grid, base_grid, TEXT_TOKENS, "global"),
-            ("resdit", "local"): step_flops(config, grid, base_grid, TEXT_TOKENS, "local")
-            / step_flops(config, grid, base_grid, TEXT_TOKENS, "global"),
-            ("tiling", "all"): step_flops(config, grid, base_grid, TEXT_TOKENS, "tiling")
-            / step_flops(config, grid, base_grid, TEXT_TOKENS, "global"),
+            ("resdit", "fused"): step_flops(config, grid, base_grid, text_tokens, "fused")
+            / step_flops(config, grid, base_grid, text_tokens, "global"),
+            ("resdit", "local"): step_flops(config, grid, base_grid, text_tokens, "local")
+            / step_flops(config, grid, base_grid, text_tokens, "global"),
+            ("tiling", "all"): step_flops(config, grid, base_grid, text_tokens, "tiling")
+            / step_flops(config, grid, base_grid, text_tokens, "global"),
         }
         for (name, phase), seconds in med.items():
             results.append(dict(mode=name, phase=phase, scale=scale, grid=list(grid), kind="step", seconds=seconds,
@@ -148,18 +151,18 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
             "resdit": g * med["resdit", "global"] + f * med["resdit", "fused"] + loc * med["resdit", "local"],
             "two_stage": steps * base_step + second * med["scaled_pe", "all"],
         }
-        flop_direct = generation_flops(config, grid, base_grid, TEXT_TOKENS, "direct", steps)
+        flop_direct = generation_flops(config, grid, base_grid, text_tokens, "direct", steps)
         for name, seconds in full.items():
             results.append(dict(mode=name, phase="generation", scale=scale, grid=list(grid), kind="composed",
                                 seconds=seconds, ratio_to_direct=seconds / full["direct"],
-                                predicted_ratio=generation_flops(config, grid, base_grid, TEXT_TOKENS, name, steps,
+                                predicted_ratio=generation_flops(config, grid, base_grid, text_tokens, name, steps,
                                                                  strength) / flop_direct, peak_mb=None))
         if progress:
             for r in results[-len(med) - len(full):]:
                 print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['seconds'] * 1000:9.1f} ms  "
                       f"ratio {r['ratio_to_direct']:.3f}  predicted {r['predicted_ratio']:.3f}  "
                       f"peak {r['peak_mb']} MB", flush=True)
-    add_time_predictions(results, model_time, config, base_grid, steps, strength)
+    add_time_predictions(results, model_time, config, base_grid, steps, strength, text_tokens)
     return results
 
 
@@ -169,7 +172,7 @@ COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+
 
 
 def add_time_predictions(results: list[dict], model: TimeModel, config, base_grid, steps: int,
-                         strength: float) -> None:
+                         strength: float, text_tokens: int = TEXT_TOKENS) -> None:
     """Add ``predicted_ratio_time``: the two-term :class:`~resdit.cost.TimeModel`'s ratio to direct."""
     for r in results:
         r["time_model"] = {"per_linear_flop": model.per_linear_flop, "per_attention_flop": model.per_attention_flop,
@@ -179,7 +182,7 @@ def add_time_predictions(results: list[dict], model: TimeModel, config, base_gri
         grid = tuple(r["grid"])
 
         def t(phase, at=grid):
-            return model.step(config, at, base_grid, TEXT_TOKENS, phase)
+            return model.step(config, at, base_grid, text_tokens, phase)
 
         if r["kind"] == "step":
             predicted = t(COST_PHASE[r["mode"], r["phase"]]) / t(GLOBAL)
@@ -191,18 +194,41 @@ def add_time_predictions(results: list[dict], model: TimeModel, config, base_gri
         r["predicted_ratio_time"] = predicted
 
 
-def main(args) -> int:
+#: FLUX.1-dev's transformer config (19 dual + 38 single blocks, d = 3072): timing needs no weights.
+FLUX_DEV_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                       num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                       guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+
+
+def build_model(name: str, device: str):
+    """``(model, base grid, text tokens)`` for ``--config``: the shipped toy model, or a randomly initialised
+    full-size FLUX.1-dev transformer (bf16 on CUDA) at base 1024^2 = 64x64 tokens with 512 text tokens."""
     from .toy.model import WEIGHTS_DIR, build_transformer, load_weights
 
+    if name == "toy":
+        if (WEIGHTS_DIR / "config.json").exists():
+            return load_weights()[0].to(device), (16, 16), TEXT_TOKENS
+        return build_transformer().eval().to(device), (16, 16), TEXT_TOKENS  # timing needs no trained weights
+    if name == "flux-dev":
+        from diffusers import FluxTransformer2DModel
+
+        dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+        with torch.device(device):
+            model = FluxTransformer2DModel(**FLUX_DEV_CONFIG).to(dtype).eval()
+        return model, (64, 64), 512
+    raise ValueError(f"Unknown bench config {name!r}: use 'toy' or 'flux-dev'.")
+
+
+def main(args) -> int:
     torch.set_num_threads(args.threads)
-    if (WEIGHTS_DIR / "config.json").exists():
-        model = load_weights()[0]
-    else:  # timing needs no trained weights
-        model = build_transformer().eval()
-    results = bench(model, (16, 16), tuple(args.scales), args.steps, args.repeats, memory=not args.no_memory,
-                    progress=not args.json)
+    model, base_grid, text_tokens = build_model(getattr(args, "config", "toy"), getattr(args, "device", "cpu"))
+    results = bench(model, base_grid, tuple(args.scales), args.steps, args.repeats, memory=not args.no_memory,
+                    progress=not args.json, text_tokens=text_tokens)
     if args.json:
-        print(json.dumps({"results": results, "threads": args.threads}))
+        device = getattr(args, "device", "cpu")
+        card = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
+        print(json.dumps({"results": results, "threads": args.threads, "config": getattr(args, "config", "toy"),
+                          "device": card}))
     else:
         print("\nratio to direct: measured / FLOP model / time model (linear and attention FLOPs and token rows at "
               "micro-benchmarked rates)")

@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--no-memory", action="store_true", help="skip the profiler's peak-memory pass")
+    b.add_argument("--config", choices=["toy", "flux-dev"], default="toy",
+                   help="the shipped toy model, or a random full-size FLUX.1-dev transformer (for a GPU)")
+    b.add_argument("--device", default="cpu")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 

@@ -121,7 +121,7 @@ class TimeModel:
     per_row: float
 
     @classmethod
-    def measure(cls, config, device="cpu", rows: int = 4096, repeats: int = 5) -> "TimeModel":
+    def measure(cls, config, device="cpu", rows: int = 4096, repeats: int = 5, dtype=None) -> "TimeModel":
         import time
 
         import torch
@@ -131,12 +131,16 @@ class TimeModel:
         heads, hd = c["num_attention_heads"], c["attention_head_dim"]
         d = heads * hd
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(rows, d, generator=g).to(device)
-        w = torch.randn(d, 4 * d, generator=g).to(device)
+        dtype = dtype or torch.float32
+
+        def randn(*shape):
+            return torch.randn(*shape, generator=g).to(device, dtype)
+
+        x, w, h = randn(rows, d), randn(d, 4 * d), randn(rows, 4 * d)
         seq = 1024
-        q = torch.randn(4, heads, seq, hd, generator=g).to(device)
-        h = torch.randn(rows, 4 * d, generator=g).to(device)
-        scale, shift = torch.randn(d, generator=g).to(device), torch.randn(d, generator=g).to(device)
+        q = randn(4, heads, seq, hd)
+        scale, shift = randn(d), randn(d)
+        cuda = torch.device(device).type == "cuda"
 
         def elementwise():  # one block's token-wise work: 2 norms + modulation, GELU on the MLP width,
             y = F.layer_norm(x, (d,)) * (1 + scale) + shift  # gated residuals, q/k RMS norms and RoPE
@@ -150,9 +154,11 @@ class TimeModel:
             fn()
             times = []
             for _ in range(repeats):
+                if cuda:
+                    torch.cuda.synchronize()
                 t0 = time.perf_counter()
                 fn()
-                if torch.device(device).type == "cuda":
+                if cuda:
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - t0)
             return min(times)
