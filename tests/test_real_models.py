@@ -196,12 +196,12 @@ def test_controlnet_pipelines_reproduce_at_base_and_run_non_square(which, flux_c
         with resdit.enabled(pipe, ResDiTConfig(base_size=base, mode=mode)):
             assert np.array_equal(run(pipe, base, control_image=_control(base)), reference), mode
     wide = (base[0], base[1] * 3)
-    for mode in ("resdit", "scaled_pe"):
+    for mode in modes:
         with resdit.enabled(pipe, ResDiTConfig(base_size=base, mode=mode)):
             image = run(pipe, wide, control_image=_control(wide))
             states = [resdit.get_state(n) for n in getattr(pipe.controlnet, "nets", [pipe.controlnet])]
             assert all(s is not None for s in states)  # the control branch is part of it
-        assert image.shape == (1, *wide, 3) and np.isfinite(image).all()
+        assert image.shape == (1, *wide, 3) and np.isfinite(image).all(), mode
     assert resdit.get_state(pipe.controlnet) is None  # and removed with it
     with pytest.raises(ResDiTConfigError, match="ControlNet"):
         resdit.apply_resdit(pipe, ResDiTConfig(base_size=base, mode="tiling"))
