@@ -328,26 +328,16 @@ def sd3_forward(state, original_forward):
 def _run_windows(state, original_forward, plan: SD3Plan, hidden_states, encoder_hidden_states, pooled_projections,
                  timestep, controlnet_residuals, common) -> torch.Tensor:
     """Velocities of every window ``[B, n, L, p*p*C]``: the transformer on all windows as one batch (chunked)."""
-    from .memory import window_chunk
-    from .tiling import tile_bytes
+    from .tiling import tile_chunks
 
     p = state.transformer.config.patch_size
     part = plan.partition
     b = hidden_states.shape[0]
-    n, L = part.index.shape
+    L = part.index.shape[1]
     tokens = to_tokens(hidden_states, p)
-    c = state.transformer.config
-    seq = L + (0 if encoder_hidden_states is None else encoder_hidden_states.shape[1])
-    chunk = window_chunk(state.config, n, tile_bytes(b, seq, c.num_attention_heads, c.attention_head_dim),
-                         hidden_states.device)
     outs = []
-    for lo in range(0, n, chunk):
-        idx = part.index[lo:lo + chunk]
+    for lo, idx, rep in tile_chunks(state, part, b, encoder_hidden_states, hidden_states.device):
         c = idx.shape[0]
-
-        def rep(x):  # [B, ...] -> [B * c, ...], window index fastest
-            return None if x is None else x.repeat_interleave(c, dim=0)
-
         tiles = from_tokens(tokens[:, idx].flatten(0, 1), part.window, p)
         residuals = None
         if controlnet_residuals is not None:

@@ -20,6 +20,23 @@ def tile_bytes(batch: int, seq: int, heads: int, head_dim: int) -> int:
     return attention_window_bytes(batch, seq, heads, head_dim) + 4 * batch * seq * heads * head_dim * 8
 
 
+def tile_chunks(state, part, batch: int, text, device):
+    """``(first window, window token index [c, L], rep)`` per chunk of tiles; ``rep`` repeats a per-sample
+    tensor ``[B, ...]`` to ``[B * c, ...]`` with the tile index fastest (None stays None)."""
+    cfg = state.transformer.config
+    seq = part.index.shape[1] + (0 if text is None else text.shape[1])
+    n = part.num_windows
+    chunk = window_chunk(state.config, n, tile_bytes(batch, seq, cfg.num_attention_heads, cfg.attention_head_dim),
+                         device)
+    for lo in range(0, n, chunk):
+        idx = part.index[lo:lo + chunk]
+
+        def rep(x, c=idx.shape[0]):
+            return None if x is None else x.repeat_interleave(c, dim=0)
+
+        yield lo, idx, rep
+
+
 def tiled_forward(state, original_forward):
     """A replacement for ``FluxTransformer2DModel.forward`` that runs tiles and splices them."""
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -36,18 +53,9 @@ def tiled_forward(state, original_forward):
                                      sigma=state.config.sigma).to(hidden_states.device)
         b, n = hidden_states.shape[0], part.num_windows
         ids = window_ids(part.window).to(img_ids.device)
-        c = state.transformer.config
-        chunk = window_chunk(state.config, n, tile_bytes(b, part.index.shape[1] + (
-            0 if encoder_hidden_states is None else encoder_hidden_states.shape[1]),
-            c.num_attention_heads, c.attention_head_dim), hidden_states.device)
         outs = []
-        for lo in range(0, n, chunk):
-            idx = part.index[lo:lo + chunk]
+        for lo, idx, rep in tile_chunks(state, part, b, encoder_hidden_states, hidden_states.device):
             c = idx.shape[0]
-
-            def rep(x):  # [B, ...] -> [B * c, ...], tile index fastest
-                return None if x is None else x.repeat_interleave(c, dim=0)
-
             tiles = hidden_states[:, idx].flatten(0, 1)
             out = original_forward(hidden_states=tiles, encoder_hidden_states=rep(encoder_hidden_states),
                                    pooled_projections=rep(pooled_projections), timestep=rep(timestep), img_ids=ids,
