@@ -51,7 +51,7 @@ def tiled_forward(state, original_forward):
         spec = state.config.spec
         part = WindowPartition.build(grid, state.base_grid, layout=spec.windows, weighting=spec.weights,
                                      sigma=state.config.sigma).to(hidden_states.device)
-        b, n = hidden_states.shape[0], part.num_windows
+        b = hidden_states.shape[0]
         ids = window_ids(part.window).to(img_ids.device)
         outs = []
         for lo, idx, rep in tile_chunks(state, part, b, encoder_hidden_states, hidden_states.device):
