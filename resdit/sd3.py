@@ -310,13 +310,14 @@ def sd3_forward(state, original_forward):
             if phase == LOCAL:
                 tokens = part.splice(windows)
             elif phase == FUSED:
-                g = part.gather(to_tokens(v_global, p))
+                g = to_tokens(v_global, p)
                 if spec.fusion == "average":
-                    tokens = 0.5 * (to_tokens(v_global, p) + part.splice(windows))
+                    tokens = 0.5 * (g + part.splice(windows))
                 else:
                     bn, n, L, ch = windows.shape
                     shape = (bn, n, *part.window, ch)
-                    tokens = part.splice(spectral_fuse(g.view(shape), windows.view(shape), plan.mask).view(bn, n, L, ch))
+                    fused = spectral_fuse(part.gather(g).view(shape), windows.view(shape), plan.mask)
+                    tokens = part.splice(fused.view(bn, n, L, ch))
             else:
                 raise ValueError(f"Unknown phase {phase!r}.")
             sample = from_tokens(tokens, grid, p)
