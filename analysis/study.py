@@ -344,3 +344,30 @@ def claims_table(out: str | Path, scales=(2.0, 4.0)) -> str:
             cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}: {verdict}")
         lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+BASELINES = ("scaled_pe", "ntk", "time_aware", "dype", "tiling", "tiling_gaussian", "two_stage", "upscale")
+
+
+def baselines_table(out: str | Path, reference: str = "resdit", scales=(2.0, 4.0), metrics=("correct", "detail"),
+                    baselines=BASELINES) -> str:
+    """Markdown rows: ``reference`` minus each baseline, paired by prompt and seed (mean [95 % CI]) per metric
+    and scale, with both conditions' seconds per image."""
+    rows = [json.loads(line) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
+    seconds = {}
+    for r in rows:
+        seconds.setdefault((r["condition"], r["scale"]), []).append(r.get("seconds", float("nan")))
+    head = [f"{s:g}x {m}" for s in scales for m in metrics] + [f"{s:g}x s/image" for s in scales]
+    lines = [f"| {reference} minus | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for base in baselines:
+        cells = []
+        for scale in scales:
+            for metric in metrics:
+                d = paired_difference(rows, reference, base, metric, scale)
+                cells.append("not run" if d is None else
+                             f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
+        for scale in scales:
+            a, b = seconds.get((reference, scale)), seconds.get((base, scale))
+            cells.append("n/a" if not a or not b else f"{np.nanmean(a):.1f} vs {np.nanmean(b):.1f}")
+        lines.append(f"| {base} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

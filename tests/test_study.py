@@ -80,3 +80,18 @@ def test_claims_verdicts_follow_the_expected_direction(tmp_path):
     assert "| PSF avoids repetition (full vs w/o PSF: spatial average) | count | -2.00 [-2.00, -2.00], 8: reproduced" \
         in table
     assert "| PES fixes layout inside ResDiT (full vs w/o PES) | correct | +1.00 [+1.00, +1.00], 8: reproduced" in table
+
+
+def test_baselines_table_pairs_cases_and_reports_seconds(tmp_path):
+    from analysis.study import baselines_table
+
+    rows = []
+    for p in range(4):
+        rows.append(dict(condition="resdit", scale=2.0, prompt_index=p, seed=0, correct=1.0, detail=0.5, seconds=2.0))
+        rows.append(dict(condition="ntk", scale=2.0, prompt_index=p, seed=0, correct=float(p % 2), detail=0.5,
+                         seconds=1.0))
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    table = baselines_table(tmp_path, scales=(2.0, 4.0), baselines=("ntk", "tiling"))
+    ntk = next(line for line in table.splitlines() if line.startswith("| ntk"))
+    assert "+0.50 [" in ntk and "+0.00 [+0.00, +0.00]" in ntk and "2.0 vs 1.0" in ntk
+    assert "not run" in next(line for line in table.splitlines() if line.startswith("| tiling"))
