@@ -39,11 +39,13 @@ def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray) ->
 
 
 # ------------------------------------------------------------------------------------------ detail
-def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04) -> float:
-    """Energy of ``gray`` inside ``mask`` in an annulus of radial frequency ``freq`` (cycles/px)."""
+def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04,
+                    total: bool = False):
+    """Energy of ``gray`` inside ``mask`` in an annulus of radial frequency ``freq`` (cycles/px);
+    with ``total``, ``(band energy, all energy)``."""
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
-        return 0.0
+        return (0.0, 0.0) if total else 0.0
     crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     m = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     values = np.where(m, crop - crop[m].mean(), 0.0)
@@ -52,7 +54,8 @@ def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float, half_width:
     fx = np.fft.fftfreq(values.shape[1])[None, :]
     radius = np.hypot(fy, fx)
     band = np.abs(radius - freq) <= half_width
-    return float(spec[band].sum() / m.sum())
+    energy = float(spec[band].sum() / m.sum())
+    return (energy, float(spec.sum() / m.sum())) if total else energy
 
 
 def texture_frequency(texture: str) -> float:
@@ -61,14 +64,24 @@ def texture_frequency(texture: str) -> float:
     return f if texture == "striped" else f * math.sqrt(2)
 
 
+#: the least share of the exact render's energy inside the mask that the texture band must hold for a detail score
+MIN_BAND_SHARE = 0.05
+
+
 def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: np.ndarray) -> float:
-    """Texture-band energy inside the true object mask, relative to the exact render (1 = as crisp)."""
+    """Texture-band energy inside the true object mask, relative to the exact render (1 = as crisp).
+
+    NaN where the exact render itself has (almost) no energy in the band inside the mask (under
+    ``MIN_BAND_SHARE`` of its energy there: a mask too small or a size where the texture's frequency
+    falls between the crop's frequency bins), so the ratio would divide by nothing."""
     from scipy.ndimage import binary_erosion
 
     inner = binary_erosion(mask, iterations=2) if mask.sum() > 50 else mask
     f = texture_frequency(obj.texture)
-    reference = _band_energy_2d(truth.mean(0), inner, f)
-    return _band_energy_2d(image.mean(0), inner, f) / max(reference, 1e-12)
+    reference, total = _band_energy_2d(truth.mean(0), inner, f, total=True)
+    if not reference > MIN_BAND_SHARE * total:
+        return float("nan")
+    return _band_energy_2d(image.mean(0), inner, f) / reference
 
 
 def texture_period(image: np.ndarray, mask: np.ndarray) -> float:

@@ -30,6 +30,15 @@ def test_blur_lowers_the_detail_score():
     assert detail_score(blurred, out.image, scene.objects[0], out.masks[0]) < 0.3 * sharp
 
 
+def test_detail_is_undefined_where_the_exact_render_has_no_texture_band():
+    scene = parse_prompt("a blue striped square at center")
+    out = render(scene, 128, 128)
+    flat = np.stack([np.where(out.masks[0], 0.8, 0.2) for _ in range(3)])  # the object without its stripes
+    noisy = flat + np.random.default_rng(0).normal(0, 0.1, flat.shape)
+    assert np.isnan(detail_score(noisy, flat, scene.objects[0], out.masks[0]))  # no ratio against nothing
+    assert np.isfinite(detail_score(noisy, out.image, scene.objects[0], out.masks[0]))
+
+
 def test_texture_period_is_measured_in_pixels_at_any_size():
     scene = parse_prompt("a yellow striped circle at center")
     for size in (64, 128):
