@@ -91,17 +91,21 @@ class ResDiTState:
         self.phase = self._phase()
         progress = None if self.step is None else self.step / max(self.num_steps, 1)
         variant = rope_variant(self.config, progress, sigma)
-        key = (grid, int(txt_ids.shape[-2]), str(device), variant)
-        plan = self._plans.get(key)
-        if plan is None:
-            t = self.transformer
-            head_dim = t.config.attention_head_dim
-            base = self.base_grid or grid
-            plan = build_plan(self.config, t.pos_embed, grid, base, txt_ids.reshape(-1, 3), head_dim, device, variant)
+        t = self.transformer
+        self.plan = self.cached(
+            ("plan", grid, int(txt_ids.shape[-2]), str(device), variant),
+            lambda: build_plan(self.config, t.pos_embed, grid, self.base_grid or grid, txt_ids.reshape(-1, 3),
+                               t.config.attention_head_dim, device, variant))
+
+    def cached(self, key, build: Callable[[], object]):
+        """``build()`` once per key: per-resolution tensors shared by every layer and step (the oldest of
+        more than ``_MAX_PLANS`` entries is dropped)."""
+        value = self._plans.get(key)
+        if value is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = plan
-        self.plan = plan
+            value = self._plans[key] = build()
+        return value
 
     def _phase(self) -> str:
         if self.step_fn is not None:
@@ -350,9 +354,8 @@ def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
         wanted = height * width > state.config.vae_tiling_above
     if vae is None or not hasattr(vae, "enable_tiling") or bool(getattr(vae, "use_tiling", False)) == bool(wanted):
         return
-    was = bool(getattr(vae, "use_tiling", False))
     vae.enable_tiling() if wanted else vae.disable_tiling()
-    state._undo.append(lambda: vae.enable_tiling() if was else vae.disable_tiling())
+    state._undo.append(vae.disable_tiling if wanted else vae.enable_tiling)
 
 
 def base_shift(scheduler, base_grid: tuple[int, int]) -> float:

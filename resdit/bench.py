@@ -85,6 +85,21 @@ def _cases(model, base_grid):
     }
 
 
+#: the cost model's phase of every timed case
+COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+record16", "all"): GLOBAL,
+              ("resdit", "global"): GLOBAL, ("resdit", "fused"): FUSED, ("resdit", "local"): LOCAL,
+              ("tiling", "all"): "tiling"}
+
+
+def compose(step: dict, base_step: float, steps: int, strength: float) -> dict[str, float]:
+    """Whole generations from per-step costs ``step[(mode, phase)]``: direct, ResDiT along its schedule, and
+    two-stage (a base-size generation, then the re-noised steps at the target size with scaled PE)."""
+    g, f, loc = phase_lengths(steps)
+    return {"direct": steps * step["direct", "all"],
+            "resdit": g * step["resdit", "global"] + f * step["resdit", "fused"] + loc * step["resdit", "local"],
+            "two_stage": steps * base_step + two_stage_steps(steps, strength) * step["scaled_pe", "all"]}
+
+
 def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, repeats: int = 3,
           memory: bool = True, progress: bool = True, strength: float = 0.6,
           text_tokens: int = TEXT_TOKENS) -> list[dict]:
@@ -130,27 +145,13 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
                     times[key].append(elapsed)
         med = {k: statistics.median(v) for k, v in times.items()}
         direct = med["direct", "all"]
-        predicted_step = {
-            ("direct", "all"): 1.0, ("scaled_pe", "all"): 1.0, ("direct+record16", "all"): 1.0,
-            ("resdit", "global"): 1.0,
-            ("resdit", "fused"): step_flops(config, grid, base_grid, text_tokens, "fused")
-            / step_flops(config, grid, base_grid, text_tokens, "global"),
-            ("resdit", "local"): step_flops(config, grid, base_grid, text_tokens, "local")
-            / step_flops(config, grid, base_grid, text_tokens, "global"),
-            ("tiling", "all"): step_flops(config, grid, base_grid, text_tokens, "tiling")
-            / step_flops(config, grid, base_grid, text_tokens, "global"),
-        }
+        flops = {k: step_flops(config, grid, base_grid, text_tokens, phase) for k, phase in COST_PHASE.items()}
+        predicted_step = {k: f / flops["direct", "all"] for k, f in flops.items()}
         for (name, phase), seconds in med.items():
             results.append(dict(mode=name, phase=phase, scale=scale, grid=list(grid), kind="step", seconds=seconds,
                                 ratio_to_direct=seconds / direct, predicted_ratio=predicted_step[name, phase],
                                 peak_mb=round(peaks.get((name, phase), 0) / 2**20, 2)))
-        g, f, loc = phase_lengths(steps)
-        second = two_stage_steps(steps, strength)
-        full = {
-            "direct": steps * direct,
-            "resdit": g * med["resdit", "global"] + f * med["resdit", "fused"] + loc * med["resdit", "local"],
-            "two_stage": steps * base_step + second * med["scaled_pe", "all"],
-        }
+        full = compose(med, base_step, steps, strength)
         flop_direct = generation_flops(config, grid, base_grid, text_tokens, "direct", steps)
         for name, seconds in full.items():
             results.append(dict(mode=name, phase="generation", scale=scale, grid=list(grid), kind="composed",
@@ -166,30 +167,19 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
     return results
 
 
-COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+record16", "all"): GLOBAL,
-              ("resdit", "global"): GLOBAL, ("resdit", "fused"): FUSED, ("resdit", "local"): LOCAL,
-              ("tiling", "all"): "tiling"}
-
-
 def add_time_predictions(results: list[dict], model: TimeModel, config, base_grid, steps: int,
                          strength: float, text_tokens: int = TEXT_TOKENS) -> None:
     """Add ``predicted_ratio_time``: the two-term :class:`~resdit.cost.TimeModel`'s ratio to direct."""
     for r in results:
         r["time_model"] = {"per_linear_flop": model.per_linear_flop, "per_attention_flop": model.per_attention_flop,
                            "per_row": model.per_row}
-    g, f, loc = phase_lengths(steps)
     for r in results:
         grid = tuple(r["grid"])
-
-        def t(phase, at=grid):
-            return model.step(config, at, base_grid, text_tokens, phase)
-
+        step = {k: model.step(config, grid, base_grid, text_tokens, phase) for k, phase in COST_PHASE.items()}
         if r["kind"] == "step":
-            predicted = t(COST_PHASE[r["mode"], r["phase"]]) / t(GLOBAL)
+            predicted = step[r["mode"], r["phase"]] / step["direct", "all"]
         else:
-            whole = {"direct": steps * t(GLOBAL),
-                     "resdit": g * t(GLOBAL) + f * t(FUSED) + loc * t(LOCAL),
-                     "two_stage": steps * t(GLOBAL, base_grid) + two_stage_steps(steps, strength) * t(GLOBAL)}
+            whole = compose(step, model.step(config, base_grid, base_grid, text_tokens, GLOBAL), steps, strength)
             predicted = whole[r["mode"]] / whole["direct"]
         r["predicted_ratio_time"] = predicted
 

@@ -66,8 +66,10 @@ def base_size_of(pipe, override=None) -> tuple[int, int]:
         return tuple(int(x) for x in override)
     if hasattr(pipe, "base_size"):
         return tuple(pipe.base_size)
+    from .apply import _supported_classes
+
     transformer = getattr(pipe, "transformer", None)
-    if type(transformer).__name__ == "SD3Transformer2DModel":
+    if _supported_classes().get(type(transformer)) == "sd3":
         side = int(transformer.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
         return side, side
     return FLUX_BASE_SIZE

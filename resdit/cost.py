@@ -48,21 +48,8 @@ def attention_flops(config, seq: int, batch_windows: int = 1) -> float:
 def step_flops(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
                windows: str = "mop") -> float:
     """FLOPs of one forward in a phase: ``"global"`` (= direct), ``"local"``, ``"fused"``, ``"tiling"``."""
-    n = grid[0] * grid[1]
-    part = WindowPartition.build(grid, base, layout=windows)
-    L = part.window[0] * part.window[1]
-    lin = linear_flops(config, n, text_len)
-    glob = attention_flops(config, text_len + n)
-    local = attention_flops(config, text_len + L, part.num_windows)
-    if phase == GLOBAL:
-        return lin + glob
-    if phase == LOCAL:
-        return lin + local
-    if phase == FUSED:
-        return lin + glob + local
-    if phase == "tiling":
-        return part.num_windows * (linear_flops(config, L, text_len) + attention_flops(config, text_len + L))
-    raise ValueError(f"Unknown phase {phase!r}.")
+    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows)
+    return lin + att
 
 
 def two_stage_steps(steps: int, strength: float) -> int:
@@ -76,33 +63,26 @@ def step_rows(config, grid: tuple[int, int], base: tuple[int, int], text_len: in
     activations, RoPE, the local branch's gathers and splices): ``T + N`` per block for the model's
     own tokens, plus ``n (T + L)`` folded rows per block for a local branch; tiling runs ``n`` whole
     tiles. FLOPs do not see this work; on CPUs it is a large share of a windowed step."""
-    _, dual, single, *_ = _dims(config)
-    n_img = grid[0] * grid[1]
-    part = WindowPartition.build(grid, base, layout=windows)
-    folded = part.num_windows * (text_len + part.window[0] * part.window[1])
-    own = text_len + n_img
-    per_block = {GLOBAL: own, LOCAL: own + folded, FUSED: 2 * own + folded, "tiling": folded}
-    if phase not in per_block:
-        raise ValueError(f"Unknown phase {phase!r}.")
-    return float((dual + single) * per_block[phase])
+    return step_parts(config, grid, base, text_len, phase, windows)[2]
 
 
 def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
                windows: str = "mop") -> tuple[float, float, float]:
     """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase."""
+    _, dual, single, *_ = _dims(config)
     n = grid[0] * grid[1]
     part = WindowPartition.build(grid, base, layout=windows)
     L = part.window[0] * part.window[1]
-    rows = step_rows(config, grid, base, text_len, phase, windows)
-    if phase == "tiling":
-        return (part.num_windows * linear_flops(config, L, text_len),
-                attention_flops(config, text_len + L, part.num_windows), rows)
+    own, folded = text_len + n, part.num_windows * (text_len + L)
+    lin = linear_flops(config, n, text_len)
     glob = attention_flops(config, text_len + n)
     local = attention_flops(config, text_len + L, part.num_windows)
-    attention = {GLOBAL: glob, LOCAL: local, FUSED: glob + local}
-    if phase not in attention:
+    parts = {GLOBAL: (lin, glob, own), LOCAL: (lin, local, own + folded), FUSED: (lin, glob + local, 2 * own + folded),
+             "tiling": (part.num_windows * linear_flops(config, L, text_len), local, folded)}
+    if phase not in parts:
         raise ValueError(f"Unknown phase {phase!r}.")
-    return linear_flops(config, n, text_len), attention[phase], rows
+    lin, att, rows = parts[phase]
+    return lin, att, float((dual + single) * rows)
 
 
 @dataclass(frozen=True)

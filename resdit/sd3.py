@@ -145,9 +145,11 @@ def table_indices(kind: str, n: int, base: int, size: int) -> torch.Tensor:
     raise ResDiTConfigError(f"Unknown SD3 position kind {kind!r}.")
 
 
-def pos_embed_table(patch_embed, grid: tuple[int, int], base: tuple[int, int], kind: str) -> torch.Tensor:
+def pos_embed_table(patch_embed, grid: tuple[int, int], base: tuple[int, int], kind: str,
+                    recover=None) -> torch.Tensor:
     """The PE ``[1, h*w, D]`` for an ``(h, w)`` token grid: stored rows where indices are integer rows
-    of the table, the recovered analytic table elsewhere."""
+    of the table, the recovered analytic table elsewhere (``recover()``: the buffer's
+    :class:`SinCosGrid`, e.g. a cached one; default :func:`recover_grid`)."""
     size = patch_embed.pos_embed_max_size
     buffer = patch_embed.pos_embed
     rows, cols = (table_indices(kind, n, b, size) for n, b in zip(grid, base))
@@ -155,11 +157,14 @@ def pos_embed_table(patch_embed, grid: tuple[int, int], base: tuple[int, int], k
     if integer:
         stored = buffer.reshape(size, size, -1)[rows.long()][:, cols.long()]
         return stored.reshape(1, grid[0] * grid[1], -1)
-    grid_map = getattr(patch_embed, "_resdit_sincos", None)
-    if grid_map is None:
-        grid_map = SinCosGrid.recover(buffer.detach().float().cpu().reshape(-1, buffer.shape[-1]), size)
-        patch_embed._resdit_sincos = grid_map  # recovered once per model
-    return grid_map.table(rows, cols).to(device=buffer.device, dtype=buffer.dtype).unsqueeze(0)
+    sincos = recover() if recover is not None else recover_grid(patch_embed)
+    return sincos.table(rows, cols).to(device=buffer.device, dtype=buffer.dtype).unsqueeze(0)
+
+
+def recover_grid(patch_embed) -> SinCosGrid:
+    """The :class:`SinCosGrid` of a ``PatchEmbed``'s stored table."""
+    buffer = patch_embed.pos_embed
+    return SinCosGrid.recover(buffer.detach().float().cpu().reshape(-1, buffer.shape[-1]), patch_embed.pos_embed_max_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -200,17 +205,17 @@ class SD3Plan:
     mask: torch.Tensor
     global_scale: float | None
 
-    @property
-    def image_tokens(self) -> int:
-        return self.grid[0] * self.grid[1]
+
+def global_kind(spec) -> str:
+    """Table positions of the global branch: SD3's own crop (``"extrapolate"``) or ``"scaled"`` (PES)."""
+    return "extrapolate" if spec.global_ids == "extrapolate" else "scaled"
 
 
-def build_sd3_plan(cfg, patch_embed, grid, base, head_dim: int, device) -> SD3Plan:
+def build_sd3_plan(cfg, patch_embed, grid, base, head_dim: int, device, recover=None) -> SD3Plan:
     spec = cfg.spec
     partition = WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=cfg.sigma)
     wh, ww = partition.window
-    kind = "extrapolate" if spec.global_ids == "extrapolate" else "scaled"
-    global_pe = pos_embed_table(patch_embed, grid, base, kind).to(device)
+    global_pe = pos_embed_table(patch_embed, grid, base, global_kind(spec), recover).to(device)
     window_pe = None
     if spec.local_ids == "window" or spec.tiled:
         window_pe = pos_embed_table(patch_embed, (wh, ww), base, "extrapolate").to(device)  # the stock crop
@@ -256,8 +261,7 @@ def install_pe_override(state, patch_embed) -> None:
     stock = patch_embed.cropped_pos_embed
 
     def cropped_pos_embed(height, width):
-        table = getattr(state, "pe_override", None)
-        return stock(height, width) if table is None else table
+        return stock(height, width) if state.pe_override is None else state.pe_override
 
     _set_instance_attr(state, patch_embed, "cropped_pos_embed", cropped_pos_embed)
 
@@ -265,17 +269,16 @@ def install_pe_override(state, patch_embed) -> None:
 def sd3_prepare(state, grid: tuple[int, int], device) -> SD3Plan:
     """Phase and plan of one SD3 transformer call."""
     state.phase = state._phase()
-    key = (grid, str(device))
-    plan = state._plans.get(key)
-    if plan is None:
-        t = state.transformer
-        base = state.base_grid or grid
-        plan = build_sd3_plan(state.config, t.pos_embed, grid, base, t.config.attention_head_dim, device)
-        if len(state._plans) >= 4:
-            state._plans.pop(next(iter(state._plans)))
-        state._plans[key] = plan
-    state.plan = plan
-    return plan
+    t = state.transformer
+    state.plan = state.cached(("plan", grid, str(device)), lambda: build_sd3_plan(
+        state.config, t.pos_embed, grid, state.base_grid or grid, t.config.attention_head_dim, device,
+        lambda: _sincos(state, t.pos_embed)))
+    return state.plan
+
+
+def _sincos(state, patch_embed) -> SinCosGrid:
+    """The recovered table grid, once while ResDiT is applied (nothing is left on the model)."""
+    return state.cached(("sincos", id(patch_embed)), lambda: recover_grid(patch_embed))
 
 
 def sd3_forward(state, original_forward):
@@ -377,15 +380,12 @@ def install_sd3_controlnet(state) -> None:
     stock = net.forward
     p = net.config.patch_size
 
-    def forward(hidden_states, *args, **kwargs):
+    def forward(hidden_states, *args, **kwargs):  # (apply_resdit refuses tiling with a ControlNet)
         grid = (hidden_states.shape[-2] // p, hidden_states.shape[-1] // p)
-        spec = state.config.spec
-        kind = "extrapolate" if spec.global_ids == "extrapolate" or spec.tiled else "scaled"
-        key = (grid, kind, str(hidden_states.device))
-        table = state._plans.get(key)
-        if table is None:
-            table = state._plans[key] = pos_embed_table(net.pos_embed, grid, state.base_grid or grid, kind).to(
-                hidden_states.device)
+        device = hidden_states.device
+        table = state.cached(("table", grid, str(device)), lambda: pos_embed_table(
+            net.pos_embed, grid, state.base_grid or grid, global_kind(state.config.spec),
+            lambda: _sincos(state, net.pos_embed)).to(device))
         with _pe(state, table):
             return stock(hidden_states, *args, **kwargs)
 

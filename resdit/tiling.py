@@ -49,8 +49,9 @@ def tiled_forward(state, original_forward):
             raise NotImplementedError("Tiling cannot split ControlNet residuals; use another mode with ControlNet.")
         grid = grid_from_ids(img_ids, hidden_states.shape[1])
         spec = state.config.spec
-        part = WindowPartition.build(grid, state.base_grid, layout=spec.windows, weighting=spec.weights,
-                                     sigma=state.config.sigma).to(hidden_states.device)
+        device = hidden_states.device
+        part = state.cached(("tiles", grid, str(device)), lambda: WindowPartition.build(
+            grid, state.base_grid, layout=spec.windows, weighting=spec.weights, sigma=state.config.sigma).to(device))
         b = hidden_states.shape[0]
         ids = window_ids(part.window).to(img_ids.device)
         outs = []

@@ -171,10 +171,16 @@ def test_sd3_pixels_per_token_and_size_check(sd3_pipe):
 
 
 def test_sd3_two_pass_modes_run(sd3_pipe):
+    images = {}
     for mode in ("upscale", "two_stage"):
-        images = resdit.generate(sd3_pipe, "a cat", ResDiTConfig(base_size=SD3_BASE, mode=mode), 32, 64,
-                                 num_inference_steps=3, seed=0)
-        assert images.shape == (1, 3, 32, 64) and torch.isfinite(images).all()
+        images[mode] = resdit.generate(sd3_pipe, "a cat", ResDiTConfig(base_size=SD3_BASE, mode=mode), 32, 64,
+                                       num_inference_steps=3, seed=0)
+        assert images[mode].shape == (1, 3, 32, 64) and torch.isfinite(images[mode]).all()
+    first = sd3_pipe("a cat", height=32, width=32, num_inference_steps=3, output_type="pt",
+                     generator=torch.Generator().manual_seed(0)).images
+    upsampled = torch.nn.functional.interpolate(first.float(), size=(32, 64), mode="bicubic").clamp(0, 1)
+    torch.testing.assert_close(images["upscale"], upsampled)  # the base-size image, resized
+    assert (images["two_stage"] - upsampled).abs().max() > 1e-3  # SD3's img2img pass changed it
 
 
 # --- ControlNet --------------------------------------------------------------------------------------------------
