@@ -121,3 +121,17 @@ def sweep_plot(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("correc
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def sweep_table(groups: list[dict], conditions=SWEEP_CONDITIONS) -> str:
+    """Markdown table of the sweep: per condition and scale, share correct (objects per image, samples)."""
+    points = sweep_points(groups, conditions, metrics=("correct", "count"))
+    scales = sorted({p[0] for c in conditions for p in points[c]["correct"]})
+    lines = ["| condition | " + " | ".join(f"{s:g}x" for s in scales) + " |", "|---|" + "---|" * len(scales)]
+    for cond in conditions:
+        correct = {p[0]: p for p in points[cond]["correct"]}
+        count = {p[0]: p[1] for p in points[cond]["count"]}
+        cells = [f"{correct[s][1]:.2f} ({count.get(s, float('nan')):.1f} obj, n={correct[s][4]})" if s in correct
+                 else "-" for s in scales]
+        lines.append(f"| {cond} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
