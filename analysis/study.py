@@ -60,6 +60,10 @@ CONDITIONS: dict[str, dict] = {
     # The scheduler shift as a factor: FLUX's own, linear in the token count and unclamped.
     "scaled_pe@pipeline_shift": dict(proportional_attention=False, mode="scaled_pe", shift="pipeline"),
     "resdit@pipeline_shift": dict(proportional_attention=False, mode="resdit", shift="pipeline"),
+    # The toy model card's best 4x setting, and the proposed fix under the same shift.
+    "scaled_pe+pa@pipeline_shift": dict(mode="scaled_pe", proportional_attention=True, shift="pipeline"),
+    "resdit+fuse_to_end+pa@pipeline_shift": dict(mode="resdit", local_steps=0, proportional_attention=True,
+                                                 shift="pipeline"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
 METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "period_error", "seam")
