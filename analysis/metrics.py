@@ -39,13 +39,13 @@ def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray) ->
 
 
 # ------------------------------------------------------------------------------------------ detail
-def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04,
-                    total: bool = False):
-    """Energy of ``gray`` inside ``mask`` in an annulus of radial frequency ``freq`` (cycles/px);
-    with ``total``, ``(band energy, all energy)``."""
+def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float,
+                    half_width: float = 0.04) -> tuple[float, float]:
+    """``(band energy, all energy)`` of ``gray`` inside ``mask``, per masked pixel; the band is an annulus of
+    radial frequency ``freq`` (cycles/px)."""
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
-        return (0.0, 0.0) if total else 0.0
+        return 0.0, 0.0
     crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     m = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     values = np.where(m, crop - crop[m].mean(), 0.0)
@@ -54,8 +54,7 @@ def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float, half_width:
     fx = np.fft.fftfreq(values.shape[1])[None, :]
     radius = np.hypot(fy, fx)
     band = np.abs(radius - freq) <= half_width
-    energy = float(spec[band].sum() / m.sum())
-    return (energy, float(spec.sum() / m.sum())) if total else energy
+    return float(spec[band].sum() / m.sum()), float(spec.sum() / m.sum())
 
 
 def texture_frequency(texture: str) -> float:
@@ -78,10 +77,10 @@ def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: n
 
     inner = binary_erosion(mask, iterations=2) if mask.sum() > 50 else mask
     f = texture_frequency(obj.texture)
-    reference, total = _band_energy_2d(truth.mean(0), inner, f, total=True)
+    reference, total = _band_energy_2d(truth.mean(0), inner, f)
     if not reference > MIN_BAND_SHARE * total:
         return float("nan")
-    return _band_energy_2d(image.mean(0), inner, f) / reference
+    return _band_energy_2d(image.mean(0), inner, f)[0] / reference
 
 
 def texture_period(image: np.ndarray, mask: np.ndarray) -> float:
