@@ -25,7 +25,7 @@ def run_interventions(pipe, prompt: str, scale: float, steps: int = 20, seed: in
     """Images ``[3, H, W]`` per condition; all conditions share one noise sample (resized for (a)).
 
     ``mu="base"`` runs every condition with the base size's scheduler shift (None: the pipeline's)."""
-    from resdit.cli import base_size_of
+    from resdit.loading import base_size_of
 
     base = base_size_of(pipe, base_size)
     h, w = (2 * int(round(s * scale / 2)) for s in base)

@@ -20,7 +20,7 @@ import torch
 
 from resdit import ResDiTConfig, generate
 from resdit.geometry import window_starts
-from resdit.io import atomic_write
+from resdit.io import atomic_write, dumps_strict
 from resdit.toy.evaluate import evaluation_prompts
 from resdit.toy.world import parse_prompt
 
@@ -122,7 +122,7 @@ def _load(path: Path) -> dict[str, dict]:
 def _write(path: Path, rows: dict[str, dict]) -> None:
     with atomic_write(path) as f:
         for row in rows.values():
-            f.write(json.dumps(row) + "\n")
+            f.write(dumps_strict(row) + "\n")
 
 
 def score_case(image: np.ndarray, prompt: str, base: tuple[int, int]) -> dict:
@@ -264,7 +264,7 @@ def summarize(out: str | Path) -> dict:
                        "in the prompted cell; detail = texture-band energy relative to the exact render; seam = "
                        "gradient energy on base-window borders over elsewhere (1 = none)."}
     with atomic_write(out / "summary.json") as f:
-        json.dump(result, f, indent=1)
+        f.write(dumps_strict(result, indent=1))
     return result
 
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from .config import ResDiTConfig, ResDiTConfigError
+from .config import ResDiTConfig, ResDiTConfigError, check_size
 from .plan import Plan, build_plan, rope_variant
 from .processors import ResDiTFluxAttnProcessor
 from .schedule import GLOBAL, LOCAL, phase_at, phase_lengths
@@ -76,6 +77,7 @@ class ResDiTState:
     step: int | None = None
     num_steps: int | None = None
     recorder: object | None = None
+    call_context: str | None = None  # diffusers' cache_context name of the current call ("cond" / "uncond")
     pe_override: torch.Tensor | None = None  # SD3: the PE table the next PatchEmbed call returns
     _plans: dict = field(default_factory=dict)
     _undo: list = field(default_factory=list)
@@ -284,6 +286,7 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
             raise ResDiTConfigError("ResDiT for SD3 needs a base grid.")
         (install_sd3 if kind == "sd3" else install_sd3_controlnet)(state)
     elif config.spec.patched:
+        _track_call_context(state, transformer)
         originals = dict(transformer.attn_processors)
         procs = {k: ResDiTFluxAttnProcessor(state, k.rsplit(".processor", 1)[0]) for k in originals}
         transformer.set_attn_processor(procs)
@@ -306,6 +309,25 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
         _set_instance_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
     _set_instance_attr(state, transformer, STATE_ATTR, state)
     return state
+
+
+def _track_call_context(state: ResDiTState, transformer) -> None:
+    """Keep ``state.call_context`` at the name of the ``transformer.cache_context(name)`` block the pipeline
+    runs the current call in (FluxPipeline: ``"cond"``, and ``"uncond"`` under true CFG); None outside one."""
+    original = getattr(transformer, "cache_context", None)
+    if original is None:
+        return
+
+    @contextlib.contextmanager
+    def cache_context(name, *args, **kwargs):
+        previous, state.call_context = state.call_context, name
+        try:
+            with original(name, *args, **kwargs):
+                yield
+        finally:
+            state.call_context = previous
+
+    _set_instance_attr(state, transformer, "cache_context", cache_context)
 
 
 def _patch_pipeline(state: ResDiTState, pipe) -> None:
@@ -332,18 +354,37 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
 
         _set_instance_attr(state, pipe, "check_inputs", checked)
 
-    if config.mu is not None and getattr(pipe.scheduler.config, "use_dynamic_shifting", False):
-        # a scheduler with a static shift (SD3.5's) has no size-dependent shift to replace
-        scheduler = pipe.scheduler
-        set_timesteps = scheduler.set_timesteps
-        mu = base_shift(scheduler, state.base_grid) if config.mu == "base" else float(config.mu)
+    _patch_shift(state, pipe.scheduler)
 
-        @functools.wraps(set_timesteps)  # pipelines inspect its signature
-        def shifted(*args, **kwargs):
-            kwargs["mu"] = mu
-            return set_timesteps(*args, **kwargs)
 
-        _set_instance_attr(state, scheduler, "set_timesteps", shifted)
+def _patch_shift(state: ResDiTState, scheduler) -> None:
+    """The scheduler shift of ``config.shift``, computed in a form that cannot overflow at any size.
+
+    A scheduler with a static shift (SD3.5's) has no size-dependent shift to replace.
+    """
+    if not getattr(scheduler.config, "use_dynamic_shifting", False):
+        return
+    exponential = getattr(scheduler, "_time_shift_exponential", None)
+    if exponential is not None:
+        def safe_exponential(mu, sigma, t):
+            try:
+                return exponential(mu, sigma, t)
+            except OverflowError:  # exp(mu) / (exp(mu) + x) = 1 / (1 + exp(-mu) x), finite for any mu
+                return 1.0 / (1.0 + math.exp(-mu) * (1 / t - 1) ** sigma)
+
+        _set_instance_attr(state, scheduler, "_time_shift_exponential", safe_exponential)
+    shift = state.config.shift
+    if shift == "pipeline":
+        return
+    set_timesteps = scheduler.set_timesteps
+    mu = base_shift(scheduler, state.base_grid) if shift == "base" else float(shift)
+
+    @functools.wraps(set_timesteps)  # pipelines inspect its signature
+    def shifted(*args, **kwargs):
+        kwargs["mu"] = mu
+        return set_timesteps(*args, **kwargs)
+
+    _set_instance_attr(state, scheduler, "set_timesteps", shifted)
 
 
 def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
@@ -367,14 +408,7 @@ def base_shift(scheduler, base_grid: tuple[int, int]) -> float:
 
 def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int, width: int, px: int) -> tuple[int, int]:
     """Validate a requested size in pixels before any work; return its token grid."""
-    for name, value in (("height", height), ("width", width)):
-        if value % px:
-            lower, upper = value - value % px, value - value % px + px
-            raise ResDiTConfigError(
-                f"{name}={value} is not divisible by {px} pixels per token (the model's patch size); "
-                f"use {lower} or {upper}."
-            )
-    grid = (height // px, width // px)
+    grid = check_size(height, width, px)
     if config.spec.local_ids is not None and min(grid) < 2:
         raise ResDiTConfigError(f"{height}x{width} px is {grid} tokens: the local branch needs at least 2 per axis.")
     return grid

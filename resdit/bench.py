@@ -24,6 +24,7 @@ import torch
 
 from .apply import enabled, set_step
 from .config import ResDiTConfig
+from .io import dumps_strict
 from .cost import TimeModel, generation_flops, step_flops, two_stage_steps
 from .schedule import FUSED, GLOBAL, LOCAL, phase_lengths
 
@@ -217,7 +218,7 @@ def main(args) -> int:
     if args.json:
         device = getattr(args, "device", "cpu")
         card = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
-        print(json.dumps({"results": results, "threads": args.threads, "config": getattr(args, "config", "toy"),
+        print(dumps_strict({"results": results, "threads": args.threads, "config": getattr(args, "config", "toy"),
                           "device": card}))
     else:
         print("\nratio to direct: measured / FLOP model / time model (linear and attention FLOPs and token rows at "

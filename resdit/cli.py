@@ -11,107 +11,128 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 import time
 from pathlib import Path
 
-from .config import MODES, ResDiTConfig, ResDiTConfigError
+from .config import MODES, ResDiTConfig, ResDiTConfigError, check_mode_for, check_size
+from .loading import ModelLoadError, base_size_of, load_any_pipeline, peek
 
-FLUX_BASE_SIZE = (1024, 1024)
+IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF"}
 
 
-class ModelLoadError(ValueError):
-    """Weights missing, gated or unreachable."""
+class _Parser(argparse.ArgumentParser):
+    """Errors as one ``error: ...`` line and exit status 2 (argparse's own usage dump is not an error message)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return int(value)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        return 0 if float(text) == 0 else _positive_int(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0") from None
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:
     h, _, w = text.lower().partition("x")
-    return int(h), int(w or h)
+    try:
+        return _positive_int(h), _positive_int(w or h)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW in pixels ({err})") from None
 
 
 def _chunk(text: str):
-    return text if text == "auto" else int(text)
+    return text if text == "auto" else _positive_int(text)
 
 
 def _mu(text: str):
-    return text if text == "base" else float(text)
+    return text if text in ("base", "pipeline") else _finite_float(text)
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", default="resdit", choices=sorted(MODES))
-    p.add_argument("--cutoff", type=float, default=0.2)
-    p.add_argument("--sigma", type=float, default=0.5)
-    p.add_argument("--global-steps", type=int, default=None)
-    p.add_argument("--local-steps", type=int, default=None)
-    p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=True)
+    # Defaults are None: ResDiTConfig's own defaults apply (one place states them).
+    p.add_argument("--mode", default="resdit", choices=sorted(MODES), help="what to run (README: the mode table)")
+    p.add_argument("--cutoff", type=_finite_float, default=None,
+                   help="PSF cutoff, normalised radial frequency in [0, sqrt(2)] (default 0.2)")
+    p.add_argument("--sigma", type=_finite_float, default=None,
+                   help="Gaussian splice width in window units, > 0 (default 0.5)")
+    p.add_argument("--global-steps", type=_non_negative_int, default=None,
+                   help="steps of the global-only phase (default: 10/35 of the steps)")
+    p.add_argument("--local-steps", type=_non_negative_int, default=None,
+                   help="steps of the local-only phase (default: 15/35 of the steps)")
+    p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=None,
+                   help="scale global logits by sqrt(log N / log n) (default: the mode's own, on for resdit)")
     p.add_argument("--mu", type=_mu, default=None,
-                   help="scheduler shift instead of the pipeline's: a number, or 'base' (the base size's)")
+                   help="scheduler shift: 'base' (the base size's; default for every mode but direct), "
+                        "'pipeline' (the pipeline's own rule; direct's default) or a number")
     p.add_argument("--window-chunk", type=_chunk, default=None,
                    help="windows per local-branch call: a number, or 'auto' (sized from free memory)")
-    p.add_argument("--strength", type=float, default=0.6, help="two_stage: re-noising strength")
+    p.add_argument("--strength", type=_finite_float, default=None, help="two_stage: re-noising strength in (0, 1]")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
-    return ResDiTConfig(base_size=base_size, mode=args.mode, cutoff=args.cutoff, sigma=args.sigma,
-                        global_steps=args.global_steps, local_steps=args.local_steps,
-                        proportional_attention=args.proportional_attention, mu=args.mu,
-                        window_chunk=args.window_chunk, strength=args.strength)
+    """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
+    names = ("cutoff", "sigma", "global_steps", "local_steps", "proportional_attention", "mu", "window_chunk",
+             "strength")
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 
 
-def base_size_of(pipe, override=None) -> tuple[int, int]:
-    """Training size in pixels: ``override``, the toy model's card, SD3's ``sample_size`` x the VAE
-    factor (1024x1024 for SD3 and SD3.5), or FLUX.1's 1024x1024."""
-    if override is not None:
-        return tuple(int(x) for x in override)
-    if hasattr(pipe, "base_size"):
-        return tuple(pipe.base_size)
-    from .apply import _supported_classes
+def check_generate_args(args) -> None:
+    """Every check that needs no weights, before any model is loaded.
 
-    transformer = getattr(pipe, "transformer", None)
-    if _supported_classes().get(type(transformer)) == "sd3":
-        side = int(transformer.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
-        return side, side
-    return FLUX_BASE_SIZE
+    Raises:
+        ResDiTConfigError / ModelLoadError / ValueError: with a message that says what to change.
+    """
+    from .schedule import phase_lengths
 
+    cfg = config_from_args(args, None)  # option ranges
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"--out {args.out!r}: use one of {sorted(IMAGE_SUFFIXES)} (the image format follows it).")
+    if cfg.spec.schedule == "phased":
+        phase_lengths(args.steps, cfg.global_steps, cfg.local_steps)
+    info = peek(args.model)
+    if info.family is not None:
+        check_mode_for(info.family, args.mode)
+    if info.pixels_per_token is not None:
+        check_size(args.height, args.width, info.pixels_per_token)
+    if info.is_toy:
+        from .toy.world import parse_prompt
 
-def load_any_pipeline(model: str | None, device: str = "cpu", offload: bool = False):
-    """The toy pipeline (``model`` None or a toy weights folder) or a diffusers FLUX / SD3 pipeline."""
-    from .toy.model import WEIGHTS_DIR
-
-    if model is None or (Path(model) / "transformer.safetensors").exists():
-        from .toy import load_pipeline
-
-        return load_pipeline(model or WEIGHTS_DIR, device=device)
-    import torch
-    from diffusers import DiffusionPipeline
-
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        pipe = DiffusionPipeline.from_pretrained(model, dtype=dtype)
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(
-            f"could not load {model!r} ({err}). Pass a local folder in the diffusers layout, or a hub id you can "
-            "reach; for a gated model (FLUX.1-dev) accept its licence on the hub and log in (`hf auth login`)."
-        ) from err
-    from .apply import family
-
-    try:
-        family(getattr(pipe, "transformer", None))
-    except TypeError as err:
-        raise ModelLoadError(f"{model!r} loads as {type(pipe).__name__}: {err}") from err
-    if offload:
-        pipe.enable_model_cpu_offload(device=device)  # models wait on the CPU, run on `device`
-    else:
-        pipe.to(device)
-    return pipe
+        parse_prompt(args.prompt, info.world)
 
 
 def cmd_generate(args) -> int:
+    check_generate_args(args)
     from PIL import Image
 
     from .generate import generate
-    from .io import atomic_write
+    from .io import atomic_write, dumps_strict
 
     pipe = load_any_pipeline(args.model, args.device, getattr(args, "offload", False))
     base = base_size_of(pipe, _size(args.base_size) if args.base_size else None)
@@ -123,10 +144,10 @@ def cmd_generate(args) -> int:
     array = (images[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().clip(0, 255).astype("uint8")
     out = Path(args.out)
     with atomic_write(out, binary=True) as f:
-        Image.fromarray(array).save(f, format=(out.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+        Image.fromarray(array).save(f, format=IMAGE_SUFFIXES[out.suffix.lower()])
     record = {"path": str(out), "size": [args.height, args.width], "mode": args.mode, "steps": args.steps,
               "seconds": round(seconds, 3), "seed": args.seed, "base_size": list(base)}
-    print(json.dumps(record) if args.json else f"wrote {out} ({args.height}x{args.width}, {args.mode}, {seconds:.1f} s)")
+    print(dumps_strict(record) if args.json else f"wrote {out} ({args.height}x{args.width}, {args.mode}, {seconds:.1f} s)")
     return 0
 
 
@@ -134,7 +155,7 @@ def cmd_train_toy(args) -> int:
     from .toy.train import TrainConfig, train
 
     cfg = TrainConfig(out=args.out, steps=args.steps, seed=args.seed, batch=args.batch, threads=args.threads,
-                      max_minutes=args.max_minutes)
+                      max_minutes=args.max_minutes, world=args.world)
     print(f"model written to {train(cfg)}")
     return 0
 
@@ -165,53 +186,58 @@ def cmd_study(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="resdit", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="resdit", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     g = sub.add_parser("generate", help="generate one image")
-    g.add_argument("--prompt", required=True)
-    g.add_argument("--height", type=int, required=True)
-    g.add_argument("--width", type=int, required=True)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--steps", type=int, default=35)
-    g.add_argument("--out", required=True)
+    g.add_argument("--prompt", required=True, help="the text prompt (toy model: its grammar, see README)")
+    g.add_argument("--height", type=_positive_int, required=True, help="image height in pixels")
+    g.add_argument("--width", type=_positive_int, required=True, help="image width in pixels")
+    g.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator for the initial noise")
+    g.add_argument("--steps", type=_positive_int, default=35, help="denoising steps")
+    g.add_argument("--out", required=True, help="image file to write (.png, .jpg, ...; never half-written)")
     g.add_argument("--model", default=None, help="diffusers FLUX model id or folder; default: the shipped toy model")
     g.add_argument("--base-size", default=None, help="training size HxW in pixels (default: from the model)")
-    g.add_argument("--device", default="cpu")
+    g.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, mps)")
     g.add_argument("--offload", action="store_true", help="enable_model_cpu_offload() for real models")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     _add_method_args(g)
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser("train-toy", help="train the toy model (resumable)")
-    t.add_argument("--out", default="runs/toy")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--max-minutes", type=float, default=60.0)
+    t.add_argument("--out", default="runs/toy", help="run folder (checkpoint; the model lands in OUT/model)")
+    t.add_argument("--steps", type=_positive_int, default=4000, help="optimiser steps (fixes the LR schedule)")
+    t.add_argument("--seed", type=int, default=0, help="seed of data, noise and initialisation")
+    t.add_argument("--batch", type=_positive_int, default=32, help="images per step")
+    t.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (results depend on it)")
+    t.add_argument("--max-minutes", type=_finite_float, default=60.0,
+                   help="stop (resumably) after this many minutes; run again to continue")
+    t.add_argument("--world", choices=["v1", "v2"], default="v2",
+                   help="toy world to train on (the shipped v1 weights: --world v1 --steps 4000)")
     t.set_defaults(func=cmd_train_toy)
 
     e = sub.add_parser("eval-toy", help="score the toy model: prompt accuracy per mode and scale")
-    e.add_argument("--model", default=None)
-    e.add_argument("--scales", type=float, nargs="+", default=[1, 2, 4])
-    e.add_argument("--modes", nargs="+", default=["direct", "scaled_pe", "resdit"])
-    e.add_argument("--prompts", type=int, default=64)
-    e.add_argument("--steps", type=int, default=20)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=False)
+    e.add_argument("--model", default=None, help="toy weights folder (default: the shipped model)")
+    e.add_argument("--scales", type=_finite_float, nargs="+", default=[1, 2, 4], help="side scale factors")
+    e.add_argument("--modes", nargs="+", default=["direct", "scaled_pe", "resdit"], choices=sorted(MODES),
+                   help="modes to score")
+    e.add_argument("--prompts", type=_positive_int, default=64, help="prompts (balanced over places and colours)")
+    e.add_argument("--steps", type=_positive_int, default=20, help="denoising steps")
+    e.add_argument("--seed", type=int, default=0, help="first noise seed (sample i uses seed + i)")
+    e.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=None,
+                   help="force proportional attention on or off (default: each mode's own)")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)
 
     s = sub.add_parser("study", help="the intervention study, ablations and baselines on the toy model")
-    s.add_argument("--out", required=True)
-    s.add_argument("--scales", type=float, nargs="+", default=[2.0, 4.0])
-    s.add_argument("--prompts", type=int, default=16)
-    s.add_argument("--seeds", type=int, default=2)
-    s.add_argument("--steps", type=int, default=20)
-    s.add_argument("--conditions", nargs="+", default=None)
-    s.add_argument("--model", default=None)
-    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--out", required=True, help="study folder (results.jsonl, summary.json; resumable)")
+    s.add_argument("--scales", type=_finite_float, nargs="+", default=[2.0, 4.0], help="side scale factors")
+    s.add_argument("--prompts", type=_positive_int, default=16, help="held-out prompts")
+    s.add_argument("--seeds", type=_positive_int, default=2, help="noise seeds per prompt")
+    s.add_argument("--steps", type=_positive_int, default=20, help="denoising steps")
+    s.add_argument("--conditions", nargs="+", default=None, help="conditions to run (default: all)")
+    s.add_argument("--model", default=None, help="toy weights folder (default: the shipped model)")
+    s.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads")
     s.add_argument("--shift", choices=["base", "pipeline"], default="base",
                    help="scheduler shift of every condition: the base size's (default) or the pipeline's own")
     s.add_argument("--shard", default=None, help="i/n: run every n-th group starting at i")
@@ -220,19 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_study)
 
     b = sub.add_parser("bench", help="time modes and phases against direct inference on the toy model")
-    b.add_argument("--scales", type=float, nargs="+", default=[2.0, 4.0, 8.0])
-    b.add_argument("--steps", type=int, default=35)
-    b.add_argument("--repeats", type=int, default=3)
-    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--scales", type=_finite_float, nargs="+", default=[2.0, 4.0, 8.0], help="side scale factors")
+    b.add_argument("--steps", type=_positive_int, default=35, help="steps of the whole-generation rows")
+    b.add_argument("--repeats", type=_positive_int, default=3, help="timed repeats (median reported)")
+    b.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads")
     b.add_argument("--no-memory", action="store_true", help="skip the profiler's peak-memory pass")
     b.add_argument("--config", choices=["toy", "flux-dev"], default="toy",
                    help="the shipped toy model, or a random full-size FLUX.1-dev transformer (for a GPU)")
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--device", default="cpu", help="torch device")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("report", help="execute every notebook headless and write an HTML report")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", required=True, help="report folder (HTML per notebook + index.html)")
     r.add_argument("--smoke", action="store_true", help="small parameters (CI)")
     r.add_argument("--only", nargs="+", default=None, help="run only notebooks whose names contain these")
     r.set_defaults(func=cmd_report)
@@ -243,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ResDiTConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ResDiTConfigError, ModelLoadError, ValueError) as err:
+        message = " ".join(str(err).split())  # one line
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

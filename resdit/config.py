@@ -39,6 +39,9 @@ class ModeSpec:
             interpolation before the watershed, NTK after) or ``"dype"`` (NTK whose scale decays
             with the noise level as ``t^2``).
         proportional: force proportional attention on (True) or follow the config (None).
+        proportional_default: proportional attention when the config leaves it unset (None): on for
+            ResDiT and its ablations (the first 2x study: fusing to the end 0.78 -> 0.94 correct with it),
+            off for the intervention conditions, which must mean exactly their names.
         tiled: run the whole transformer on base-size tiles (MultiDiffusion) instead of
             changing attention.
         two_pass: a pipeline-level baseline run by :func:`resdit.generate` (``"two_stage"`` or
@@ -54,8 +57,15 @@ class ModeSpec:
     patched: bool = True
     rope: str = "base"
     proportional: bool | None = None
+    proportional_default: bool = False
     tiled: bool = False
     two_pass: str | None = None
+
+    @property
+    def sd3(self) -> bool:
+        """Whether the mode means something for SD3, whose only position signal is an additive sin-cos
+        table: not for RoPE-frequency modes or per-patch indices inside global attention."""
+        return self.rope == "base" and self.global_ids != "patch"
 
 
 MODES: dict[str, ModeSpec] = {
@@ -66,16 +76,16 @@ MODES: dict[str, ModeSpec] = {
     "patch_pe": ModeSpec(global_ids="patch", local_ids=None, schedule="global"),
     "patch_pe_local": ModeSpec(local_ids="window", schedule="local"),
     # The method.
-    "resdit": ModeSpec(),
-    # Ablations (paper Fig. 6).
-    "resdit_no_pes": ModeSpec(global_ids="extrapolate"),
-    "resdit_no_pipe": ModeSpec(local_ids="global"),
-    "resdit_no_psf": ModeSpec(fusion="average"),
-    "resdit_no_mop_gws": ModeSpec(windows="grid", weights="uniform"),
-    "resdit_mop_only": ModeSpec(weights="uniform"),
+    "resdit": ModeSpec(proportional_default=True),
+    # Ablations (paper Fig. 6): one factor each against resdit's defaults.
+    "resdit_no_pes": ModeSpec(global_ids="extrapolate", proportional_default=True),
+    "resdit_no_pipe": ModeSpec(local_ids="global", proportional_default=True),
+    "resdit_no_psf": ModeSpec(fusion="average", proportional_default=True),
+    "resdit_no_mop_gws": ModeSpec(windows="grid", weights="uniform", proportional_default=True),
+    "resdit_mop_only": ModeSpec(weights="uniform", proportional_default=True),
     # Baselines: RoPE frequency scaling, global attention only. (Position interpolation is scaled_pe.)
     "ntk": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="ntk", proportional=True),
-    "time_aware": ModeSpec(local_ids=None, schedule="global", rope="time_aware"),
+    "time_aware": ModeSpec(local_ids=None, schedule="global", rope="time_aware", proportional_default=True),
     "dype": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="dype"),
     # Baselines: tiling and two passes.
     "tiling": ModeSpec(local_ids=None, schedule="global", weights="uniform", tiled=True, patched=False),
@@ -93,6 +103,35 @@ class ResDiTConfigError(ValueError):
     """A configuration or request ResDiT cannot run; the message says what to change."""
 
 
+def check_size(height, width, px: int) -> tuple[int, int]:
+    """A requested size in pixels as a token grid; ResDiTConfigError for a size no model can take."""
+    for name, value in (("height", height), ("width", width)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value != int(value) or value < px):
+            raise ResDiTConfigError(f"{name}={value!r} must be a whole number of pixels >= {px} (one token).")
+        if value % px:
+            lower, upper = value - value % px, value - value % px + px
+            raise ResDiTConfigError(
+                f"{name}={value} is not divisible by {px} pixels per token (the model's patch size); "
+                f"use {lower} or {upper}."
+            )
+    return int(height) // px, int(width) // px
+
+
+def modes_for(family: str) -> list[str]:
+    """The modes a model family supports (``"flux"``: all; ``"sd3"``: those whose ``ModeSpec.sd3``)."""
+    return [m for m, spec in MODES.items() if family == "flux" or spec.sd3]
+
+
+def check_mode_for(family: str, mode: str) -> None:
+    if mode not in modes_for(family):
+        raise ResDiTConfigError(
+            f"Mode {mode!r} does not apply to {family.upper()}: it changes RoPE frequencies or per-patch indices "
+            f"inside global attention, and SD3's only position signal is a sin-cos table added at the input. "
+            f"{family.upper()} modes: {', '.join(modes_for(family))}."
+        )
+
+
 @dataclass
 class ResDiTConfig:
     """How to run a FLUX-family transformer beyond its training resolution.
@@ -108,11 +147,15 @@ class ResDiTConfig:
             fractions 10/35 and 15/35 of the step count, rounded.
         proportional_attention: multiply the global branch's logits by
             ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
-            Lumina-Next do, against attention dilution at high resolution. On by default: the
-            study measured it (docs/decisions.md); it is the identity at or below the base size.
-        mu: FLUX scheduler shift (``mu``) to use instead of the pipeline's own, which grows
-            linearly and unclamped with the token count. None keeps the pipeline's; ``"base"``
-            uses the shift the pipeline would use at the base size (see docs/decisions.md).
+            Lumina-Next do, against attention dilution at high resolution. None (default): the
+            mode's own default (``ModeSpec.proportional_default``: on for ``resdit``, its ablations
+            and ``time_aware``, off elsewhere, so ``extrapolate`` and ``scaled_pe`` mean exactly their
+            names). It is the identity at or below the base size.
+        mu: the scheduler shift (``mu``) of a pipeline whose scheduler shifts by resolution (FLUX's
+            grows linearly and unclamped with the token count: every sigma but the last is ~1 at
+            4096^2). ``"base"``: the shift the pipeline uses at the base size, as every training-free
+            FLUX method does (DyPE, HiFlow, I-Max); ``"pipeline"``: the pipeline's own rule; a number.
+            None (default): ``"pipeline"`` for ``direct`` (the untouched model), ``"base"`` otherwise.
         window_chunk: at most this many windows per local-branch call (memory bound); None = all;
             ``"auto"``: as many as fit in half the memory free at the call (:mod:`resdit.memory`).
         vae_tiling: decode with the VAE's own tiling: ``"auto"`` above ``vae_tiling_above`` pixels
@@ -130,7 +173,7 @@ class ResDiTConfig:
     sigma: float = 0.5
     global_steps: int | None = None
     local_steps: int | None = None
-    proportional_attention: bool = True
+    proportional_attention: bool | None = None
     mu: float | str | None = None
     window_chunk: int | str | None = None
     vae_tiling: bool | str = "auto"
@@ -143,6 +186,10 @@ class ResDiTConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ResDiTConfigError(f"Unknown mode {self.mode!r}; choose one of {sorted(MODES)}.")
+        for name in ("cutoff", "sigma", "watershed", "strength", "ntk_factor", "mu"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+                raise ResDiTConfigError(f"{name}={value} is not a finite number.")
         if not (0.0 <= self.cutoff <= math.sqrt(2) + 1e-12):
             raise ResDiTConfigError(
                 f"cutoff={self.cutoff} is outside [0, sqrt(2)]: it is a normalised radial frequency "
@@ -152,12 +199,12 @@ class ResDiTConfig:
             raise ResDiTConfigError(f"sigma={self.sigma} must be positive (window units; default 0.5).")
         for name in ("global_steps", "local_steps"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ResDiTConfigError(f"{name}={value} must be >= 0.")
+            if value is not None and (isinstance(value, bool) or value != int(value) or value < 0):
+                raise ResDiTConfigError(f"{name}={value} must be a whole number of steps >= 0.")
         if not 0.0 <= self.watershed <= 1.0:
             raise ResDiTConfigError(f"watershed={self.watershed} must lie in [0, 1] (a fraction of the steps).")
-        if isinstance(self.mu, str) and self.mu != "base":
-            raise ResDiTConfigError(f"mu={self.mu!r}: use a number, None (the pipeline's shift) or 'base'.")
+        if isinstance(self.mu, str) and self.mu not in ("base", "pipeline"):
+            raise ResDiTConfigError(f"mu={self.mu!r}: use 'base' (the base size's shift), 'pipeline' or a number.")
         if not 0.0 < self.strength <= 1.0:
             raise ResDiTConfigError(f"strength={self.strength} must lie in (0, 1].")
         if self.ntk_factor < 1.0:
@@ -179,4 +226,13 @@ class ResDiTConfig:
     @property
     def uses_proportional_attention(self) -> bool:
         forced = self.spec.proportional
-        return self.proportional_attention if forced is None else forced
+        if forced is not None:
+            return forced
+        return self.spec.proportional_default if self.proportional_attention is None else self.proportional_attention
+
+    @property
+    def shift(self) -> float | str:
+        """The scheduler shift this config asks for: ``"base"``, ``"pipeline"`` or a number."""
+        if self.mu is None:
+            return "pipeline" if self.mode == "direct" else "base"
+        return self.mu

@@ -21,11 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ResDiTConfigError
-
-
-def round_half_up(x: float) -> int:
-    """Round to the nearest integer, halves up (Python's round() rounds halves to even)."""
-    return int(math.floor(x + 0.5))
+from .schedule import round_half_up
 
 
 def window_starts(length: int, window: int) -> list[int]:

@@ -168,11 +168,21 @@ class Recorder:
         if self.layers is not None and any(not -n <= i < n for i in layers):
             raise ValueError(f"Layer numbers must lie in [{-n}, {n - 1}] for this model's {n} attention layers.")
         self.step, self.cfg, self._last_step = 0, 0, None
+        self._context_index = {"cond": 0, "uncond": 1}
 
     def on_call(self, state) -> None:
-        """Once per transformer call: track the step and the CFG call within it."""
+        """Once per transformer call: track the step and the classifier-free-guidance half.
+
+        The half comes from diffusers' call context where the pipeline gives one (``cond`` -> 0,
+        ``uncond`` -> 1, other names in order of appearance), so a pipeline that calls the transformer
+        twice per step for one half keeps one index; without a context, repeated calls at one step
+        count up (SD3 batches both halves into one call: always 0)."""
         step = state.step if state.step is not None else 0
-        self.cfg = self.cfg + 1 if step == self._last_step else 0
+        name = getattr(state, "call_context", None)
+        if name is not None:
+            self.cfg = self._context_index.setdefault(name, len(self._context_index))
+        else:
+            self.cfg = self.cfg + 1 if step == self._last_step else 0
         self.step, self._last_step = step, step
         if "rope_ids" in self.points and self._wanted_step() and self.cfg == 0:
             plan = state.plan

@@ -13,10 +13,16 @@ Example:
 
 from __future__ import annotations
 
+import math
+
 from .config import DEFAULT_GLOBAL_FRACTION, DEFAULT_LOCAL_FRACTION, ResDiTConfigError
-from .geometry import round_half_up
 
 GLOBAL, FUSED, LOCAL = "global", "fused", "local"
+
+
+def round_half_up(x: float) -> int:
+    """Round to the nearest integer, halves up (Python's round() rounds halves to even)."""
+    return int(math.floor(x + 0.5))
 
 
 def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: int | None = None) -> tuple[int, int, int]:

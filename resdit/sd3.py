@@ -28,26 +28,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .config import ResDiTConfigError
+from .config import ResDiTConfigError, check_mode_for, modes_for
 from .geometry import WindowPartition
 from .plan import proportional_scale
 from .schedule import FUSED, GLOBAL, LOCAL
 from .spectral import radial_mask, spectral_fuse
 
-#: modes whose meaning carries over to an additive absolute PE; the others name RoPE frequencies
-#: or per-patch indices inside global attention, which SD3 has no place for.
-SD3_MODES = ("direct", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "resdit_no_pes", "resdit_no_pipe",
-             "resdit_no_psf", "resdit_no_mop_gws", "resdit_mop_only", "tiling", "tiling_gaussian", "two_stage",
-             "upscale")
+#: modes whose meaning carries over to an additive absolute PE (``ModeSpec.sd3``)
+SD3_MODES = tuple(modes_for("sd3"))
 
 
 def check_sd3_mode(mode: str) -> None:
-    if mode not in SD3_MODES:
-        raise ResDiTConfigError(
-            f"Mode {mode!r} does not apply to SD3: it changes RoPE frequencies or per-patch indices inside global "
-            f"attention, and SD3's only position signal is a sin-cos table added at the input. SD3 modes: "
-            f"{', '.join(SD3_MODES)}."
-        )
+    check_mode_for("sd3", mode)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -199,7 +199,9 @@ def test_time_aware_rope_switches_from_interpolation_to_ntk_at_the_watershed(tra
     assert rope_variant(cfg, 0.29, None)[:2] == ("scaled", "base")
     assert rope_variant(cfg, 0.30, None)[:2] == ("extrapolate", "ntk")
     inputs = flux_inputs((16, 16))
-    early, pi = run(transformer, inputs, "time_aware", 0), run(transformer, inputs, "scaled_pe", 0)
+    # time_aware keeps Lumina-Next's proportional attention on by default; scaled_pe is plain interpolation
+    early = run(transformer, inputs, "time_aware", 0)
+    pi = run(transformer, inputs, "scaled_pe", 0, proportional_attention=True)
     assert torch.equal(early, pi)
     assert not torch.allclose(run(transformer, inputs, "time_aware", 30), pi)
 

@@ -133,9 +133,10 @@ def test_sd3_fused_phase_takes_low_frequencies_from_the_global_branch(sd3_pipe):
     args = (torch.randn(1, 4, 48, 48, generator=g), torch.randn(1, 7, 32, generator=g),
             torch.randn(1, 64, generator=g), torch.full((1,), 500.0))
     outs = {}
+    fused = dict(mode="resdit", global_steps=0, local_steps=0, proportional_attention=False)  # global = scaled_pe
     for name, cfg in {"global": ResDiTConfig(mode="scaled_pe"),
-                      "all_global": ResDiTConfig(mode="resdit", cutoff=math.sqrt(2), global_steps=0, local_steps=0),
-                      "none_global": ResDiTConfig(mode="resdit", cutoff=0.0, global_steps=0, local_steps=0),
+                      "all_global": ResDiTConfig(cutoff=math.sqrt(2), **fused),
+                      "none_global": ResDiTConfig(cutoff=0.0, **fused),
                       "local": ResDiTConfig(mode="patch_pe_local")}.items():
         with resdit.enabled(t, cfg, base_grid=(32, 32)):
             resdit.set_step(t, 0, 4)
@@ -165,7 +166,7 @@ def test_sd3_remove_restores_the_model(sd3_pipe):
 
 def test_sd3_pixels_per_token_and_size_check(sd3_pipe):
     assert resdit.apply.pixels_per_token(sd3_pipe) == 1
-    from resdit.cli import base_size_of
+    from resdit.loading import base_size_of
 
     assert base_size_of(sd3_pipe) == (32, 32)  # sample_size x VAE factor
 

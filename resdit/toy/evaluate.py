@@ -12,6 +12,7 @@ import time
 import numpy as np
 import torch
 
+from ..io import dumps_strict
 from .world import COLOURS, PLACES, SHAPES, TEXTURES, SceneObject, detect, parse_prompt, prompt_correct
 
 
@@ -71,7 +72,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
                    "seconds": round(time.perf_counter() - start, 1)}
             rows.append(row)
             if progress:
-                print(json.dumps(row), flush=True)
+                print(dumps_strict(row), flush=True)
     return rows
 
 
@@ -84,5 +85,5 @@ def evaluate_cli(args) -> int:
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention)
     if args.out:
         with atomic_write(args.out) as f:
-            json.dump(rows, f, indent=1)
+            f.write(dumps_strict(rows, indent=1))
     return 0

@@ -49,8 +49,12 @@ def build_transformer(**overrides) -> FluxTransformer2DModel:
     return FluxTransformer2DModel(**{**TRANSFORMER_CONFIG, **overrides})
 
 
-def build_text_encoder() -> ToyTextEncoder:
-    return ToyTextEncoder(**TEXT_CONFIG)
+def build_text_encoder(world: str = "v1") -> ToyTextEncoder:
+    """v1 keeps v1's vocabulary (and so its parameter count and initial weights); v2 adds its words."""
+    from .world import VOCABULARY, VOCABULARY_V1
+
+    vocab = VOCABULARY_V1 if world == "v1" else VOCABULARY
+    return ToyTextEncoder(**TEXT_CONFIG, vocab_size=len(vocab), world=world)
 
 
 def build_scheduler() -> FlowMatchEulerDiscreteScheduler:
@@ -82,7 +86,8 @@ def load_weights(directory: str | Path = WEIGHTS_DIR) -> tuple[FluxTransformer2D
     card = json.loads(config_path.read_text())
     transformer = build_transformer(**card.get("transformer", {}))
     transformer.load_state_dict(load_file(directory / "transformer.safetensors"))
-    text_encoder = ToyTextEncoder(**card.get("text_encoder", TEXT_CONFIG))
+    world = card.get("world", "v1")  # cards written before toy world v2 are v1
+    text_encoder = ToyTextEncoder(**{**card.get("text_encoder", TEXT_CONFIG), "world": world})
     text_encoder.load_state_dict(load_file(directory / "text_encoder.safetensors"))
     return transformer.eval(), text_encoder.eval(), card
 

@@ -113,10 +113,11 @@ class ToyFluxPipeline:
         from tqdm.auto import tqdm
 
         for t in tqdm(timesteps, **self._progress):
-            velocity = self.transformer(
-                hidden_states=latents, encoder_hidden_states=states, pooled_projections=pooled,
-                timestep=(t.expand(batch) / 1000).to(latents.dtype), img_ids=img_ids, txt_ids=txt_ids,
-            ).sample
+            with self.transformer.cache_context("cond"):  # as FluxPipeline: hooks know which call this is
+                velocity = self.transformer(
+                    hidden_states=latents, encoder_hidden_states=states, pooled_projections=pooled,
+                    timestep=(t.expand(batch) / 1000).to(latents.dtype), img_ids=img_ids, txt_ids=txt_ids,
+                ).sample
             latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
         images = ((toy.unpack(latents, height, width) + 1) / 2).clamp(0, 1).cpu()
         if output_type == "pt":

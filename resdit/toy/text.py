@@ -10,18 +10,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .world import VOCABULARY, parse_prompt
+from .world import VOCABULARY, VOCABULARY_V1, parse_prompt
 
 MAX_TOKENS = 20  # two objects of 7 words plus "and", padded
 
 
-def tokenize(prompts: list[str], max_tokens: int = MAX_TOKENS) -> torch.Tensor:
-    """Word ids ``[batch, max_tokens]`` (0 is padding). Prompts are validated by the world's parser."""
+def tokenize(prompts: list[str], max_tokens: int = MAX_TOKENS, vocab_size: int = len(VOCABULARY),
+             world: str | None = None) -> torch.Tensor:
+    """Word ids ``[batch, max_tokens]`` (0 is padding). Prompts are validated by the world's parser; an
+    encoder with a smaller vocabulary (v1's) refuses the words it never saw."""
     index = {w: i for i, w in enumerate(VOCABULARY)}
     rows = []
     for p in prompts:
-        parse_prompt(p)  # raises a PromptError naming unknown words
+        parse_prompt(p, world)  # raises a PromptError naming unknown words
         ids = [index[w] for w in p.lower().strip().rstrip(".").split()]
+        unknown = sorted({VOCABULARY[i] for i in ids if i >= vocab_size})
+        if unknown:
+            raise ValueError(f"This toy text encoder was trained without the words {unknown} (toy world v1): "
+                             "drop them or use a v2 model.")
         if len(ids) > max_tokens:
             raise ValueError(f"Prompt has {len(ids)} words; the toy encoder takes at most {max_tokens}.")
         rows.append(ids + [0] * (max_tokens - len(ids)))
@@ -31,10 +37,12 @@ def tokenize(prompts: list[str], max_tokens: int = MAX_TOKENS) -> torch.Tensor:
 class ToyTextEncoder(nn.Module):
     """Prompt -> (token states ``[batch, tokens, dim]``, pooled ``[batch, pooled_dim]``)."""
 
-    def __init__(self, dim: int = 64, pooled_dim: int = 64, max_tokens: int = MAX_TOKENS, heads: int = 4):
+    def __init__(self, dim: int = 64, pooled_dim: int = 64, max_tokens: int = MAX_TOKENS, heads: int = 4,
+                 vocab_size: int = len(VOCABULARY_V1), world: str | None = None):
         super().__init__()
-        self.config = {"dim": dim, "pooled_dim": pooled_dim, "max_tokens": max_tokens, "heads": heads}
-        self.embed = nn.Embedding(len(VOCABULARY), dim, padding_idx=0)
+        self.config = {"dim": dim, "pooled_dim": pooled_dim, "max_tokens": max_tokens, "heads": heads,
+                       "vocab_size": vocab_size, "world": world}
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.position = nn.Parameter(torch.zeros(max_tokens, dim))
         self.layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True,
                                                 norm_first=True)
@@ -50,4 +58,5 @@ class ToyTextEncoder(nn.Module):
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.position.device
-        return self(tokenize(prompts, self.config["max_tokens"]).to(device))
+        c = self.config
+        return self(tokenize(prompts, c["max_tokens"], c["vocab_size"], c["world"]).to(device))

@@ -45,6 +45,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     max_minutes: float = 60.0
     threads: int = 2
+    world: str = "v2"  # toy world (resdit.toy.world.WORLDS); the v1 weights were trained with "v1"
 
 
 def canvas_size(rng: np.random.Generator, p_square: float) -> tuple[int, int]:
@@ -61,7 +62,7 @@ def make_batch(cfg: TrainConfig, step: int) -> tuple[torch.Tensor, list[str]]:
     """Images ``[B, 3, H, W]`` in [-1, 1] and their prompts; a pure function of (seed, step)."""
     rng = np.random.default_rng([cfg.seed, step])
     h, w = canvas_size(rng, cfg.p_square)
-    scenes = [random_scene(rng, cfg.p_two) for _ in range(cfg.batch)]
+    scenes = [random_scene(rng, cfg.p_two, cfg.world) for _ in range(cfg.batch)]
     images = np.stack([render(s, h, w).image for s in scenes]) * 2.0 - 1.0
     return torch.from_numpy(images), [s.prompt for s in scenes]
 
@@ -103,15 +104,16 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
-    transformer, text_encoder = toy.build_transformer(), toy.build_text_encoder()
+    transformer, text_encoder = toy.build_transformer(), toy.build_text_encoder(cfg.world)
     params = list(transformer.parameters()) + list(text_encoder.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     ema = [copy.deepcopy(transformer).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)]
     start, log, elapsed = 0, [], 0.0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False)
-        if state["config"]["seed"] != cfg.seed or state["config"]["steps"] != cfg.steps:
-            raise ValueError(f"{ckpt_path} was written with another seed or step count; use another --out.")
+        written = {"world": "v1", **state["config"]}
+        if any(written[k] != getattr(cfg, k) for k in ("seed", "steps", "world")):
+            raise ValueError(f"{ckpt_path} was written with another seed, step count or world; use another --out.")
         transformer.load_state_dict(state["transformer"])
         text_encoder.load_state_dict(state["text_encoder"])
         ema[0].load_state_dict(state["ema_transformer"])
@@ -170,7 +172,8 @@ def export(transformer, text_encoder, directory: Path, cfg: TrainConfig, log, el
     card = dict(
         transformer={k: (list(v) if isinstance(v, tuple) else v) for k, v in transformer.config.items()
                      if not k.startswith("_")},
-        text_encoder={k: v for k, v in text_encoder.config.items() if k in ("dim", "pooled_dim", "max_tokens", "heads")}, scheduler=toy.SCHEDULER_CONFIG,
+        text_encoder={k: v for k, v in text_encoder.config.items() if k in ("dim", "pooled_dim", "max_tokens", "heads", "vocab_size")},
+        scheduler=toy.SCHEDULER_CONFIG, world=cfg.world,
         base_size_px=list(toy.BASE_SIZE_PX), min_side_px=toy.MIN_SIDE_PX, pixels_per_token=toy.PIXELS_PER_TOKEN,
         train=asdict(cfg), train_minutes=round(elapsed / 60, 1),
         parameters=sum(p.numel() for p in transformer.parameters()) + sum(p.numel() for p in text_encoder.parameters()),

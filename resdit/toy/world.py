@@ -1,9 +1,19 @@
 """The toy scene world: prompts, an exact renderer at any size, and a colour-based object detector.
 
-A scene is one or two objects on a smooth, dark, desaturated background. Layout (shape,
-colour, place, size) scales with the canvas; texture has a fixed period in *pixels*, so a
-canvas twice as large shows objects twice as large with equally fine texture. That split is
-what lets the study tell layout (positional encoding) from detail (receptive field).
+A scene is one or two objects on a dark, desaturated ground. Layout (shape, colour, place,
+size) scales with the canvas; texture has a fixed period in *pixels*, so a canvas twice as
+large shows objects twice as large with equally fine texture. That split is what lets the
+study tell layout (positional encoding) from detail (receptive field).
+
+Two worlds share the grammar and renderer (:data:`WORLDS`):
+
+* ``v1``: objects of radius 0.13-0.18 of the canvas, always at a named place, on a smooth ground.
+* ``v2``: object scale from small to close-ups larger than the canvas (a base-size window of a
+  large object is then in distribution, as crops are for FLUX); at least three texture periods
+  across a typical object at the base size; grounds with a fixed-pixel-period texture
+  (``on tiles``, ``on waves``), so detail can be read away from objects; place and ground may
+  be left out of a prompt (then random in training). ``a <colour> <texture> <shape> at <place>``
+  means the same in both.
 
 Example:
     >>> scene = parse_prompt("a red striped circle at top left")
@@ -38,12 +48,65 @@ PLACES: dict[str, tuple[int, int]] = {
     "left": (1, 0), "center": (1, 1), "right": (1, 2),
     "bottom left": (2, 0), "bottom": (2, 1), "bottom right": (2, 2),
 }
-VOCABULARY: tuple[str, ...] = (
+# Grounds: "plain" is v1's smooth gradient; the others add a fixed-pixel-period texture to it.
+GROUNDS = ("plain", "tiles", "waves")
+GROUND_PERIOD_PX: dict[str, float] = {"tiles": 8.0, "waves": 6.0}
+GROUND_DEPTH = 0.35
+# v1's words keep their ids; v2's are appended, so a v1 text encoder reads every v1 prompt unchanged.
+VOCABULARY_V1: tuple[str, ...] = (
     "<pad>", "a", "an", "and", "at", *COLOURS, *TEXTURES, *SHAPES, "top", "bottom", "left", "right", "center",
 )
-# Object radius as a fraction of the canvas' shorter side.
+VOCABULARY: tuple[str, ...] = (*VOCABULARY_V1, "on", *GROUNDS)
+# Object radius as a fraction of the canvas' shorter side (v1).
 RADIUS_RANGE = (0.13, 0.18)
 CENTRE_JITTER = 0.04  # fraction of the canvas side
+
+
+@dataclass(frozen=True)
+class World:
+    """The parameters that differ between toy worlds.
+
+    Attributes:
+        texture_period_px: object texture periods in pixels.
+        placed_radius: radius range (fraction of the shorter side) of an object at a named place;
+            sampled log-uniformly in training; ``canonical_radius`` is what a prompt renders to.
+        free_radius: radius range of an object whose prompt names no place (None: places are
+            always named); its centre is uniform in ``free_centre`` x ``free_centre``.
+        p_place / p_ground: training probability that a prompt names the place / the ground.
+        grounds: the grounds a scene may stand on.
+    """
+
+    name: str
+    texture_period_px: dict
+    placed_radius: tuple[float, float]
+    canonical_radius: float
+    free_radius: tuple[float, float] | None = None
+    free_centre: tuple[float, float] = (0.1, 0.9)
+    p_place: float = 1.0
+    p_ground: float = 0.0
+    grounds: tuple[str, ...] = ("plain",)
+
+    @property
+    def min_radius(self) -> float:
+        return self.placed_radius[0] if self.free_radius is None else min(self.placed_radius[0], self.free_radius[0])
+
+
+WORLDS: dict[str, World] = {
+    "v1": World("v1", dict(TEXTURE_PERIOD_PX), RADIUS_RANGE, sum(RADIUS_RANGE) / 2),
+    # Typical placed object at the 32 px base: diameter 15 px = 3.8 stripe periods, 3.1 checker periods.
+    "v2": World("v2", {"striped": 4.0, "checkered": 5.0}, (0.16, 0.34), 0.24, free_radius=(0.16, 1.2),
+                p_place=0.6, p_ground=0.6, grounds=GROUNDS),
+}
+DEFAULT_WORLD = "v1"
+
+
+def get_world(world: str | World | None) -> World:
+    if isinstance(world, World):
+        return world
+    name = DEFAULT_WORLD if world is None else world
+    if name not in WORLDS:
+        raise ValueError(f"Unknown toy world {name!r}; choose one of {list(WORLDS)}.")
+    return WORLDS[name]
 
 
 @dataclass(frozen=True)
@@ -53,18 +116,19 @@ class SceneObject:
     colour: str
     texture: str
     shape: str
-    place: str
+    place: str | None  # None: the prompt names no place (v2)
     cx: float  # centre x, fraction of width
     cy: float  # centre y, fraction of height
     radius: float  # fraction of min(height, width)
 
     @property
-    def cell(self) -> tuple[int, int]:
-        return PLACES[self.place]
+    def cell(self) -> tuple[int, int] | None:
+        return None if self.place is None else PLACES[self.place]
 
     def phrase(self) -> str:
         article = "an" if self.colour[0] in "aeiou" else "a"
-        return f"{article} {self.colour} {self.texture} {self.shape} at {self.place}"
+        where = "" if self.place is None else f" at {self.place}"
+        return f"{article} {self.colour} {self.texture} {self.shape}{where}"
 
 
 @dataclass(frozen=True)
@@ -74,10 +138,14 @@ class Scene:
     objects: tuple[SceneObject, ...]
     background: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.2, 0.2, 0.22), (0.3, 0.28, 0.3))
     background_angle: float = 0.0
+    ground: str = "plain"
+    ground_named: bool = False  # the prompt says "on <ground>"
+    world: str = DEFAULT_WORLD
 
     @property
     def prompt(self) -> str:
-        return " and ".join(o.phrase() for o in self.objects)
+        text = " and ".join(o.phrase() for o in self.objects)
+        return f"{text} on {self.ground}" if self.ground_named else text
 
 
 @dataclass
@@ -95,19 +163,22 @@ class PromptError(ValueError):
 
 
 _PHRASE = re.compile(
-    r"^an? (?P<colour>\w+) (?P<texture>\w+) (?P<shape>\w+) at (?P<place>(?:top|bottom)(?: left| right)?|left|right|center)$"
+    r"^an? (?P<colour>\w+) (?P<texture>\w+) (?P<shape>\w+)"
+    r"(?: at (?P<place>(?:top|bottom)(?: left| right)?|left|right|center))?$"
 )
 
 
-def parse_prompt(prompt: str) -> Scene:
-    """Parse ``a <colour> <texture> <shape> at <place>[ and ...]`` into a canonical scene.
+def parse_prompt(prompt: str, world: str | World | None = None) -> Scene:
+    """Parse ``a <colour> <texture> <shape>[ at <place>][ and ...][ on <ground>]`` into a canonical scene.
 
-    Objects sit exactly at their cell centres with the mid-range radius; use
-    :func:`random_scene` for jittered training scenes.
+    Objects sit exactly at their cell centres (the canvas centre when no place is named) with the
+    world's canonical radius; an unnamed ground is ``plain``. Use :func:`random_scene` for
+    jittered training scenes.
 
     Raises:
         PromptError: naming the unknown words and the vocabulary.
     """
+    w = get_world(world)
     words = prompt.lower().strip().rstrip(".").split()
     unknown = sorted({w for w in words if w not in VOCABULARY})
     if unknown:
@@ -116,6 +187,13 @@ def parse_prompt(prompt: str) -> Scene:
             f"textures {list(TEXTURES)}, shapes {list(SHAPES)}, places {list(PLACES)}. "
             "Write e.g. 'a red striped circle at top left'."
         )
+    ground, ground_named = "plain", False
+    if len(words) >= 2 and words[-2] == "on":
+        ground, ground_named, words = words[-1], True, words[:-2]
+        if ground not in w.grounds:
+            raise PromptError(f"{ground!r} is not a ground of toy world {w.name}; choose one of {list(w.grounds)}.")
+    if "on" in words or any(g in words for g in GROUNDS):
+        raise PromptError("A ground goes once, at the end: '... on <ground>'.")
     phrases = " ".join(words).split(" and ")
     if len(phrases) > 2:
         raise PromptError("The toy world draws at most two objects per scene.")
@@ -123,21 +201,27 @@ def parse_prompt(prompt: str) -> Scene:
     for phrase in phrases:
         m = _PHRASE.match(phrase)
         if m is None:
-            raise PromptError(f"Cannot parse {phrase!r}: expected 'a <colour> <texture> <shape> at <place>'.")
+            raise PromptError(f"Cannot parse {phrase!r}: expected 'a <colour> <texture> <shape> at <place>' "
+                              "(v2: the place may be left out, and the prompt may end with 'on <ground>').")
         g = m.groupdict()
         for key, allowed in (("colour", COLOURS), ("texture", TEXTURES), ("shape", SHAPES)):
             if g[key] not in allowed:
                 raise PromptError(f"{g[key]!r} is not a {key}; choose one of {list(allowed)}.")
-        row, col = PLACES[g["place"]]
+        if g["place"] is None and w.free_radius is None:
+            raise PromptError(f"Toy world {w.name} needs a place: 'a <colour> <texture> <shape> at <place>'.")
+        row, col = PLACES[g["place"]] if g["place"] else (1, 1)
         objects.append(SceneObject(g["colour"], g["texture"], g["shape"], g["place"],
-                                   (col + 0.5) / 3, (row + 0.5) / 3, sum(RADIUS_RANGE) / 2))
-    if len(objects) == 2 and objects[0].place == objects[1].place:
-        raise PromptError("Two objects need two different places.")
-    return Scene(tuple(objects))
+                                   (col + 0.5) / 3, (row + 0.5) / 3, w.canonical_radius))
+    if len(objects) == 2 and (objects[0].place == objects[1].place or None in (objects[0].place, objects[1].place)):
+        raise PromptError("Two objects need two named, different places.")
+    return Scene(tuple(objects), ground=ground, ground_named=ground_named, world=w.name)
 
 
-def random_scene(rng: np.random.Generator, p_two: float = 0.0) -> Scene:
-    """A random scene: jittered objects and a random smooth background."""
+def random_scene(rng: np.random.Generator, p_two: float = 0.0, world: str | World | None = None) -> Scene:
+    """A random scene: jittered objects and a random background (v1: the exact v1 sampler)."""
+    w = get_world(world)
+    if w.name != "v1":
+        return _random_scene_v2(rng, p_two, w)
     n = 2 if rng.random() < p_two else 1
     places = rng.choice(len(PLACES), size=n, replace=False)
     objects = []
@@ -153,6 +237,34 @@ def random_scene(rng: np.random.Generator, p_two: float = 0.0) -> Scene:
         ))
     return Scene(tuple(objects), background=(_background_colour(rng), _background_colour(rng)),
                  background_angle=float(rng.uniform(0, 2 * math.pi)))
+
+
+def _log_uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    return float(math.exp(rng.uniform(math.log(lo_hi[0]), math.log(lo_hi[1]))))
+
+
+def _random_scene_v2(rng: np.random.Generator, p_two: float, w: World) -> Scene:
+    """Scale from small to close-ups; place and ground named with probability p_place / p_ground."""
+    n = 2 if rng.random() < p_two else 1
+    named = n == 2 or rng.random() < w.p_place  # two objects are told apart by their places
+    places = rng.choice(len(PLACES), size=n, replace=False)
+    objects = []
+    for p in places:
+        colour, texture, shape = (str(rng.choice(list(COLOURS))), str(rng.choice(TEXTURES)), str(rng.choice(SHAPES)))
+        if named:
+            place = list(PLACES)[int(p)]
+            row, col = PLACES[place]
+            cx = (col + 0.5) / 3 + rng.uniform(-CENTRE_JITTER, CENTRE_JITTER)
+            cy = (row + 0.5) / 3 + rng.uniform(-CENTRE_JITTER, CENTRE_JITTER)
+            radius = _log_uniform(rng, w.placed_radius)
+        else:
+            place, (cx, cy) = None, rng.uniform(*w.free_centre, size=2)
+            radius = _log_uniform(rng, w.free_radius)
+        objects.append(SceneObject(colour, texture, shape, place, float(cx), float(cy), radius))
+    ground = str(rng.choice(w.grounds))
+    return Scene(tuple(objects), background=(_background_colour(rng), _background_colour(rng)),
+                 background_angle=float(rng.uniform(0, 2 * math.pi)), ground=ground,
+                 ground_named=bool(rng.random() < w.p_ground), world=w.name)
 
 
 def _background_colour(rng: np.random.Generator) -> tuple[float, float, float]:
@@ -179,9 +291,28 @@ def _signed_distance(shape: str, x: np.ndarray, y: np.ndarray, cx: float, cy: fl
     raise PromptError(f"Unknown shape {shape!r}")
 
 
-def texture_factor(texture: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def texture_period(texture: str, world: str | World | None = None) -> float:
+    """A texture's period in pixels in a world (``striped``: 4 px in both)."""
+    return get_world(world).texture_period_px[texture]
+
+
+def ground_factor(ground: str, x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
+    """Brightness factor of a ground's texture in [1 - GROUND_DEPTH, 1] (1 for ``plain``)."""
+    if ground == "plain":
+        return 1.0
+    period = GROUND_PERIOD_PX[ground]
+    if ground == "tiles":
+        wave = np.cos(2 * math.pi * x / period) * np.cos(2 * math.pi * y / period)
+    elif ground == "waves":
+        wave = np.cos(2 * math.pi * y / period) + 0 * x
+    else:
+        raise PromptError(f"Unknown ground {ground!r}")
+    return 1.0 - GROUND_DEPTH * (0.5 + 0.5 * wave)
+
+
+def texture_factor(texture: str, x: np.ndarray, y: np.ndarray, world: str | World | None = None) -> np.ndarray:
     """Brightness factor in [1 - TEXTURE_DEPTH, 1] at pixel coordinates (x, y)."""
-    period = TEXTURE_PERIOD_PX[texture]
+    period = texture_period(texture, world)
     if texture == "striped":
         wave = np.cos(2 * math.pi * x / period)
     elif texture == "checkered":
@@ -203,14 +334,14 @@ def render(scene: Scene, height: int, width: int) -> Rendered:
     c0, c1 = (np.asarray(c, dtype=np.float64) for c in scene.background)
     u = ((x / width - 0.5) * math.cos(scene.background_angle) + (y / height - 0.5) * math.sin(scene.background_angle))
     u = np.clip(u + 0.5, 0.0, 1.0)
-    image = c0[:, None, None] * (1 - u) + c1[:, None, None] * u
+    image = (c0[:, None, None] * (1 - u) + c1[:, None, None] * u) * ground_factor(scene.ground, x, y)
     masks = []
     side = min(height, width)
     for obj in scene.objects:
         r = obj.radius * side
         sd = _signed_distance(obj.shape, x, y, obj.cx * width, obj.cy * height, r)
         alpha = np.clip(0.5 - sd, 0.0, 1.0)  # one-pixel anti-aliased edge
-        colour = np.asarray(COLOURS[obj.colour])[:, None, None] * texture_factor(obj.texture, x, y)
+        colour = np.asarray(COLOURS[obj.colour])[:, None, None] * texture_factor(obj.texture, x, y, scene.world)
         image = image * (1 - alpha) + colour * alpha
         masks.append(alpha >= 0.5)
     return Rendered(image.astype(np.float32), np.stack(masks) if masks else np.zeros((0, height, width), bool), scene,
@@ -249,7 +380,8 @@ class Detection:
     areas: list[float]  # fraction of the canvas
 
 
-def detect(image: np.ndarray, colour: str, min_area_fraction: float = 0.15) -> Detection:
+def detect(image: np.ndarray, colour: str, min_area_fraction: float = 0.15,
+           world: str | World | None = None) -> Detection:
     """Find connected blobs of ``colour``; a blob counts as an object if its area is at least
     ``min_area_fraction`` of the smallest object the world draws at this canvas size.
 
@@ -261,7 +393,7 @@ def detect(image: np.ndarray, colour: str, min_area_fraction: float = 0.15) -> D
     _, h, w = image.shape
     mask = ndimage.binary_closing(colour_mask(image, colour), structure=np.ones((3, 3)), iterations=1)
     labels, n = ndimage.label(mask)
-    min_area = min_area_fraction * math.pi * (RADIUS_RANGE[0] * min(h, w)) ** 2
+    min_area = min_area_fraction * math.pi * (get_world(world).min_radius * min(h, w)) ** 2
     centres, areas = [], []
     for i in range(1, n + 1):
         ys, xs = np.nonzero(labels == i)
@@ -276,7 +408,8 @@ def cell_of(cx: float, cy: float) -> tuple[int, int]:
     return min(int(cy * 3), 2), min(int(cx * 3), 2)
 
 
-def prompt_correct(image: np.ndarray, obj: SceneObject) -> bool:
-    """Exactly one object of the prompted colour, with its centre in the prompted cell."""
-    det = detect(image, obj.colour)
-    return det.count == 1 and cell_of(*det.centres[0]) == obj.cell
+def prompt_correct(image: np.ndarray, obj: SceneObject, world: str | World | None = None) -> bool:
+    """Exactly one object of the prompted colour, with its centre in the prompted cell (anywhere if the
+    prompt names no place)."""
+    det = detect(image, obj.colour, world=world)
+    return det.count == 1 and (obj.cell is None or cell_of(*det.centres[0]) == obj.cell)
