@@ -90,7 +90,7 @@ def condition_config(name: str, base: tuple[int, int], shift: str = "base") -> R
     to denoise and confounds every other factor."""
     kwargs = dict(CONDITIONS[name])
     own = kwargs.pop("shift", shift)
-    return ResDiTConfig(base_size=base, mu="base" if own == "base" else None, **kwargs)
+    return ResDiTConfig(base_size=base, mu=own, **kwargs)
 
 
 def case_key(condition: str, scale: float, prompt: int, seed: int) -> str:

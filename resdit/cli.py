@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="first noise seed (sample i uses seed + i)")
     e.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=None,
                    help="force proportional attention on or off (default: each mode's own)")
+    e.add_argument("--mu", type=_mu, default=None,
+                   help="scheduler shift: 'base', 'pipeline' or a number (default: each mode's own)")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)
 

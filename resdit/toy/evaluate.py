@@ -42,18 +42,21 @@ def generate_batch(pipe, prompts: list[str], height: int, width: int, steps: int
     return np.concatenate(out)
 
 
-def score(images: np.ndarray, prompts: list[str]) -> dict:
+def score(images: np.ndarray, prompts: list[str], world: str | None = None) -> dict:
     """Accuracy (one object, prompted colour, prompted cell) and mean object count."""
-    objects: list[SceneObject] = [parse_prompt(p).objects[0] for p in prompts]
-    correct = [prompt_correct(im, o) for im, o in zip(images, objects)]
-    counts = [detect(im, o.colour).count for im, o in zip(images, objects)]
+    objects: list[SceneObject] = [parse_prompt(p, world).objects[0] for p in prompts]
+    correct = [prompt_correct(im, o, world) for im, o in zip(images, objects)]
+    counts = [detect(im, o.colour, world=world).count for im, o in zip(images, objects)]
     return {"accuracy": float(np.mean(correct)), "correct": int(np.sum(correct)), "n": len(prompts),
             "mean_count": float(np.mean(counts))}
 
 
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
-             proportional_attention: bool = False, progress: bool = True) -> list[dict]:
-    """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side."""
+             proportional_attention: bool | None = None, progress: bool = True, mu=None) -> list[dict]:
+    """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side.
+
+    ``proportional_attention`` and ``mu`` as in :class:`ResDiTConfig` (None: each mode's own default); every
+    row records the values that ran."""
     from ..apply import enabled
     from ..config import ResDiTConfig
 
@@ -64,11 +67,12 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
         h, w = (2 * int(round(s * scale / 2)) for s in base)
         for mode in modes:
             start = time.perf_counter()
-            cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention)
+            cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention, mu=mu)
             with enabled(pipe, cfg):
                 images = generate_batch(pipe, prompts, h, w, steps, seed)
             row = {"mode": mode, "scale": scale, "size": [h, w], "steps": steps,
-                   "proportional_attention": proportional_attention, **score(images, prompts),
+                   "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
+                   **score(images, prompts, getattr(pipe, "world", None)),
                    "seconds": round(time.perf_counter() - start, 1)}
             rows.append(row)
             if progress:
@@ -82,7 +86,8 @@ def evaluate_cli(args) -> int:
 
     torch.set_num_threads(2)
     pipe = load_pipeline(args.model)
-    rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention)
+    rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
+                    mu=args.mu)
     if args.out:
         with atomic_write(args.out) as f:
             f.write(dumps_strict(rows, indent=1))

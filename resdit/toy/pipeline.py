@@ -54,6 +54,11 @@ class ToyFluxPipeline:
         return tuple(self.card.get("base_size_px", toy.BASE_SIZE_PX))
 
     @property
+    def world(self) -> str:
+        """The toy world the model was trained on (cards written before v2: ``"v1"``)."""
+        return self.card.get("world", "v1")
+
+    @property
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
@@ -74,7 +79,8 @@ class ToyFluxPipeline:
         for name, value in (("height", height), ("width", width)):
             if value % toy.PIXELS_PER_TOKEN or value < 2 * toy.PIXELS_PER_TOKEN:
                 raise ValueError(f"{name}={value} must be an even number of pixels >= 4 (2x2 pixels per token).")
-        tokenize([prompt] if isinstance(prompt, str) else list(prompt))  # clear error for unknown words
+        c = self.text_encoder.config  # clear error for unknown words, or words this model never saw
+        tokenize([prompt] if isinstance(prompt, str) else list(prompt), c["max_tokens"], c["vocab_size"], self.world)
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], height: int | None = None, width: int | None = None,
