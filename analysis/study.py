@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resdit import ResDiTConfig, generate
-from resdit.geometry import window_starts
+from resdit import MODES, ResDiTConfig, generate
+from resdit.geometry import grid_starts, window_starts
 from resdit.io import atomic_write, dumps_strict
 from resdit.toy.evaluate import evaluation_prompts
 from resdit.toy.world import parse_prompt
@@ -66,7 +66,7 @@ CONDITIONS: dict[str, dict] = {
                                                  shift="pipeline"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
-METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "period_error", "seam")
+METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "period_error", "seam", "seam_mop")
 
 
 @dataclass
@@ -125,22 +125,35 @@ def _write(path: Path, rows: dict[str, dict]) -> None:
             f.write(dumps_strict(row) + "\n")
 
 
-def score_case(image: np.ndarray, prompt: str, base: tuple[int, int]) -> dict:
-    """Every per-image metric of one sample ``[3, H, W]``."""
+def window_borders(layout: str, size_px: int, base_px: int, px: int) -> list[int]:
+    """Pixel positions of the window borders of a partition layout (``"mop"`` or ``"grid"``) along one axis."""
+    place = window_starts if layout == "mop" else grid_starts
+    return border_lines(place(size_px // px, base_px // px), base_px // px, size_px // px, px)
+
+
+def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: str = "mop", px: int = 2) -> dict:
+    """Every per-image metric of one sample ``[3, H, W]``.
+
+    ``seam`` is measured on the borders of the windows the condition itself used (``layout``: its
+    ``ModeSpec.windows``), ``seam_mop`` always on the minimum-overlap borders (the same lines for every
+    condition, so conditions can be compared there too). ``px``: pixels per token side (toy: 2).
+    """
     scene = parse_prompt(prompt)
     obj = scene.objects[0]
     _, h, w = image.shape
     gt, masks = truth(scene, h, w)
     lay = layout_score(image, obj, masks[0])
     period = texture_period(image, masks[0]) if obj.texture == "striped" else float("nan")
-    px = 2  # toy: 2 pixels per token
-    rows = border_lines(window_starts(h // px, base[0] // px), base[0] // px, h // px, px)
-    cols = border_lines(window_starts(w // px, base[1] // px), base[1] // px, w // px, px)
+
+    def seam(kind: str) -> float:
+        rows, cols = window_borders(kind, h, base[0], px), window_borders(kind, w, base[1], px)
+        return seam_score(image, rows, cols) if (rows or cols) else float("nan")
+
+    stripe = TEXTURE_PERIOD_PX["striped"]
     return {
         "correct": float(lay.correct), "count": lay.count, "centre_error": lay.centre_error,
         "size_ratio": lay.size_ratio, "detail": detail_score(image, gt, obj, masks[0]),
-        "period_error": abs(period - TEXTURE_PERIOD_PX["striped"]) / TEXTURE_PERIOD_PX["striped"],
-        "seam": seam_score(image, rows, cols) if (rows or cols) else float("nan"),
+        "period_error": abs(period - stripe) / stripe, "seam": seam(layout), "seam_mop": seam("mop"),
     }
 
 
@@ -172,12 +185,14 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
             t0 = time.perf_counter()
             images = generate(pipe, [prompts[p] for p, _ in chunk], rc, h, w, cfg.steps, latents=noise).numpy()
             per_image = (time.perf_counter() - t0) / len(chunk)
-            _save_features(out, cond, scale, [case_key(cond, scale, p, s) for p, s in chunk], images, base)
+            keys = [case_key(cond, scale, p, s) for p, s in chunk]
+            _save_features(out, cond, scale, keys, images, base)
+            _save_images(out, cond, scale, keys, images)
             for (p, s), image in zip(chunk, images):
                 rows[case_key(cond, scale, p, s)] = {
                     "key": case_key(cond, scale, p, s), "condition": cond, "scale": scale, "prompt": prompts[p],
                     "prompt_index": p, "seed": s, "size": [h, w], "base": list(base), "steps": cfg.steps, "seconds": per_image,
-                    **score_case(image, prompts[p], base)}
+                    **score_case(image, prompts[p], base, rc.spec.windows)}
             _write(path, rows)
         if progress:
             done = [r for r in rows.values() if r["condition"] == cond and r["scale"] == scale]
@@ -196,13 +211,66 @@ def _features(images: np.ndarray, base: tuple[int, int]) -> tuple[np.ndarray, np
 
 
 def _save_features(out: Path, cond: str, scale: float, keys: list[str], images: np.ndarray, base) -> None:
-    path = out / "features" / f"{cond}@{scale:g}.npz"
-    old = dict(np.load(path, allow_pickle=False)) if path.exists() else {}
     full, patch = (f.astype(np.float32) for f in _features(images, base))
-    merged = {**old, **{f"{k}|full": f for k, f in zip(keys, full)},
-              **{f"{k}|patch": f for k, f in zip(keys, patch.reshape(len(keys), 4, -1))}}
+    _merge_npz(_group_file(out, "features", cond, scale),
+               {**{f"{k}|full": f for k, f in zip(keys, full)},
+                **{f"{k}|patch": f for k, f in zip(keys, patch.reshape(len(keys), 4, -1))}})
+
+
+def _group_file(out: Path, kind: str, cond: str, scale: float) -> Path:
+    return out / kind / f"{cond}@{scale:g}.npz"
+
+
+def _merge_npz(path: Path, arrays: dict, compressed: bool = False) -> None:
+    old = dict(np.load(path, allow_pickle=False)) if path.exists() else {}
     with atomic_write(path, binary=True) as f:
-        np.savez(f, **merged)
+        (np.savez_compressed if compressed else np.savez)(f, **{**old, **arrays})
+
+
+def _save_images(out: Path, cond: str, scale: float, keys: list[str], images: np.ndarray) -> None:
+    """Every sample as uint8 ``[3, H, W]`` (compressed; git-ignored), so metrics can be recomputed later."""
+    as_bytes = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
+    _merge_npz(_group_file(out, "images", cond, scale), dict(zip(keys, as_bytes)), compressed=True)
+
+
+def load_images(out: str | Path, cond: str, scale: float) -> dict[str, np.ndarray]:
+    """Stored samples of one group as float ``[3, H, W]`` in [0, 1], by case key ({} if none were kept)."""
+    path = _group_file(Path(out), "images", cond, scale)
+    if not path.exists():
+        return {}
+    with np.load(path) as stored:
+        return {k: stored[k].astype(np.float32) / 255.0 for k in stored.files}
+
+
+def rescore(out: str | Path, progress: bool = True) -> dict:
+    """Recompute every per-image metric and the KID features from the stored images, then the summary.
+
+    Cases whose image was not kept (studies run before images were stored) keep their recorded values;
+    the count of both is printed.
+    """
+    out = Path(out)
+    path = out / "results.jsonl"
+    rows = _load(path)
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows.values():
+        groups.setdefault((r["condition"], r["scale"]), []).append(r)
+    redone = kept = 0
+    for (cond, scale), rs in groups.items():
+        images = load_images(out, cond, scale)
+        layout = MODES[CONDITIONS[cond]["mode"]].windows if cond in CONDITIONS else "mop"
+        have = [r for r in rs if r["key"] in images]
+        kept += len(rs) - len(have)
+        if not have:
+            continue
+        base = tuple(have[0].get("base", (32, 32)))
+        for r in have:
+            r.update(score_case(images[r["key"]], r["prompt"], base, layout))
+        _save_features(out, cond, scale, [r["key"] for r in have], np.stack([images[r["key"]] for r in have]), base)
+        redone += len(have)
+    _write(path, rows)
+    if progress:
+        print(f"rescored {redone} cases from stored images; kept the recorded values of {kept}", flush=True)
+    return summarize(out)
 
 
 def _kid_scores(out: Path, cond: str, scale: float, rs: list[dict], base) -> dict:
@@ -274,6 +342,11 @@ def shard_from_env() -> tuple[int, int]:
 
 
 def main(args) -> int:
+    if getattr(args, "rescore", None):
+        rescore(args.rescore)
+        return 0
+    if not args.out:
+        raise ValueError("resdit study needs --out DIR (or --rescore DIR to recompute a stored study's metrics).")
     if args.summarize:
         summarize(args.out)
         return 0

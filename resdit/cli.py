@@ -232,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval_toy)
 
     s = sub.add_parser("study", help="the intervention study, ablations and baselines on the toy model")
-    s.add_argument("--out", required=True, help="study folder (results.jsonl, summary.json; resumable)")
+    s.add_argument("--out", default=None, help="study folder (results.jsonl, summary.json, images/; resumable)")
+    s.add_argument("--rescore", metavar="DIR", default=None,
+                   help="recompute every metric and the summary of a study folder from its stored images")
     s.add_argument("--scales", type=_finite_float, nargs="+", default=[2.0, 4.0], help="side scale factors")
     s.add_argument("--prompts", type=_positive_int, default=16, help="held-out prompts")
     s.add_argument("--seeds", type=_positive_int, default=2, help="noise seeds per prompt")
