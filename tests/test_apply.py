@@ -238,3 +238,23 @@ def test_tiling_runs_the_model_on_base_tiles_and_averages(transformer):
     with torch.no_grad():
         assert torch.equal(transformer(**inputs).sample, transformer(**inputs).sample)  # forward restored
     assert "forward" not in vars(transformer)
+
+
+def test_every_attention_of_a_flux1_block_layout_gets_the_processor_and_runs():
+    """FLUX.1's layout (19 joint, 38 single-stream blocks) at a tiny width: all 57 attentions are ResDiT's
+    and each one runs in a generation beyond the base size."""
+    from resdit.processors import ResDiTFluxAttnProcessor
+
+    model = tiny_flux(num_layers=19, num_single_layers=38, attention_head_dim=8, num_attention_heads=1,
+                      axes_dims_rope=[2, 2, 4])
+    calls = []
+    with resdit.enabled(model, ResDiTConfig(mode="resdit"), base_grid=(4, 4)):
+        procs = model.attn_processors
+        assert len(procs) == 57 and all(isinstance(p, ResDiTFluxAttnProcessor) for p in procs.values())
+        assert sum(k.startswith("transformer_blocks.") for k in procs) == 19
+        for p in procs.values():  # count each processor's attention calls
+            p.attend = (lambda f, name: lambda *a, **k: (calls.append(name), f(*a, **k))[1])(p.attend, p.name)
+        resdit.set_step(model, 15, 35)
+        with torch.no_grad():
+            model(**flux_inputs((8, 8)))
+    assert sorted(set(calls)) == sorted(k.rsplit(".processor", 1)[0] for k in procs) and len(calls) == 57

@@ -167,3 +167,50 @@ def test_home_window_holds_the_token_with_its_largest_splice_weight():
         holders = (part.index == token).nonzero()
         weights = part.weights[holders[:, 0], holders[:, 1]]
         assert home[token] == holders[weights.argmax(), 0]
+
+
+@pytest.mark.parametrize("mode,step,branch", [("scaled_pe", 0, "global"), ("resdit_no_mop_gws", 34, "local")])
+def test_recorded_probabilities_are_the_attention_the_processor_used(transformer, mode, step, branch):
+    """For a probe, recorded probabilities x values = the attention output the layer went on with (per head),
+    read at the output projection's input; local branch on a hard grid, where each token has one window."""
+    attn = transformer.transformer_blocks[0].attn
+    seen = {}
+    hooks = [attn.to_v.register_forward_hook(lambda m, a, out: seen.__setitem__("v_img", out)),
+             attn.add_v_proj.register_forward_hook(lambda m, a, out: seen.__setitem__("v_txt", out)),
+             attn.to_out[0].register_forward_pre_hook(lambda m, a: seen.__setitem__("out", a[0]))]
+    probe = (3, 12)
+    try:
+        with resdit.enabled(transformer, ResDiTConfig(mode=mode), base_grid=(8, 8)):
+            resdit.set_step(transformer, step, 35)
+            with resdit.record(transformer, points=["probs"], layers=[0], probes=[probe]) as cache:
+                forward(transformer, flux_inputs((16, 16), text_len=5))
+    finally:
+        for h in hooks:
+            h.remove()
+    probs = cache.get("probs", 0, branch=branch)[0, :, 0]  # [heads, keys]
+    heads = probs.shape[0]
+    v = torch.cat([seen["v_txt"], seen["v_img"]], 1)[0].unflatten(-1, (heads, -1))  # [keys, heads, d]
+    expected = torch.einsum("hk,khd->hd", probs, v).reshape(-1)
+    torch.testing.assert_close(seen["out"][0, probe[0] * 16 + probe[1]], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_entropy_and_distance_recording_memory_is_bounded_at_128x128_tokens():
+    """Entropy and mean distance need every query's full row: computed in query chunks of at most ``budget``
+    scores, so the largest allocation is a chunk, not the 2 GiB matrix."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from resdit.plan import build_plan
+
+    model = tiny_flux()
+    grid, T, heads, d = (128, 128), 4, 2, 16
+    plan = build_plan(ResDiTConfig(mode="scaled_pe"), model.pos_embed, grid, (64, 64), torch.zeros(T, 3), d, "cpu")
+    q, k = torch.randn(1, T + 128 * 128, heads, d), torch.randn(1, T + 128 * 128, heads, d)
+    cache = AttentionCache(["layer"])
+    budget = 1 << 22  # scores per chunk: 16 MiB in float32
+    rec = Recorder(cache, ["entropy", "distance"], None, None, [], budget=budget)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        rec._attention_points("layer", "global", *rec._global_qk(q, k, plan), plan)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= 4 * max(budget * 4, q.numel() * 4)  # the full matrix: 2 heads x 16,384^2 x 4 B = 2 GiB
+    assert cache.get("layer.entropy", branch="global").shape == (1, heads)
+    assert cache.get("layer.distance", branch="global").shape == (1, heads)
