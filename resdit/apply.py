@@ -24,12 +24,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
-from .config import ResDiTConfig, ResDiTConfigError, check_size
+from .config import REFERENCE_STEPS, ResDiTConfig, ResDiTConfigError, check_size
 from .plan import Plan, build_plan, rope_variant
 from .processors import ResDiTFluxAttnProcessor
-from .schedule import GLOBAL, LOCAL, phase_at, phase_lengths
+from .schedule import GLOBAL, LOCAL, phase_at, phase_at_sigma, phase_lengths, reference_steps
 from .tiling import tiled_forward
 
 STATE_ATTR = "_resdit_state"
@@ -72,6 +73,8 @@ class ResDiTState:
     transformer: torch.nn.Module
     pipeline: object | None = None
     step_fn: Callable[[], tuple[int, int]] | None = None
+    sigma_fn: Callable[[], float | None] | None = None  # the scheduler's noise level of the current step
+    sigma_boundaries: tuple[float, float] | None = None  # phase_by="sigma": see schedule.phase_at_sigma
     plan: Plan | None = None
     phase: str = GLOBAL
     step: int | None = None
@@ -90,7 +93,7 @@ class ResDiTState:
                 sigma: float | None = None) -> None:
         """Set ``phase`` and ``plan`` for one transformer call (``sigma``: its noise level)."""
         grid = grid_from_ids(img_ids, image_tokens)
-        self.phase = self._phase()
+        self.phase = self._phase(sigma)
         progress = None if self.step is None else self.step / max(self.num_steps, 1)
         variant = rope_variant(self.config, progress, sigma)
         t = self.transformer
@@ -109,7 +112,9 @@ class ResDiTState:
             value = self._plans[key] = build()
         return value
 
-    def _phase(self) -> str:
+    def _phase(self, call_sigma: float | None = None) -> str:
+        """The phase of the current call; ``call_sigma``: the noise level the call was given (used by
+        ``phase_by="sigma"`` when no scheduler tells it)."""
         if self.step_fn is not None:
             self.step, self.num_steps = self.step_fn()
         schedule = self.config.spec.schedule
@@ -117,6 +122,14 @@ class ResDiTState:
             return GLOBAL
         if schedule == "local":
             return LOCAL
+        if self.config.phase_by == "sigma":
+            sigma = self.sigma_fn() if self.sigma_fn is not None else call_sigma
+            if sigma is None or self.sigma_boundaries is None:
+                raise ResDiTConfigError(
+                    "phase_by='sigma' needs the noise level of each call and the base size's schedule: apply ResDiT "
+                    "to the pipeline (or pass scheduler= with base_grid to apply_resdit)."
+                )
+            return phase_at_sigma(sigma, self.sigma_boundaries)
         if self.step_fn is None:
             raise ResDiTConfigError(
                 f"Mode {self.config.mode!r} follows the denoising steps, but this transformer has no scheduler. "
@@ -154,6 +167,29 @@ def _scheduler_position(scheduler) -> tuple[int, int]:
     begin = getattr(scheduler, "begin_index", None) or 0
     index = scheduler.step_index if scheduler.step_index is not None else begin
     return index - begin, len(scheduler.timesteps) - begin
+
+
+def _scheduler_sigma(scheduler) -> float | None:
+    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
+    if sigmas is None:
+        return None
+    if index is None:
+        index = getattr(scheduler, "begin_index", None) or 0
+    return float(sigmas[index])
+
+
+def sigma_boundaries(scheduler, base_grid: tuple[int, int], config: ResDiTConfig) -> tuple[float, float]:
+    """Noise levels of the first fused and the first local step of the paper's 35 steps (10 and 20 by default)
+    on the base size's schedule: a fresh scheduler of the same config, FLUX's sigmas ``linspace(1, 1/35, 35)``,
+    shifted with the base size's ``mu`` where the scheduler shifts by resolution."""
+    fresh = type(scheduler).from_config(scheduler.config)
+    kwargs = {}
+    if getattr(fresh.config, "use_dynamic_shifting", False):
+        kwargs["mu"] = base_shift(fresh, base_grid)
+    fresh.set_timesteps(sigmas=np.linspace(1.0, 1 / REFERENCE_STEPS, REFERENCE_STEPS), **kwargs)
+    first_fused, first_local = reference_steps(config.global_steps, config.local_steps)
+    sigmas = fresh.sigmas
+    return float(sigmas[first_fused]), float(sigmas[first_local])
 
 
 def pixels_per_token(pipe) -> int:
@@ -272,10 +308,12 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
         raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
     kind = family(transformer)
     state = ResDiTState(config, base_grid, transformer, pipeline=pipe)
-    if pipe is not None:
-        state.step_fn = lambda: _scheduler_position(pipe.scheduler)
-    elif scheduler is not None:
+    scheduler = pipe.scheduler if pipe is not None else scheduler
+    if scheduler is not None:
         state.step_fn = lambda: _scheduler_position(scheduler)
+        state.sigma_fn = lambda: _scheduler_sigma(scheduler)
+        if config.phase_by == "sigma" and base_grid is not None:
+            state.sigma_boundaries = sigma_boundaries(scheduler, base_grid, config)
 
     if kind != "flux":
         from .sd3 import install_sd3, install_sd3_controlnet

@@ -84,6 +84,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
                    help="steps of the global-only phase (default: 10/35 of the steps)")
     p.add_argument("--local-steps", type=_non_negative_int, default=None,
                    help="steps of the local-only phase (default: 15/35 of the steps)")
+    p.add_argument("--phase-by", choices=["steps", "sigma"], default=None,
+                   help="phases as step counts (default) or at the base schedule's noise levels of steps 10 and 20 of 35")
     p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=None,
                    help="scale global logits by sqrt(log N / log n) (default: the mode's own, on for resdit)")
     p.add_argument("--mu", type=_mu, default=None,
@@ -96,8 +98,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args, base_size) -> ResDiTConfig:
     """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
-    names = ("cutoff", "sigma", "global_steps", "local_steps", "proportional_attention", "mu", "window_chunk",
-             "strength")
+    names = ("cutoff", "sigma", "global_steps", "local_steps", "phase_by", "proportional_attention", "mu",
+             "window_chunk", "strength")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 

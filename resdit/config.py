@@ -95,8 +95,9 @@ MODES: dict[str, ModeSpec] = {
 }
 
 # SPEC 1: of 35 steps, the first 10 global only and the last 15 local only.
-DEFAULT_GLOBAL_FRACTION = 10 / 35
-DEFAULT_LOCAL_FRACTION = 15 / 35
+REFERENCE_STEPS = 35
+DEFAULT_GLOBAL_FRACTION = 10 / REFERENCE_STEPS
+DEFAULT_LOCAL_FRACTION = 15 / REFERENCE_STEPS
 
 
 class ResDiTConfigError(ValueError):
@@ -144,7 +145,12 @@ class ResDiTConfig:
             branch keeps frequencies with ``rho <= cutoff``. ``sqrt(2)`` keeps all of them.
         sigma: Gaussian splice width in window units (per axis: ``sigma * window side``).
         global_steps / local_steps: phase lengths in steps; None keeps the paper's
-            fractions 10/35 and 15/35 of the step count, rounded.
+            fractions 10/35 and 15/35 of the step count, rounded. With ``phase_by="sigma"`` they
+            count steps of the paper's 35-step schedule at the base size (None: 10 and 15).
+        phase_by: ``"steps"`` (phases are step counts, the paper's fractions for other step counts)
+            or ``"sigma"`` (phases switch at the noise levels that steps 10 and 20 of the paper's 35
+            have on the base size's schedule, so a phase means the same noise range whatever the
+            step count or the shift).
         proportional_attention: multiply the global branch's logits by
             ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
             Lumina-Next do, against attention dilution at high resolution. None (default): the
@@ -173,6 +179,7 @@ class ResDiTConfig:
     sigma: float = 0.5
     global_steps: int | None = None
     local_steps: int | None = None
+    phase_by: str = "steps"
     proportional_attention: bool | None = None
     mu: float | str | None = None
     window_chunk: int | str | None = None
@@ -201,6 +208,12 @@ class ResDiTConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value != int(value) or value < 0):
                 raise ResDiTConfigError(f"{name}={value} must be a whole number of steps >= 0.")
+        if self.phase_by not in ("steps", "sigma"):
+            raise ResDiTConfigError(f"phase_by={self.phase_by!r}: use 'steps' or 'sigma'.")
+        if self.phase_by == "sigma" and (self.global_steps or 0) + (self.local_steps or 0) > REFERENCE_STEPS:
+            raise ResDiTConfigError(
+                f"With phase_by='sigma', global_steps and local_steps count steps of the paper's {REFERENCE_STEPS}-step "
+                f"schedule: together at most {REFERENCE_STEPS}.")
         if not 0.0 <= self.watershed <= 1.0:
             raise ResDiTConfigError(f"watershed={self.watershed} must lie in [0, 1] (a fraction of the steps).")
         if isinstance(self.mu, str) and self.mu not in ("base", "pipeline"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .config import DEFAULT_GLOBAL_FRACTION, DEFAULT_LOCAL_FRACTION, ResDiTConfigError
+from .config import DEFAULT_GLOBAL_FRACTION, DEFAULT_LOCAL_FRACTION, REFERENCE_STEPS, ResDiTConfigError
 
 GLOBAL, FUSED, LOCAL = "global", "fused", "local"
 
@@ -49,3 +49,23 @@ def phase_at(step: int, num_steps: int, global_steps: int | None = None, local_s
         raise ResDiTConfigError(f"step {step} is outside 0..{num_steps - 1}.")
     g, f, _ = phase_lengths(num_steps, global_steps, local_steps)
     return GLOBAL if step < g else FUSED if step < g + f else LOCAL
+
+
+def reference_steps(global_steps: int | None = None, local_steps: int | None = None) -> tuple[int, int]:
+    """Indices of the first fused and the first local step on the paper's 35-step schedule (10 and 20)."""
+    g, _, loc = phase_lengths(REFERENCE_STEPS, global_steps, local_steps)
+    return g, REFERENCE_STEPS - loc
+
+
+def phase_at_sigma(sigma: float, boundaries: tuple[float, float], tolerance: float = 1e-5) -> str:
+    """The phase at noise level ``sigma`` given ``(sigma of the first fused step, sigma of the first local step)``
+    of the reference schedule: global above the first, local at or below the second, fused between.
+
+    Example:
+        >>> [phase_at_sigma(s, (0.9, 0.7)) for s in (1.0, 0.9, 0.8, 0.7, 0.1)]
+        ['global', 'fused', 'fused', 'local', 'local']
+    """
+    fused_from, local_from = boundaries
+    if sigma > fused_from + tolerance:
+        return GLOBAL
+    return LOCAL if sigma <= local_from + tolerance else FUSED
