@@ -2,7 +2,13 @@
 ground truth.
 
 * layout: object count (repetition), centre error, size ratio against the scaled ground truth;
-* detail: texture-band energy inside the object relative to the exact render, texture period;
+* detail, layout-free: texture-band energy inside the object the model *drew* (segmented by colour,
+  wherever it is) relative to the exact render's, per pixel; ``detail_in_place`` reads the same band
+  inside the *true* object mask (a crisp but misplaced object scores 0 there);
+* noise: high-frequency energy above every texture band, in excess of the exact render's, so speckle
+  is not mistaken for detail;
+* ground detail: the ground texture's band away from every object (toy world v2's ``on tiles``);
+* texture period;
 * seams: gradient energy on window borders relative to elsewhere;
 * distribution: KID and patch-KID with a pluggable feature extractor.
 """
@@ -14,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from resdit.toy.world import TEXTURE_PERIOD_PX, Scene, SceneObject, cell_of, detect, render
+from resdit.toy.world import (GROUND_PERIOD_PX, Scene, SceneObject, cell_of, colour_mask, detect, render,
+                              texture_period as world_texture_period)
 
 
 # ------------------------------------------------------------------------------------------ layout
@@ -26,15 +33,16 @@ class LayoutScore:
     size_ratio: float  # largest blob's area / true object area
 
 
-def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray) -> LayoutScore:
-    """Layout of one prompted object against its exact render at this size."""
-    det = detect(image, obj.colour)
+def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray, world=None) -> LayoutScore:
+    """Layout of one prompted object against its exact render at this size (a prompt without a place is
+    correct with one object anywhere)."""
+    det = detect(image, obj.colour, world=world)
     if det.count == 0:
         return LayoutScore(0, False, float("nan"), 0.0)
     k = int(np.argmax(det.areas))
     cx, cy = det.centres[k]
     truth_area = truth_mask.mean()
-    return LayoutScore(det.count, det.count == 1 and cell_of(cx, cy) == obj.cell,
+    return LayoutScore(det.count, det.count == 1 and (obj.cell is None or cell_of(cx, cy) == obj.cell),
                        math.hypot(cx - obj.cx, cy - obj.cy), det.areas[k] / max(truth_area, 1e-12))
 
 
@@ -57,17 +65,117 @@ def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float,
     return float(spec[band].sum() / m.sum()), float(spec.sum() / m.sum())
 
 
-def texture_frequency(texture: str) -> float:
+def texture_frequency(texture: str, world=None) -> float:
     """Radial frequency (cycles/px) of a texture: stripes along x; checker along both axes."""
-    f = 1.0 / TEXTURE_PERIOD_PX[texture]
+    f = 1.0 / world_texture_period(texture, world)
     return f if texture == "striped" else f * math.sqrt(2)
+
+
+def ground_frequency(ground: str) -> float:
+    """Radial frequency (cycles/px) of a ground's texture: waves along y; tiles along both axes."""
+    f = 1.0 / GROUND_PERIOD_PX[ground]
+    return f if ground == "waves" else f * math.sqrt(2)
+
+
+#: the FFT of a masked crop is zero-padded to at least this many pixels a side, so the texture band holds
+#: several frequency bins however small the object is
+FFT_MIN_SIDE = 64
+
+
+def band_energy(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04) -> tuple[float, float]:
+    """``(band, total)`` spectral energy per masked pixel of ``gray`` inside ``mask`` (mean removed), the band an
+    annulus of radial frequency ``freq`` cycles/px; the FFT is zero-padded to ``FFT_MIN_SIDE`` and normalised
+    (Parseval), so values compare across object sizes."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return 0.0, 0.0
+    crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    m = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    values = np.where(m, crop - crop[m].mean(), 0.0)
+    shape = (max(FFT_MIN_SIDE, values.shape[0]), max(FFT_MIN_SIDE, values.shape[1]))
+    spec = np.abs(np.fft.fft2(values, s=shape)) ** 2 / (shape[0] * shape[1])
+    radius = np.hypot(np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :])
+    band = np.abs(radius - freq) <= half_width
+    return float(spec[band].sum() / m.sum()), float(spec.sum() / m.sum())
+
+
+def drawn_mask(image: np.ndarray, colour: str, min_pixels: int = 12) -> np.ndarray | None:
+    """The largest blob of ``colour`` in ``image``: the object the model drew, wherever it is (None if none)."""
+    from scipy import ndimage
+
+    mask = ndimage.binary_closing(colour_mask(image, colour), structure=np.ones((3, 3)), iterations=1)
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return None
+    sizes = ndimage.sum(mask, labels, range(1, n + 1))
+    k = int(np.argmax(sizes))
+    return labels == k + 1 if sizes[k] >= min_pixels else None
+
+
+def _inner(mask: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import binary_erosion
+
+    return binary_erosion(mask, iterations=2) if mask.sum() > 50 else mask
+
+
+def drawn_detail(image: np.ndarray, truth: np.ndarray, obj: SceneObject, truth_mask: np.ndarray,
+                 world=None) -> float:
+    """Texture-band energy per pixel inside the drawn object over the exact render's inside the true object
+    (1 = as crisp; layout-free: a crisp object in the wrong place still scores ~1).
+
+    NaN where nothing of the colour was drawn, or the exact render has no texture band to compare with."""
+    drawn = drawn_mask(image, obj.colour)
+    if drawn is None:
+        return float("nan")
+    f = texture_frequency(obj.texture, world)
+    reference, total = band_energy(truth.mean(0), _inner(truth_mask), f)
+    if not reference > MIN_BAND_SHARE * total:
+        return float("nan")
+    return band_energy(image.mean(0), _inner(drawn), f)[0] / reference
+
+
+#: radial frequency (cycles/px) above every object and ground texture of the toy worlds (highest: 0.28)
+NOISE_FROM = 0.36
+
+
+def high_frequency_energy(image: np.ndarray) -> float:
+    """Spectral energy per pixel of the grey image at radial frequencies above ``NOISE_FROM``."""
+    gray = image.mean(0)
+    spec = np.abs(np.fft.fft2(gray - gray.mean())) ** 2 / gray.size ** 2
+    radius = np.hypot(np.fft.fftfreq(gray.shape[0])[:, None], np.fft.fftfreq(gray.shape[1])[None, :])
+    return float(spec[radius > NOISE_FROM].sum())
+
+
+def noise_score(image: np.ndarray, truth: np.ndarray) -> float:
+    """Speckle: high-frequency energy per pixel above every texture band, in excess of the exact render's
+    (edges have some; textures have none up there). 0 for the exact render; white noise of std s adds ~0.56 s^2."""
+    return max(0.0, high_frequency_energy(image) - high_frequency_energy(truth))
+
+
+def ground_detail(image: np.ndarray, truth: np.ndarray, scene: Scene, truth_masks: np.ndarray,
+                  margin: int = 3) -> float:
+    """The ground texture's band energy per pixel away from every object (true ones and what was drawn in the
+    prompted colours), over the exact render's in the same pixels. NaN on a plain ground."""
+    from scipy.ndimage import binary_dilation
+
+    if scene.ground == "plain":
+        return float("nan")
+    busy = truth_masks.any(0) if len(truth_masks) else np.zeros(image.shape[1:], bool)
+    for obj in scene.objects:
+        busy |= colour_mask(image, obj.colour)
+    away = ~binary_dilation(busy, iterations=margin)
+    if away.sum() < 64:
+        return float("nan")
+    f = ground_frequency(scene.ground)
+    reference = band_energy(truth.mean(0), away, f)[0]
+    return band_energy(image.mean(0), away, f)[0] / reference if reference > 0 else float("nan")
 
 
 #: the least share of the exact render's energy inside the mask that the texture band must hold for a detail score
 MIN_BAND_SHARE = 0.05
 
 
-def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: np.ndarray) -> float:
+def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: np.ndarray, world=None) -> float:
     """Texture-band energy inside the true object mask, relative to the exact render (1 = as crisp).
 
     NaN where the exact render itself has (almost) no energy in the band inside the mask (under
@@ -76,7 +184,7 @@ def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: n
     from scipy.ndimage import binary_erosion
 
     inner = binary_erosion(mask, iterations=2) if mask.sum() > 50 else mask
-    f = texture_frequency(obj.texture)
+    f = texture_frequency(obj.texture, world)
     reference, total = _band_energy_2d(truth.mean(0), inner, f)
     if not reference > MIN_BAND_SHARE * total:
         return float("nan")

@@ -24,10 +24,10 @@ from resdit.io import atomic_write, dumps_strict
 from resdit.toy.evaluate import evaluation_prompts
 from resdit.toy.world import parse_prompt
 
-from resdit.toy.world import TEXTURE_PERIOD_PX
+from resdit.toy.world import texture_period as world_texture_period
 
-from .metrics import (RandomFeatures, base_size_crops, border_lines, detail_score, kid, layout_score, seam_score,
-                      texture_period, truth)
+from .metrics import (RandomFeatures, base_size_crops, border_lines, detail_score, drawn_detail, ground_detail, kid,
+                      layout_score, noise_score, seam_score, texture_period, truth)
 
 # name -> ResDiTConfig keyword arguments. The paper's conditions and ablations first, then
 # baselines, then conditions beyond the paper (marked +).
@@ -69,7 +69,8 @@ CONDITIONS: dict[str, dict] = {
     "resdit+pa@sigma": dict(mode="resdit", proportional_attention=True, phase_by="sigma"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
-METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "period_error", "seam", "seam_mop")
+METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "detail_in_place", "noise", "ground_detail",
+           "period_error", "seam", "seam_mop")
 
 
 @dataclass
@@ -118,6 +119,9 @@ def _load(path: Path) -> dict[str, dict]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # never written atomically by us, but tolerate a damaged line
+            if "detail_in_place" not in row and "detail" in row:
+                # written before the layout-free detail: its "detail" was the in-place measure
+                row["detail_in_place"], row["detail"] = row["detail"], None
             rows[row["key"]] = row
     return rows
 
@@ -134,28 +138,33 @@ def window_borders(layout: str, size_px: int, base_px: int, px: int) -> list[int
     return border_lines(place(size_px // px, base_px // px), base_px // px, size_px // px, px)
 
 
-def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: str = "mop", px: int = 2) -> dict:
+def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: str = "mop", px: int = 2,
+               world: str | None = None) -> dict:
     """Every per-image metric of one sample ``[3, H, W]``.
 
-    ``seam`` is measured on the borders of the windows the condition itself used (``layout``: its
-    ``ModeSpec.windows``), ``seam_mop`` always on the minimum-overlap borders (the same lines for every
-    condition, so conditions can be compared there too). ``px``: pixels per token side (toy: 2).
+    ``detail`` is layout-free (the drawn object's texture band against the exact render's), ``detail_in_place``
+    the same band inside the true object mask; ``noise`` the speckle above every texture band; ``ground_detail``
+    the ground texture away from objects (NaN on a plain ground). ``seam`` is measured on the borders of the
+    windows the condition itself used (``layout``: its ``ModeSpec.windows``), ``seam_mop`` always on the
+    minimum-overlap borders. ``px``: pixels per token side (toy: 2); ``world``: the model's toy world.
     """
-    scene = parse_prompt(prompt)
+    scene = parse_prompt(prompt, world)
     obj = scene.objects[0]
     _, h, w = image.shape
     gt, masks = truth(scene, h, w)
-    lay = layout_score(image, obj, masks[0])
+    lay = layout_score(image, obj, masks[0], world)
     period = texture_period(image, masks[0]) if obj.texture == "striped" else float("nan")
 
     def seam(kind: str) -> float:
         rows, cols = window_borders(kind, h, base[0], px), window_borders(kind, w, base[1], px)
         return seam_score(image, rows, cols) if (rows or cols) else float("nan")
 
-    stripe = TEXTURE_PERIOD_PX["striped"]
+    stripe = world_texture_period("striped", world)
     return {
         "correct": float(lay.correct), "count": lay.count, "centre_error": lay.centre_error,
-        "size_ratio": lay.size_ratio, "detail": detail_score(image, gt, obj, masks[0]),
+        "size_ratio": lay.size_ratio, "detail": drawn_detail(image, gt, obj, masks[0], world),
+        "detail_in_place": detail_score(image, gt, obj, masks[0], world), "noise": noise_score(image, gt),
+        "ground_detail": ground_detail(image, gt, scene, masks),
         "period_error": abs(period - stripe) / stripe, "seam": seam(layout), "seam_mop": seam("mop"),
     }
 
@@ -166,13 +175,14 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    rank, world = cfg.shard
-    path = out / ("results.jsonl" if world == 1 else f"results.{rank}.jsonl")
+    rank, shards = cfg.shard
+    path = out / ("results.jsonl" if shards == 1 else f"results.{rank}.jsonl")
     rows = _load(path)
     pipe = load_pipeline(cfg.model)
     base = tuple(pipe.base_size)
-    prompts = evaluation_prompts(cfg.prompts, seed=0)
-    groups = [g for i, g in enumerate(_groups(cfg)) if i % world == rank]
+    toy_world = pipe.world
+    prompts = evaluation_prompts(cfg.prompts, seed=0, world=toy_world)
+    groups = [g for i, g in enumerate(_groups(cfg)) if i % shards == rank]
     for cond, scale in groups:
         h, w = (2 * int(round(s * scale / 2)) for s in base)
         todo = [(p, s) for p in range(len(prompts)) for s in range(cfg.seeds)
@@ -194,8 +204,9 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
             for (p, s), image in zip(chunk, images):
                 rows[case_key(cond, scale, p, s)] = {
                     "key": case_key(cond, scale, p, s), "condition": cond, "scale": scale, "prompt": prompts[p],
-                    "prompt_index": p, "seed": s, "size": [h, w], "base": list(base), "steps": cfg.steps, "seconds": per_image,
-                    **score_case(image, prompts[p], base, rc.spec.windows)}
+                    "prompt_index": p, "seed": s, "size": [h, w], "base": list(base), "steps": cfg.steps,
+                    "seconds": per_image, "world": toy_world,
+                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world)}
             _write(path, rows)
         if progress:
             done = [r for r in rows.values() if r["condition"] == cond and r["scale"] == scale]
@@ -267,7 +278,7 @@ def rescore(out: str | Path, progress: bool = True) -> dict:
             continue
         base = tuple(have[0].get("base", (32, 32)))
         for r in have:
-            r.update(score_case(images[r["key"]], r["prompt"], base, layout))
+            r.update(score_case(images[r["key"]], r["prompt"], base, layout, world=r.get("world", "v1")))
         _save_features(out, cond, scale, [r["key"] for r in have], np.stack([images[r["key"]] for r in have]), base)
         redone += len(have)
     _write(path, rows)
@@ -286,7 +297,7 @@ def _kid_scores(out: Path, cond: str, scale: float, rs: list[dict], base) -> dic
     if len(keys) < 2:
         return {}
     h, w = rs[0]["size"]
-    reference = np.stack([truth(parse_prompt(r["prompt"]), h, w)[0] for r in rs])
+    reference = np.stack([truth(parse_prompt(r["prompt"], r.get("world", "v1")), h, w)[0] for r in rs])
     ref_full, ref_patch = _features(reference, base)
     full = np.stack([stored[f"{k}|full"] for k in keys])
     patch = np.concatenate([stored[f"{k}|patch"] for k in keys])

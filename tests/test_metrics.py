@@ -74,3 +74,65 @@ def test_kid_separates_distributions():
 def test_base_size_crops_have_the_base_size():
     images = np.zeros((2, 3, 64, 48))
     assert base_size_crops(images, (32, 32), per_image=3).shape == (6, 3, 32, 32)
+
+
+# ------------------------------------------------------------------------------------- layout-free detail, noise
+def _scene(prompt, world="v2"):
+    return parse_prompt(prompt, world)
+
+
+def test_a_crisp_misplaced_object_scores_full_detail_and_no_layout():
+    from analysis.metrics import drawn_detail
+
+    asked = _scene("a red striped circle at top left")
+    drawn = _scene("a red striped circle at bottom right")  # the same object, drawn in the wrong cell
+    truth, image = render(asked, 128, 128), render(drawn, 128, 128).image
+    obj = asked.objects[0]
+    assert not layout_score(image, obj, truth.masks[0], "v2").correct
+    assert drawn_detail(image, truth.image, obj, truth.masks[0], "v2") == pytest.approx(1.0, abs=0.15)
+    assert detail_score(image, truth.image, obj, truth.masks[0], "v2") < 0.2  # the in-place reading misses it
+
+
+def test_a_blurred_well_placed_object_scores_layout_and_little_detail():
+    from analysis.metrics import drawn_detail
+
+    scene = _scene("a blue striped square at center")
+    truth = render(scene, 128, 128)
+    blurred = np.stack([gaussian_filter(c, 1.5) for c in truth.image])
+    obj = scene.objects[0]
+    assert layout_score(blurred, obj, truth.masks[0], "v2").correct
+    assert drawn_detail(blurred, truth.image, obj, truth.masks[0], "v2") < 0.2
+
+
+def test_white_noise_scores_as_noise_not_as_detail():
+    from analysis.metrics import drawn_detail, noise_score
+
+    scene = _scene("a yellow checkered circle at center")
+    truth = render(scene, 128, 128)
+    obj = scene.objects[0]
+    flat = np.stack([gaussian_filter(c, 2.0) for c in truth.image])  # the texture gone ...
+    noisy = flat + np.random.default_rng(0).normal(0, 0.1, flat.shape)  # ... and speckle instead
+    assert noise_score(truth.image, truth.image) == 0.0
+    assert noise_score(noisy, truth.image) > 0.5 * 0.1 ** 2 / 3  # grey of 3 independent channels: s^2 / 3
+    assert noise_score(flat, truth.image) == 0.0
+    assert drawn_detail(noisy, truth.image, obj, truth.masks[0], "v2") < 0.3
+    assert noise_score(truth.image, truth.image) < noise_score(noisy, truth.image)
+
+
+def test_ground_detail_reads_the_ground_texture_away_from_objects():
+    from analysis.metrics import ground_detail
+
+    scene = _scene("a green striped triangle at left on tiles")
+    truth = render(scene, 96, 96)
+    blurred = np.stack([gaussian_filter(c, 2.0) for c in truth.image])
+    assert ground_detail(truth.image, truth.image, scene, truth.masks) == pytest.approx(1.0)
+    assert ground_detail(blurred, truth.image, scene, truth.masks) < 0.2
+    plain = _scene("a green striped triangle at left")
+    out = render(plain, 96, 96)
+    assert np.isnan(ground_detail(out.image, out.image, plain, out.masks))
+
+
+def test_a_prompt_without_a_place_is_correct_with_one_object_anywhere():
+    scene = _scene("a red checkered square")
+    elsewhere = render(_scene("a red checkered square at top right"), 64, 64).image
+    assert layout_score(elsewhere, scene.objects[0], render(scene, 64, 64).masks[0], "v2").correct

@@ -12,7 +12,7 @@ from resdit.toy.train import TrainConfig, export
 def tiny_toy(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("toy") / "model"
-    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder(), path, TrainConfig(),
+    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder("v2"), path, TrainConfig(),
                   [(0, 1.0, 0.0)], 0.0)
 
 

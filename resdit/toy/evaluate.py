@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from ..io import dumps_strict
-from .world import COLOURS, PLACES, SHAPES, TEXTURES, SceneObject, detect, parse_prompt, prompt_correct
+from .world import COLOURS, GROUNDS, PLACES, SHAPES, TEXTURES, SceneObject, detect, parse_prompt, prompt_correct
 
 
-def evaluation_prompts(n: int, seed: int = 0) -> list[str]:
-    """``n`` single-object prompts, balanced over places and colours, shuffled by ``seed``."""
+def evaluation_prompts(n: int, seed: int = 0, world: str | None = None) -> list[str]:
+    """``n`` single-object prompts, balanced over places and colours, shuffled by ``seed``. In toy world v2 they
+    alternate between the textured grounds (``on tiles``, ``on waves``), so ground detail can be read."""
     combos = list(itertools.product(COLOURS, TEXTURES, SHAPES, PLACES))
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(combos))
@@ -26,7 +27,11 @@ def evaluation_prompts(n: int, seed: int = 0) -> list[str]:
     for i in order:
         by_place[combos[i][3]].append(combos[i])
     picked = [by_place[p][k] for k in range(len(combos)) for p in PLACES if k < len(by_place[p])][:n]
-    return [f"a {c} {t} {s} at {p}" for c, t, s, p in picked]
+    prompts = [f"a {c} {t} {s} at {p}" for c, t, s, p in picked]
+    if world in (None, "v1"):
+        return prompts
+    grounds = [g for g in GROUNDS if g != "plain"]
+    return [f"{p} on {grounds[i % len(grounds)]}" for i, p in enumerate(prompts)]
 
 
 def generate_batch(pipe, prompts: list[str], height: int, width: int, steps: int, seed: int,
@@ -60,7 +65,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     from ..apply import enabled
     from ..config import ResDiTConfig
 
-    prompts = evaluation_prompts(n_prompts, seed)
+    prompts = evaluation_prompts(n_prompts, seed, getattr(pipe, "world", None))
     base = pipe.base_size
     rows = []
     for scale in scales:

@@ -163,6 +163,9 @@ def export(transformer, text_encoder, directory: Path, cfg: TrainConfig, log, el
     """Write ``transformer.safetensors``, ``text_encoder.safetensors``, ``config.json`` and ``train_log.json``."""
     from safetensors.torch import save_file
 
+    if text_encoder.config.get("world", cfg.world) != cfg.world:
+        raise ValueError(f"The text encoder was built for toy world {text_encoder.config['world']}, the run for "
+                         f"{cfg.world}; build it with build_text_encoder({cfg.world!r}).")
     directory.mkdir(parents=True, exist_ok=True)
     for name, module in (("transformer", transformer), ("text_encoder", text_encoder)):
         tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
