@@ -20,21 +20,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
-from .config import REFERENCE_STEPS, ResDiTConfig, ResDiTConfigError, check_size
-from .plan import Plan, build_plan, rope_variant
+from .config import ResDiTConfig, ResDiTConfigError, check_size
 from .processors import ResDiTFluxAttnProcessor
-from .schedule import GLOBAL, LOCAL, phase_at, phase_at_sigma, phase_lengths, reference_steps
+from .scheduler import base_shift, patch_shift, scheduler_position, scheduler_sigma, sigma_boundaries
+from .sd3 import install_sd3, install_sd3_controlnet
+from .state import STATE_ATTR, ResDiTState, grid_from_ids, patch_attr
 from .tiling import tiled_forward
 
-STATE_ATTR = "_resdit_state"
-_MAX_PLANS = 4
+__all__ = ["ResDiTState", "apply_resdit", "base_shift", "check_request", "enabled", "family", "get_state",
+           "grid_from_ids", "install", "pixels_per_token", "remove_resdit", "set_step"]
 
 
 def _supported_classes() -> dict[type, str]:
@@ -54,142 +51,6 @@ def family(model) -> str:
     """``"flux"``, ``"sd3"`` or ``"sd3_controlnet"``; TypeError for anything else."""
     _check_supported(model)
     return _supported_classes()[type(model)]
-
-
-@dataclass
-class ResDiTState:
-    """What the processors of one model share.
-
-    Attributes:
-        config: the :class:`ResDiTConfig`.
-        base_grid: training grid ``(h, w)`` in tokens (None: each call's own grid).
-        plan / phase: current per-resolution plan and phase, set before every transformer call.
-        step_fn: returns ``(step, num_steps)`` for the current call (from the scheduler).
-        recorder: an attached :mod:`resdit.record` recorder, or None.
-    """
-
-    config: ResDiTConfig
-    base_grid: tuple[int, int] | None
-    transformer: torch.nn.Module
-    pipeline: object | None = None
-    step_fn: Callable[[], tuple[int, int]] | None = None
-    sigma_fn: Callable[[], float | None] | None = None  # the scheduler's noise level of the current step
-    sigma_boundaries: tuple[float, float] | None = None  # phase_by="sigma": see schedule.phase_at_sigma
-    plan: Plan | None = None
-    phase: str = GLOBAL
-    step: int | None = None
-    num_steps: int | None = None
-    recorder: object | None = None
-    call_context: str | None = None  # diffusers' cache_context name of the current call ("cond" / "uncond")
-    pe_override: torch.Tensor | None = None  # SD3: the PE table the next PatchEmbed call returns
-    _plans: dict = field(default_factory=dict)
-    _undo: list = field(default_factory=list)
-
-    def __repr__(self):
-        return (f"ResDiTState(mode={self.config.mode!r}, base_grid={self.base_grid}, "
-                f"grid={None if self.plan is None else self.plan.grid}, phase={self.phase!r}, step={self.step})")
-
-    def prepare(self, img_ids: torch.Tensor, txt_ids: torch.Tensor, image_tokens: int, device,
-                sigma: float | None = None) -> None:
-        """Set ``phase`` and ``plan`` for one transformer call (``sigma``: its noise level)."""
-        grid = grid_from_ids(img_ids, image_tokens)
-        self.phase = self._phase(sigma)
-        progress = None if self.step is None else self.step / max(self.num_steps, 1)
-        variant = rope_variant(self.config, progress, sigma)
-        t = self.transformer
-        self.plan = self.cached(
-            ("plan", grid, int(txt_ids.shape[-2]), str(device), variant),
-            lambda: build_plan(self.config, t.pos_embed, grid, self.base_grid or grid, txt_ids.reshape(-1, 3),
-                               t.config.attention_head_dim, device, variant))
-
-    def cached(self, key, build: Callable[[], object]):
-        """``build()`` once per key: per-resolution tensors shared by every layer and step (the oldest of
-        more than ``_MAX_PLANS`` entries is dropped)."""
-        value = self._plans.get(key)
-        if value is None:
-            if len(self._plans) >= _MAX_PLANS:
-                self._plans.pop(next(iter(self._plans)))
-            value = self._plans[key] = build()
-        return value
-
-    def _phase(self, call_sigma: float | None = None) -> str:
-        """The phase of the current call; ``call_sigma``: the noise level the call was given (used by
-        ``phase_by="sigma"`` when no scheduler tells it)."""
-        if self.step_fn is not None:
-            self.step, self.num_steps = self.step_fn()
-        schedule = self.config.spec.schedule
-        if schedule == "global":
-            return GLOBAL
-        if schedule == "local":
-            return LOCAL
-        if self.config.phase_by == "sigma":
-            sigma = self.sigma_fn() if self.sigma_fn is not None else call_sigma
-            if sigma is None or self.sigma_boundaries is None:
-                raise ResDiTConfigError(
-                    "phase_by='sigma' needs the noise level of each call and the base size's schedule: apply ResDiT "
-                    "to the pipeline (or pass scheduler= with base_grid to apply_resdit)."
-                )
-            return phase_at_sigma(sigma, self.sigma_boundaries)
-        if self.step_fn is None:
-            raise ResDiTConfigError(
-                f"Mode {self.config.mode!r} follows the denoising steps, but this transformer has no scheduler. "
-                "Pass scheduler= to apply_resdit, apply it to the pipeline, or call resdit.set_step(model, i, T)."
-            )
-        phase_lengths(self.num_steps, self.config.global_steps, self.config.local_steps)  # clear error first
-        return phase_at(self.step, self.num_steps, self.config.global_steps, self.config.local_steps)
-
-
-def grid_from_ids(img_ids: torch.Tensor, image_tokens: int) -> tuple[int, int]:
-    """The ``(H, W)`` token grid of row-major FLUX ids ``[H*W, 3]``.
-
-    Raises:
-        ResDiTConfigError: if the ids are not an integer row-major grid of ``image_tokens``
-            tokens (e.g. bf16 ids above 256, which collide).
-    """
-    ids = img_ids.reshape(-1, 3).float()
-    rows, cols = ids[:, 1], ids[:, 2]
-    H, W = int(rows.max().round()) + 1, int(cols.max().round()) + 1
-    ok = H * W == image_tokens == ids.shape[0]
-    if ok:
-        r = torch.arange(H, device=ids.device).repeat_interleave(W)
-        c = torch.arange(W, device=ids.device).repeat(H)
-        ok = bool((rows == r).all() and (cols == c).all())
-    if not ok:
-        raise ResDiTConfigError(
-            f"img_ids do not form an integer row-major grid of {image_tokens} tokens. ResDiT reads the token grid "
-            "from them; build them in float32 (bf16 is exact only up to 256) or apply ResDiT to the pipeline, "
-            "which does that for you."
-        )
-    return H, W
-
-
-def _scheduler_position(scheduler) -> tuple[int, int]:
-    begin = getattr(scheduler, "begin_index", None) or 0
-    index = scheduler.step_index if scheduler.step_index is not None else begin
-    return index - begin, len(scheduler.timesteps) - begin
-
-
-def _scheduler_sigma(scheduler) -> float | None:
-    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
-    if sigmas is None:
-        return None
-    if index is None:
-        index = getattr(scheduler, "begin_index", None) or 0
-    return float(sigmas[index])
-
-
-def sigma_boundaries(scheduler, base_grid: tuple[int, int], config: ResDiTConfig) -> tuple[float, float]:
-    """Noise levels of the first fused and the first local step of the paper's 35 steps (10 and 20 by default)
-    on the base size's schedule: a fresh scheduler of the same config, FLUX's sigmas ``linspace(1, 1/35, 35)``,
-    shifted with the base size's ``mu`` where the scheduler shifts by resolution."""
-    fresh = type(scheduler).from_config(scheduler.config)
-    kwargs = {}
-    if getattr(fresh.config, "use_dynamic_shifting", False):
-        kwargs["mu"] = base_shift(fresh, base_grid)
-    fresh.set_timesteps(sigmas=np.linspace(1.0, 1 / REFERENCE_STEPS, REFERENCE_STEPS), **kwargs)
-    first_fused, first_local = reference_steps(config.global_steps, config.local_steps)
-    sigmas = fresh.sigmas
-    return float(sigmas[first_fused]), float(sigmas[first_local])
 
 
 def pixels_per_token(pipe) -> int:
@@ -220,14 +81,6 @@ def _check_supported(transformer) -> None:
             f"ResDiT does not support {type(transformer).__name__}; supported models: {names}. "
             "Pass a FLUX or SD3 pipeline (any pipeline with such a .transformer) or the transformer itself."
         )
-
-
-def _set_instance_attr(state: ResDiTState, obj, name: str, value) -> None:
-    """Shadow ``obj.name`` on the instance; remember how to undo it exactly."""
-    had = name in vars(obj)
-    old = vars(obj).get(name)
-    setattr(obj, name, value)
-    state._undo.append(lambda: setattr(obj, name, old) if had else delattr(obj, name))
 
 
 def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | None = None, scheduler=None) -> ResDiTState:
@@ -296,29 +149,28 @@ def _controlnets(pipe) -> list:
 
 
 def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None, pipe=None,
-            scheduler=None) -> ResDiTState:
+            scheduler=None, observer: bool = False) -> ResDiTState:
     """Install processors and the state hook on a transformer, nothing on the pipeline.
 
-    ``base_grid=None`` makes every call its own base (used to observe an untouched model).
+    ``base_grid=None`` makes every call its own base; ``observer=True`` marks a state installed only to
+    observe an untouched model (:func:`resdit.record`).
     """
     existing = getattr(transformer, STATE_ATTR, None)
     if existing is not None:
-        if existing.config.extra.get("observer"):
+        if existing.observer:
             raise RuntimeError("resdit.record(...) is observing this model: apply ResDiT first, then enter record().")
         raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
     kind = family(transformer)
-    state = ResDiTState(config, base_grid, transformer, pipeline=pipe)
+    state = ResDiTState(config, base_grid, transformer, pipeline=pipe, observer=observer)
     scheduler = pipe.scheduler if pipe is not None else scheduler
     if scheduler is not None:
-        state.step_fn = lambda: _scheduler_position(scheduler)
-        state.sigma_fn = lambda: _scheduler_sigma(scheduler)
+        state.step_fn = lambda: scheduler_position(scheduler)
+        state.sigma_fn = lambda: scheduler_sigma(scheduler)
         if config.phase_by == "sigma" and base_grid is not None:
             state.sigma_boundaries = sigma_boundaries(scheduler, base_grid, config)
 
     if kind != "flux":
-        from .sd3 import install_sd3, install_sd3_controlnet
-
-        if config.extra.get("observer"):
+        if observer:
             raise ResDiTConfigError("Attention recording supports FLUX-family models only (SD3 has no ResDiT processor).")
         if (config.spec.patched or config.spec.tiled) and base_grid is None:
             raise ResDiTConfigError("ResDiT for SD3 needs a base grid.")
@@ -335,8 +187,7 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
             timestep = kwargs.get("timestep")
             sigma = None if timestep is None else float(timestep.reshape(-1)[0])  # FLUX passes t / 1000
             state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device, sigma)
-            if state.recorder is not None:
-                state.recorder.on_call(state)
+            state.emit("call", state)
             return args, kwargs
 
         handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
@@ -344,8 +195,8 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
     elif config.spec.tiled:
         if base_grid is None:
             raise ResDiTConfigError("Tiling needs a base grid.")
-        _set_instance_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
-    _set_instance_attr(state, transformer, STATE_ATTR, state)
+        patch_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
+    patch_attr(state, transformer, STATE_ATTR, state)
     return state
 
 
@@ -365,7 +216,7 @@ def _track_call_context(state: ResDiTState, transformer) -> None:
         finally:
             state.call_context = previous
 
-    _set_instance_attr(state, transformer, "cache_context", cache_context)
+    patch_attr(state, transformer, "cache_context", cache_context)
 
 
 def _patch_pipeline(state: ResDiTState, pipe) -> None:
@@ -376,7 +227,7 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
         def float32_ids(batch_size, height, width, device, dtype):
             return prepare_ids(batch_size, height, width, device, torch.float32)
 
-        _set_instance_attr(state, pipe, "_prepare_latent_image_ids", float32_ids)
+        patch_attr(state, pipe, "_prepare_latent_image_ids", float32_ids)
 
     check_inputs = getattr(pipe, "check_inputs", None)
     if check_inputs is not None:
@@ -390,39 +241,9 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
                 _vae_tiling(state, pipe, height, width)
             return check_inputs(*args, **kwargs)
 
-        _set_instance_attr(state, pipe, "check_inputs", checked)
+        patch_attr(state, pipe, "check_inputs", checked)
 
-    _patch_shift(state, pipe.scheduler)
-
-
-def _patch_shift(state: ResDiTState, scheduler) -> None:
-    """The scheduler shift of ``config.shift``, computed in a form that cannot overflow at any size.
-
-    A scheduler with a static shift (SD3.5's) has no size-dependent shift to replace.
-    """
-    if not getattr(scheduler.config, "use_dynamic_shifting", False):
-        return
-    exponential = getattr(scheduler, "_time_shift_exponential", None)
-    if exponential is not None:
-        def safe_exponential(mu, sigma, t):
-            try:
-                return exponential(mu, sigma, t)
-            except OverflowError:  # exp(mu) / (exp(mu) + x) = 1 / (1 + exp(-mu) x), finite for any mu
-                return 1.0 / (1.0 + math.exp(-mu) * (1 / t - 1) ** sigma)
-
-        _set_instance_attr(state, scheduler, "_time_shift_exponential", safe_exponential)
-    shift = state.config.shift
-    if shift == "pipeline":
-        return
-    set_timesteps = scheduler.set_timesteps
-    mu = base_shift(scheduler, state.base_grid) if shift == "base" else float(shift)
-
-    @functools.wraps(set_timesteps)  # pipelines inspect its signature
-    def shifted(*args, **kwargs):
-        kwargs["mu"] = mu
-        return set_timesteps(*args, **kwargs)
-
-    _set_instance_attr(state, scheduler, "set_timesteps", shifted)
+    patch_shift(state, pipe.scheduler)
 
 
 def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
@@ -435,13 +256,6 @@ def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
         return
     vae.enable_tiling() if wanted else vae.disable_tiling()
     state._undo.append(vae.disable_tiling if wanted else vae.enable_tiling)
-
-
-def base_shift(scheduler, base_grid: tuple[int, int]) -> float:
-    """The ``mu`` FLUX pipelines compute for the base grid's token count (FLUX.1 at 1024^2: 1.15)."""
-    c = scheduler.config
-    slope = (c.max_shift - c.base_shift) / (c.max_image_seq_len - c.base_image_seq_len)
-    return c.base_shift + slope * (base_grid[0] * base_grid[1] - c.base_image_seq_len)
 
 
 def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int, width: int, px: int) -> tuple[int, int]:

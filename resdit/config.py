@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,6 @@ class ResDiTConfig:
     ntk_factor: float = 10.0
     watershed: float = 0.3
     strength: float = 0.6
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.mode not in MODES:

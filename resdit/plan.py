@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ResDiTConfig, ResDiTConfigError
+from .fusion import build_partition
 from .geometry import WindowPartition
 from .positions import dynamic_ntk_frequencies, global_ids, ntk_frequencies, rope_table, scale_factors, window_ids
 from .spectral import radial_mask
@@ -106,7 +107,7 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
     variant = variant or (spec.global_ids, "base", 0.0)
     if min(grid) < 1:
         raise ResDiTConfigError(f"Empty token grid {grid}.")
-    partition = WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=cfg.sigma)
+    partition = build_partition(cfg, grid, base)
     wh, ww = partition.window
     if spec.local_ids is not None and min(wh, ww) < 2:
         raise ResDiTConfigError(

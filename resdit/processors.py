@@ -7,8 +7,9 @@ One processor computes q, k, v once and runs, as the step's phase asks:
 * the **local branch**: every window (text tokens + its own image tokens) in one batched
   attention call (windows x batch as batch, chunked if asked), with each window's own
   rotary indices (PIPE); text outputs are the mean over windows;
-* the **fusion**: window-wise spectral fusion (PSF) of the two branches' image outputs,
-  spliced with the Gaussian weights (GWS); text outputs from the global branch.
+* the **fusion** (:mod:`resdit.fusion`, shared with SD3 and tiling): window-wise spectral fusion (PSF)
+  of the two branches' image outputs, spliced with the Gaussian weights (GWS); text outputs from the
+  global branch.
 
 Fusing before ``to_out`` equals fusing after it: the output projection mixes channels at
 one token, while the FFT, the splice and the average act per channel over tokens.
@@ -21,9 +22,9 @@ from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
 from .memory import attention_window_bytes, window_chunk
+from .fusion import merge
 from .plan import Plan
-from .schedule import FUSED, GLOBAL, LOCAL
-from .spectral import spectral_fuse
+from .schedule import GLOBAL, branches
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -78,9 +79,8 @@ class ResDiTFluxAttnProcessor:
             raise NotImplementedError("ResDiT's local branch does not support attention masks; pass none.")
 
         out = self.attend(query, key, value, plan, phase, attention_mask).to(query.dtype)
-        recorder = self.state.recorder
-        if recorder is not None:
-            recorder.on_attention(self, query, key, plan, phase)
+        if self.state.listening("attention"):
+            self.state.emit("attention", self.name, query, key, plan, phase)
 
         if encoder_hidden_states is not None:
             text, image = out.split_with_sizes([plan.text_len, plan.image_tokens], dim=1)
@@ -90,36 +90,18 @@ class ResDiTFluxAttnProcessor:
 
     def attend(self, query, key, value, plan: Plan, phase: str, attention_mask=None) -> torch.Tensor:
         """Attention output ``[B, T + N, heads * D]`` for one phase (before ``to_out``)."""
-        spec = self.state.config.spec
-        T, part = plan.text_len, plan.partition
-        if phase == GLOBAL:
-            out = self.global_branch(query, key, value, plan, attention_mask)
-            self._observe(plan, global_=out[:, T:])
-            return out
-        text_l, windows_l = self.local_branch(query, key, value, plan)
-        if phase == LOCAL:
-            self._observe(plan, local=windows_l)
-            return torch.cat([text_l, part.splice(windows_l)], dim=1)
-        if phase != FUSED:
-            raise ValueError(f"Unknown phase {phase!r}.")
-        glob = self.global_branch(query, key, value, plan, attention_mask)
-        g_img = glob[:, T:]
-        if spec.fusion == "average":
-            image = 0.5 * (g_img + part.splice(windows_l))
-            self._observe(plan, global_=g_img, local=windows_l)
-        else:
-            b, n, L, ch = windows_l.shape
-            shape = (b, n, *part.window, ch)
-            fused = spectral_fuse(part.gather(g_img).view(shape), windows_l.view(shape), plan.mask).view(b, n, L, ch)
-            image = part.splice(fused)
-            self._observe(plan, global_=g_img, local=windows_l, fused=fused)
-        return torch.cat([glob[:, :T], image], dim=1)
+        T = plan.text_len
+        run_global, run_local = branches(phase)
+        glob = self.global_branch(query, key, value, plan, attention_mask) if run_global else None
+        text_l, windows_l = self.local_branch(query, key, value, plan) if run_local else (None, None)
+        g_img = None if glob is None else glob[:, T:]
+        image, fused = merge(phase, self.state.config.spec.fusion, plan.partition, plan.mask, g_img, windows_l)
+        if self.state.listening("branches"):
+            self._emit_branches(plan, g_img, windows_l, fused)
+        return torch.cat([text_l if glob is None else glob[:, :T], image], dim=1)
 
-    def _observe(self, plan: Plan, global_=None, local=None, fused=None) -> None:
-        """Hand each branch's image windows ``[B, n, wh, ww, C]`` to an attached recorder."""
-        recorder = self.state.recorder
-        if recorder is None:
-            return
+    def _emit_branches(self, plan: Plan, global_=None, local=None, fused=None) -> None:
+        """Emit each branch's image windows ``[B, n, wh, ww, C]`` at the ``branches`` hook point."""
         part = plan.partition
         windows = {}
         for branch, x in (("global", global_), ("local", local), ("fused", fused)):
@@ -127,7 +109,7 @@ class ResDiTFluxAttnProcessor:
                 continue
             x = part.gather(x) if branch == "global" else x
             windows[branch] = x.reshape(x.shape[0], x.shape[1], *part.window, x.shape[-1])
-        recorder.on_branch_outputs(self, plan, windows)
+        self.state.emit("branches", self.name, plan, windows)
 
     def global_branch(self, query, key, value, plan: Plan, attention_mask=None) -> torch.Tensor:
         """Full attention with the global table: ``[B, S, heads*D]``."""

@@ -36,7 +36,7 @@ import torch
 from .apply import _split, get_state, install, remove_resdit
 from .config import ResDiTConfig
 from .processors import apply_rope
-from .schedule import GLOBAL, LOCAL
+from .schedule import GLOBAL, LOCAL, branches
 from .spectral import band_energy
 
 POINTS = ("probs", "entropy", "distance", "rope_ids", "spectrum", "bands")
@@ -200,16 +200,16 @@ class Recorder:
         self.cache.entries[(name, self.step, self.cfg, branch)] = value.detach().to("cpu", torch.float32).clone()
 
     # ---------------------------------------------------------------- attention
-    def on_attention(self, proc, query, key, plan, phase) -> None:
-        if not self._wanted(proc.name):
+    def on_attention(self, name, query, key, plan, phase) -> None:
+        """The ``attention`` hook point: q and k of one layer ``[B, T + N, heads, D]`` before RoPE."""
+        if not self._wanted(name):
             return
-        branches = [GLOBAL] if phase == GLOBAL else [LOCAL] if phase == LOCAL else [GLOBAL, LOCAL]
-        for branch in branches:
-            if branch == GLOBAL:
-                q, k, scale = self._global_qk(query, key, plan)
-                self._attention_points(proc.name, branch, q, k, scale, plan)
-            else:
-                self._local_points(proc.name, query, key, plan)
+        run_global, run_local = branches(phase)
+        if run_global:
+            q, k, scale = self._global_qk(query, key, plan)
+            self._attention_points(name, GLOBAL, q, k, scale, plan)
+        if run_local:
+            self._local_points(name, query, key, plan)
 
     def _global_qk(self, query, key, plan):
         cos, sin = plan.global_rope
@@ -308,17 +308,17 @@ class Recorder:
         return ent / nq, dist / nq
 
     # ---------------------------------------------------------------- fusion
-    def on_branch_outputs(self, proc, plan, windows: dict[str, torch.Tensor]) -> None:
-        """``windows``: branch -> image windows ``[B, n, wh, ww, C]``."""
-        if not self._wanted(proc.name) or not ({"spectrum", "bands"} & self.points):
+    def on_branch_outputs(self, name, plan, windows: dict[str, torch.Tensor]) -> None:
+        """The ``branches`` hook point; ``windows``: branch -> image windows ``[B, n, wh, ww, C]``."""
+        if not self._wanted(name) or not ({"spectrum", "bands"} & self.points):
             return
         for branch, x in windows.items():
             if "spectrum" in self.points:
                 amp = torch.fft.rfft2(x.float(), dim=(-3, -2)).abs().mean(-1)
-                self._put(f"{proc.name}.spectrum", branch, amp)
+                self._put(f"{name}.spectrum", branch, amp)
             if "bands" in self.points:
                 low, high = band_energy(x, plan.mask)
-                self._put(f"{proc.name}.bands", branch, torch.stack([low, high], -1))
+                self._put(f"{name}.bands", branch, torch.stack([low, high], -1))
 
 
 @contextlib.contextmanager
@@ -345,21 +345,24 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
     if owned:
         # An untouched model: observe it through processors that compute exactly what the
         # stock ones do (global attention, its own integer grid, nothing on the pipeline).
-        state = install(transformer, ResDiTConfig(mode="extrapolate", extra={"observer": True}), None, pipe)
-    elif state.recorder is not None:
+        state = install(transformer, ResDiTConfig(mode="extrapolate"), None, pipe, observer=True)
+    elif any(isinstance(getattr(fn, "__self__", None), Recorder) for fn in state._listeners.get("call", ())):
         raise RuntimeError("A recorder is already attached to this model; leave the other `record` block first.")
     elif not state.config.spec.patched:
         raise RuntimeError("Mode 'direct' leaves the model untouched; record before applying it, or use 'extrapolate'.")
     cache = AttentionCache(attention_layers(transformer), {
         "mode": state.config.mode, "points": list(points), "probes": [list(p) if not isinstance(p, int) else p
                                                                       for p in probes]})
+    recorder = Recorder(cache, points, layers, None if steps is None else set(steps), list(probes), budget)
+    unsubscribe = [state.subscribe("call", recorder.on_call), state.subscribe("attention", recorder.on_attention),
+                   state.subscribe("branches", recorder.on_branch_outputs)]
     try:
-        state.recorder = Recorder(cache, points, layers, None if steps is None else set(steps), list(probes), budget)
         yield cache
         if state.plan is not None:
             cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=state.plan.text_len,
                               window=list(state.plan.partition.window), cutoff=state.config.cutoff)
     finally:
-        state.recorder = None
+        for undo in unsubscribe:
+            undo()
         if owned:
             remove_resdit(transformer)

@@ -69,3 +69,15 @@ def phase_at_sigma(sigma: float, boundaries: tuple[float, float], tolerance: flo
     if sigma > fused_from + tolerance:
         return GLOBAL
     return LOCAL if sigma <= local_from + tolerance else FUSED
+
+
+def branches(phase: str) -> tuple[bool, bool]:
+    """``(runs the global branch, runs the local branch)`` in a phase.
+
+    Example:
+        >>> branches("fused")
+        (True, True)
+    """
+    if phase not in (GLOBAL, FUSED, LOCAL):
+        raise ValueError(f"Unknown phase {phase!r}.")
+    return phase != LOCAL, phase != GLOBAL

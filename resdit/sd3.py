@@ -29,10 +29,12 @@ import torch
 import torch.nn.functional as F
 
 from .config import ResDiTConfigError, check_mode_for, modes_for
+from .fusion import build_partition, merge
 from .geometry import WindowPartition
 from .plan import proportional_scale
-from .schedule import FUSED, GLOBAL, LOCAL
-from .spectral import radial_mask, spectral_fuse
+from .schedule import LOCAL, branches
+from .spectral import radial_mask
+from .state import patch_attr
 
 #: modes whose meaning carries over to an additive absolute PE (``ModeSpec.sd3``)
 SD3_MODES = tuple(modes_for("sd3"))
@@ -205,7 +207,7 @@ def global_kind(spec) -> str:
 
 def build_sd3_plan(cfg, patch_embed, grid, base, head_dim: int, device, recover=None) -> SD3Plan:
     spec = cfg.spec
-    partition = WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=cfg.sigma)
+    partition = build_partition(cfg, grid, base)
     wh, ww = partition.window
     global_pe = pos_embed_table(patch_embed, grid, base, global_kind(spec), recover).to(device)
     window_pe = None
@@ -248,14 +250,12 @@ def _pe(state, table):
 
 def install_pe_override(state, patch_embed) -> None:
     """Make ``patch_embed`` return ``state.pe_override`` while one is set (and the stock crop otherwise)."""
-    from .apply import _set_instance_attr
-
     stock = patch_embed.cropped_pos_embed
 
     def cropped_pos_embed(height, width):
         return stock(height, width) if state.pe_override is None else state.pe_override
 
-    _set_instance_attr(state, patch_embed, "cropped_pos_embed", cropped_pos_embed)
+    patch_attr(state, patch_embed, "cropped_pos_embed", cropped_pos_embed)
 
 
 def sd3_prepare(state, grid: tuple[int, int], device) -> SD3Plan:
@@ -289,32 +289,20 @@ def sd3_forward(state, original_forward):
         spec = state.config.spec
         phase = LOCAL if spec.tiled else state.phase  # tiling: the base-size windows every step
         common = dict(joint_attention_kwargs=joint_attention_kwargs, return_dict=False, skip_layers=skip_layers)
+        run_global, run_local = branches(phase)
         v_global = windows = None
-        if phase != LOCAL:
+        if run_global:
             scale = contextlib.nullcontext() if plan.global_scale is None else _SoftmaxScale(plan.global_scale)
             with _pe(state, plan.global_pe), scale:
                 v_global = original_forward(hidden_states, encoder_hidden_states, pooled_projections, timestep,
                                             block_controlnet_hidden_states=block_controlnet_hidden_states, **common)[0]
-        if phase != GLOBAL:
-            windows = _run_windows(state, original_forward, plan, hidden_states, encoder_hidden_states,
-                                   pooled_projections, timestep, block_controlnet_hidden_states, common)
-        part = plan.partition
-        if phase == GLOBAL:
+        if not run_local:
             sample = v_global
         else:
-            if phase == LOCAL:
-                tokens = part.splice(windows)
-            elif phase == FUSED:
-                g = to_tokens(v_global, p)
-                if spec.fusion == "average":
-                    tokens = 0.5 * (g + part.splice(windows))
-                else:
-                    bn, n, L, ch = windows.shape
-                    shape = (bn, n, *part.window, ch)
-                    fused = spectral_fuse(part.gather(g).view(shape), windows.view(shape), plan.mask)
-                    tokens = part.splice(fused.view(bn, n, L, ch))
-            else:
-                raise ValueError(f"Unknown phase {phase!r}.")
+            windows = _run_windows(state, original_forward, plan, hidden_states, encoder_hidden_states,
+                                   pooled_projections, timestep, block_controlnet_hidden_states, common)
+            g = None if v_global is None else to_tokens(v_global, p)
+            tokens, _ = merge(phase, spec.fusion, plan.partition, plan.mask, g, windows)
             sample = from_tokens(tokens, grid, p)
         return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
 
@@ -348,8 +336,6 @@ def _run_windows(state, original_forward, plan: SD3Plan, hidden_states, encoder_
 
 def install_sd3(state) -> None:
     """Wrap the forward of an SD3 transformer (or SD3 ControlNet) for ``state.config``."""
-    from .apply import _set_instance_attr
-
     transformer = state.transformer
     check_sd3_mode(state.config.mode)
     if getattr(transformer, "pos_embed", None) is None or transformer.pos_embed.pos_embed_max_size is None:
@@ -357,13 +343,11 @@ def install_sd3(state) -> None:
     if not (state.config.spec.patched or state.config.spec.tiled):
         return  # direct: the stock model, including its size limit
     install_pe_override(state, transformer.pos_embed)
-    _set_instance_attr(state, transformer, "forward", sd3_forward(state, transformer.forward))
+    patch_attr(state, transformer, "forward", sd3_forward(state, transformer.forward))
 
 
 def install_sd3_controlnet(state) -> None:
     """An SD3 ControlNet runs once per step on the whole latent: it gets the global branch's table."""
-    from .apply import _set_instance_attr
-
     net = state.transformer
     check_sd3_mode(state.config.mode)
     if getattr(net, "pos_embed", None) is None or not (state.config.spec.patched or state.config.spec.tiled):
@@ -381,4 +365,4 @@ def install_sd3_controlnet(state) -> None:
         with _pe(state, table):
             return stock(hidden_states, *args, **kwargs)
 
-    _set_instance_attr(state, net, "forward", forward)
+    patch_attr(state, net, "forward", forward)

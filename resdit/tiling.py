@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from .geometry import WindowPartition
+from .fusion import build_partition, merge
 from .memory import attention_window_bytes, window_chunk
 from .positions import window_ids
+from .schedule import LOCAL
+from .state import grid_from_ids
 
 
 def tile_bytes(batch: int, seq: int, heads: int, head_dim: int) -> int:
@@ -41,17 +43,14 @@ def tiled_forward(state, original_forward):
     """A replacement for ``FluxTransformer2DModel.forward`` that runs tiles and splices them."""
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
-    from .apply import grid_from_ids
-
     def forward(hidden_states, encoder_hidden_states=None, pooled_projections=None, timestep=None, img_ids=None,
                 txt_ids=None, guidance=None, joint_attention_kwargs=None, return_dict=True, **kwargs):
         if kwargs.get("controlnet_block_samples") is not None:
             raise NotImplementedError("Tiling cannot split ControlNet residuals; use another mode with ControlNet.")
         grid = grid_from_ids(img_ids, hidden_states.shape[1])
-        spec = state.config.spec
         device = hidden_states.device
-        part = state.cached(("tiles", grid, str(device)), lambda: WindowPartition.build(
-            grid, state.base_grid, layout=spec.windows, weighting=spec.weights, sigma=state.config.sigma).to(device))
+        part = state.cached(("tiles", grid, str(device)),
+                            lambda: build_partition(state.config, grid, state.base_grid).to(device))
         b = hidden_states.shape[0]
         ids = window_ids(part.window).to(img_ids.device)
         outs = []
@@ -63,7 +62,7 @@ def tiled_forward(state, original_forward):
                                    txt_ids=txt_ids, guidance=rep(guidance), joint_attention_kwargs=joint_attention_kwargs,
                                    return_dict=False)[0]
             outs.append(out.view(b, c, idx.shape[1], -1))
-        sample = part.splice(torch.cat(outs, dim=1))
+        sample, _ = merge(LOCAL, state.config.spec.fusion, part, None, local_windows=torch.cat(outs, dim=1))
         return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)
 
     return forward

@@ -34,7 +34,7 @@ def test_recording_does_not_change_resdit_output_and_nests_with_apply(transforme
         reference = forward(transformer, inputs)
         with resdit.record(transformer, points=list(POINTS), probes=[(5, 5)]) as cache:
             out = forward(transformer, inputs)
-        assert resdit.get_state(transformer).recorder is None
+        assert not resdit.get_state(transformer).listening("attention")
     assert torch.equal(out, reference)
     branches = {k[3] for k in cache.entries if k[0].endswith(".spectrum")}
     assert branches == {"global", "local", "fused"}
