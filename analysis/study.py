@@ -1,4 +1,8 @@
-"""The study: conditions x scales x prompts x seeds on the toy model, scored against exact renders.
+"""The study runner: conditions x scales x prompts x seeds on the toy model, scored against exact renders,
+with every sample kept (``images/``, uint8, git-ignored) so metrics can be recomputed (``--rescore``).
+
+Conditions live in :mod:`analysis.conditions`, per-image metrics in :mod:`analysis.scoring`, statistics in
+:mod:`analysis.stats` and the markdown tables in :mod:`analysis.tables`.
 
 ``resdit study --out DIR`` writes ``DIR/results.jsonl`` (one line per case; rewritten
 atomically after every group, and a re-run skips finished cases) and ``DIR/summary.json``
@@ -18,59 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resdit import MODES, ResDiTConfig, generate
-from resdit.geometry import grid_starts, window_starts
+from resdit import MODES, generate
 from resdit.io import atomic_write, dumps_strict
 from resdit.toy.evaluate import evaluation_prompts
 from resdit.toy.world import parse_prompt
 
-from resdit.toy.world import texture_period as world_texture_period
-
-from .metrics import (RandomFeatures, base_size_crops, border_lines, detail_score, drawn_detail, ground_detail, kid,
-                      layout_score, noise_score, seam_score, texture_period, truth)
-
-# name -> ResDiTConfig keyword arguments. The paper's conditions and ablations first, then
-# baselines, then conditions beyond the paper (marked +).
-CONDITIONS: dict[str, dict] = {
-    "base": dict(proportional_attention=False, mode="direct"),  # (a): generated at the base size whatever the scale
-    "extrapolate": dict(proportional_attention=False, mode="extrapolate"),  # (b)
-    "scaled_pe": dict(proportional_attention=False, mode="scaled_pe"),  # (c)
-    "patch_pe": dict(proportional_attention=False, mode="patch_pe"),  # (d)
-    "patch_pe_local": dict(proportional_attention=False, mode="patch_pe_local"),  # (e)
-    "resdit": dict(proportional_attention=False, mode="resdit"),
-    "resdit_no_pes": dict(proportional_attention=False, mode="resdit_no_pes"),
-    "resdit_no_pipe": dict(proportional_attention=False, mode="resdit_no_pipe"),
-    "resdit_no_psf": dict(proportional_attention=False, mode="resdit_no_psf"),
-    "resdit_no_mop_gws": dict(proportional_attention=False, mode="resdit_no_mop_gws"),
-    "resdit_mop_only": dict(proportional_attention=False, mode="resdit_mop_only"),
-    "direct": dict(proportional_attention=False, mode="direct"),
-    "ntk": dict(proportional_attention=False, mode="ntk"),
-    "time_aware": dict(proportional_attention=False, mode="time_aware"),
-    "dype": dict(proportional_attention=False, mode="dype"),
-    "tiling": dict(proportional_attention=False, mode="tiling"),
-    "tiling_gaussian": dict(proportional_attention=False, mode="tiling_gaussian"),
-    "two_stage": dict(proportional_attention=False, mode="two_stage"),
-    "upscale": dict(proportional_attention=False, mode="upscale"),
-    "scaled_pe+pa": dict(mode="scaled_pe", proportional_attention=True),
-    "resdit+pa": dict(mode="resdit", proportional_attention=True),
-    # Beyond the paper: fuse until the last step (no local-only phase), so the global branch keeps
-    # the low frequencies that the local-only phase lets drift window by window (seams).
-    "resdit+fuse_to_end": dict(proportional_attention=False, mode="resdit", local_steps=0),
-    "resdit+fuse_to_end+pa": dict(mode="resdit", local_steps=0, proportional_attention=True),
-    # The scheduler shift as a factor: FLUX's own, linear in the token count and unclamped.
-    "scaled_pe@pipeline_shift": dict(proportional_attention=False, mode="scaled_pe", shift="pipeline"),
-    "resdit@pipeline_shift": dict(proportional_attention=False, mode="resdit", shift="pipeline"),
-    # The toy model card's best 4x setting, and the proposed fix under the same shift.
-    "scaled_pe+pa@pipeline_shift": dict(mode="scaled_pe", proportional_attention=True, shift="pipeline"),
-    "resdit+fuse_to_end+pa@pipeline_shift": dict(mode="resdit", local_steps=0, proportional_attention=True,
-                                                 shift="pipeline"),
-    # Phases at the base schedule's noise levels of the paper's steps 10 and 20 of 35 (instead of step counts).
-    "resdit@sigma": dict(mode="resdit", proportional_attention=False, phase_by="sigma"),
-    "resdit+pa@sigma": dict(mode="resdit", proportional_attention=True, phase_by="sigma"),
-}
-SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
-METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "detail_in_place", "noise", "ground_detail",
-           "period_error", "seam", "seam_mop")
+from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config
+from .metrics import RandomFeatures, base_size_crops, kid, truth
+from .scoring import METRICS, score_case
+from .stats import bootstrap_ci
 
 
 @dataclass
@@ -85,16 +45,6 @@ class StudyConfig:
     shard: tuple[int, int] = (0, 1)
     batch: int = 16
     shift: str = "base"  # "base": every condition uses the base size's shift; "pipeline": the pipeline's own
-
-
-def condition_config(name: str, base: tuple[int, int], shift: str = "base") -> ResDiTConfig:
-    """The :class:`ResDiTConfig` of a condition. With ``shift="base"`` every condition that does
-    not ask for the pipeline's own shift runs with the base size's (``mu="base"``): FLUX's shift
-    grows without bound with the token count (toy: mu 3.75 at 2x, 14 at 4x), which leaves no steps
-    to denoise and confounds every other factor."""
-    kwargs = dict(CONDITIONS[name])
-    own = kwargs.pop("shift", shift)
-    return ResDiTConfig(base_size=base, mu=own, **kwargs)
 
 
 def case_key(condition: str, scale: float, prompt: int, seed: int) -> str:
@@ -130,43 +80,6 @@ def _write(path: Path, rows: dict[str, dict]) -> None:
     with atomic_write(path) as f:
         for row in rows.values():
             f.write(dumps_strict(row) + "\n")
-
-
-def window_borders(layout: str, size_px: int, base_px: int, px: int) -> list[int]:
-    """Pixel positions of the window borders of a partition layout (``"mop"`` or ``"grid"``) along one axis."""
-    place = window_starts if layout == "mop" else grid_starts
-    return border_lines(place(size_px // px, base_px // px), base_px // px, size_px // px, px)
-
-
-def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: str = "mop", px: int = 2,
-               world: str | None = None) -> dict:
-    """Every per-image metric of one sample ``[3, H, W]``.
-
-    ``detail`` is layout-free (the drawn object's texture band against the exact render's), ``detail_in_place``
-    the same band inside the true object mask; ``noise`` the speckle above every texture band; ``ground_detail``
-    the ground texture away from objects (NaN on a plain ground). ``seam`` is measured on the borders of the
-    windows the condition itself used (``layout``: its ``ModeSpec.windows``), ``seam_mop`` always on the
-    minimum-overlap borders. ``px``: pixels per token side (toy: 2); ``world``: the model's toy world.
-    """
-    scene = parse_prompt(prompt, world)
-    obj = scene.objects[0]
-    _, h, w = image.shape
-    gt, masks = truth(scene, h, w)
-    lay = layout_score(image, obj, masks[0], world)
-    period = texture_period(image, masks[0]) if obj.texture == "striped" else float("nan")
-
-    def seam(kind: str) -> float:
-        rows, cols = window_borders(kind, h, base[0], px), window_borders(kind, w, base[1], px)
-        return seam_score(image, rows, cols) if (rows or cols) else float("nan")
-
-    stripe = world_texture_period("striped", world)
-    return {
-        "correct": float(lay.correct), "count": lay.count, "centre_error": lay.centre_error,
-        "size_ratio": lay.size_ratio, "detail": drawn_detail(image, gt, obj, masks[0], world),
-        "detail_in_place": detail_score(image, gt, obj, masks[0], world), "noise": noise_score(image, gt),
-        "ground_detail": ground_detail(image, gt, scene, masks),
-        "period_error": abs(period - stripe) / stripe, "seam": seam(layout), "seam_mop": seam("mop"),
-    }
 
 
 def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
@@ -264,6 +177,8 @@ def rescore(out: str | Path, progress: bool = True) -> dict:
     """
     out = Path(out)
     path = out / "results.jsonl"
+    if not path.exists():
+        raise ValueError(f"No study at {out}: {path} does not exist (run `resdit study --out {out}` first).")
     rows = _load(path)
     groups: dict[tuple[str, float], list[dict]] = {}
     for r in rows.values():
@@ -302,18 +217,6 @@ def _kid_scores(out: Path, cond: str, scale: float, rs: list[dict], base) -> dic
     full = np.stack([stored[f"{k}|full"] for k in keys])
     patch = np.concatenate([stored[f"{k}|patch"] for k in keys])
     return {"kid": kid(full, ref_full), "patch_kid": kid(patch, ref_patch)}
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the mean (NaNs dropped)."""
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) == 1:
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(n_boot, len(values))).mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def summarize(out: str | Path) -> dict:
@@ -385,80 +288,3 @@ def main(args) -> int:
 
 
 
-# (claim, condition with the ingredient, condition without it, metric, the direction the paper expects)
-CLAIMS = [
-    ("PES fixes layout (scaled vs extrapolated PE, global attention)", "scaled_pe", "extrapolate", "correct", +1),
-    ("PES fixes layout inside ResDiT (full vs w/o PES)", "resdit", "resdit_no_pes", "correct", +1),
-    ("PIPE improves detail (full vs w/o PIPE)", "resdit", "resdit_no_pipe", "detail", +1),
-    ("Local attention sharpens detail (ResDiT vs scaled PE)", "resdit", "scaled_pe", "detail", +1),
-    ("PSF avoids repetition (full vs w/o PSF: spatial average)", "resdit", "resdit_no_psf", "count", -1),
-    ("PSF avoids blur (full vs w/o PSF)", "resdit", "resdit_no_psf", "detail", +1),
-    ("MOP+GWS remove seams (full vs hard grid)", "resdit", "resdit_no_mop_gws", "seam", -1),
-    ("GWS beyond MOP (full vs uniform splice)", "resdit", "resdit_mop_only", "seam", -1),
-    ("ResDiT vs two-stage: layout", "resdit", "two_stage", "correct", +1),
-    ("ResDiT vs two-stage: detail", "resdit", "two_stage", "detail", +1),
-    ("Fusing to the last step (our fix) vs the paper's schedule: layout", "resdit+fuse_to_end", "resdit", "correct", +1),
-    ("Fusing to the last step vs the paper's schedule: seams", "resdit+fuse_to_end", "resdit", "seam", -1),
-    ("Proportional attention (scaled PE)", "scaled_pe+pa", "scaled_pe", "correct", +1),
-]
-
-
-def paired_difference(rows: list[dict], a: str, b: str, metric: str, scale: float, n_boot: int = 2000,
-                      seed: int = 0) -> dict | None:
-    """Mean of ``metric(a) - metric(b)`` over cases both ran (same prompt and seed), with a 95 %
-    bootstrap CI; None if they share no case."""
-    index = {(r["condition"], r["scale"], r["prompt_index"], r["seed"]): r[metric] for r in rows if metric in r}
-    diffs = [index[a, scale, p, s] - index[b, scale, p, s] for (c, sc, p, s) in index
-             if c == a and sc == scale and (b, scale, p, s) in index]
-    diffs = np.array([d for d in diffs if np.isfinite(d)], dtype=float)
-    if len(diffs) == 0:
-        return None
-    lo, hi = bootstrap_ci(diffs, n_boot, seed)
-    return {"mean": float(diffs.mean()), "ci95": [lo, hi], "n": int(len(diffs))}
-
-
-def claims_table(out: str | Path, scales=(2.0, 4.0)) -> str:
-    """Markdown rows: each claim's paired difference and a verdict per scale."""
-    rows = [json.loads(line) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
-    lines = ["| claim | metric | " + " | ".join(f"{s:g}x: difference [95% CI], n" for s in scales) + " |",
-             "|---|---|" + "---|" * len(scales)]
-    for claim, a, b, metric, sign in CLAIMS:
-        cells = []
-        for scale in scales:
-            d = paired_difference(rows, a, b, metric, scale)
-            if d is None:
-                cells.append("not run")
-                continue
-            lo, hi = d["ci95"]
-            ends = (sign * lo, sign * hi)
-            verdict = "reproduced" if min(ends) > 0 else "contradicted" if max(ends) < 0 else "not separated"
-            cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}: {verdict}")
-        lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-BASELINES = ("scaled_pe", "ntk", "time_aware", "dype", "tiling", "tiling_gaussian", "two_stage", "upscale")
-
-
-def baselines_table(out: str | Path, reference: str = "resdit", scales=(2.0, 4.0), metrics=("correct", "detail"),
-                    baselines=BASELINES) -> str:
-    """Markdown rows: ``reference`` minus each baseline, paired by prompt and seed (mean [95 % CI]) per metric
-    and scale, with both conditions' seconds per image."""
-    rows = [json.loads(line) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
-    seconds = {}
-    for r in rows:
-        seconds.setdefault((r["condition"], r["scale"]), []).append(r.get("seconds", float("nan")))
-    head = [f"{s:g}x {m}" for s in scales for m in metrics] + [f"{s:g}x s/image" for s in scales]
-    lines = [f"| {reference} minus | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
-    for base in baselines:
-        cells = []
-        for scale in scales:
-            for metric in metrics:
-                d = paired_difference(rows, reference, base, metric, scale)
-                cells.append("not run" if d is None else
-                             f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
-        for scale in scales:
-            a, b = seconds.get((reference, scale)), seconds.get((base, scale))
-            cells.append("n/a" if not a or not b else f"{np.nanmean(a):.1f} vs {np.nanmean(b):.1f}")
-        lines.append(f"| {base} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -16,7 +16,6 @@ a 2-core machine made a forward pass 70x slower.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 

@@ -3,7 +3,7 @@
     resdit generate --prompt P --height H --width W [--mode resdit] [--seed S] [--steps T] --out F
     resdit train-toy --out DIR [--steps N] [--seed S]
     resdit eval-toy [--scales 1 2 4] [--prompts 64] [--modes ...] --out FILE
-    resdit study --out DIR [--scales 2 4] [--seeds N] [--smoke]
+    resdit study --out DIR [--scales 2 4] [--seeds N] [--smoke]     (from the analysis package)
     resdit bench [--scales 2 4 8] [--steps T] [--json]
     resdit report [--smoke] --out DIR
 """
@@ -11,89 +11,42 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from .args import Parser, chunk, finite_float, mu, non_negative_int, positive_int, size
 from .config import MODES, ResDiTConfig, ResDiTConfigError, check_mode_for, check_size
 from .loading import ModelLoadError, base_size_of, load_any_pipeline, peek
 
+#: entry-point group through which other packages add subcommands (``analysis`` adds ``study`` and ``report``)
+COMMANDS_GROUP = "resdit.commands"
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
                   ".tiff": "TIFF"}
-
-
-class _Parser(argparse.ArgumentParser):
-    """Errors as one ``error: ...`` line and exit status 2 (argparse's own usage dump is not an error message)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value != int(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
-    return int(value)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        return 0 if float(text) == 0 else _positive_int(text)
-    except (ValueError, argparse.ArgumentTypeError):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0") from None
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def _size(text: str) -> tuple[int, int]:
-    h, _, w = text.lower().partition("x")
-    try:
-        return _positive_int(h), _positive_int(w or h)
-    except argparse.ArgumentTypeError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW in pixels ({err})") from None
-
-
-def _chunk(text: str):
-    return text if text == "auto" else _positive_int(text)
-
-
-def _mu(text: str):
-    return text if text in ("base", "pipeline") else _finite_float(text)
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     # Defaults are None: ResDiTConfig's own defaults apply (one place states them).
     p.add_argument("--mode", default="resdit", choices=sorted(MODES), help="what to run (README: the mode table)")
-    p.add_argument("--cutoff", type=_finite_float, default=None,
+    p.add_argument("--cutoff", type=finite_float, default=None,
                    help="PSF cutoff, normalised radial frequency in [0, sqrt(2)] (default 0.2)")
-    p.add_argument("--sigma", type=_finite_float, default=None,
+    p.add_argument("--sigma", type=finite_float, default=None,
                    help="Gaussian splice width in window units, > 0 (default 0.5)")
-    p.add_argument("--global-steps", type=_non_negative_int, default=None,
+    p.add_argument("--global-steps", type=non_negative_int, default=None,
                    help="steps of the global-only phase (default: 10/35 of the steps)")
-    p.add_argument("--local-steps", type=_non_negative_int, default=None,
+    p.add_argument("--local-steps", type=non_negative_int, default=None,
                    help="steps of the local-only phase (default: 15/35 of the steps)")
     p.add_argument("--phase-by", choices=["steps", "sigma"], default=None,
                    help="phases as step counts (default) or at the base schedule's noise levels of steps 10 and 20 of 35")
     p.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=None,
                    help="scale global logits by sqrt(log N / log n) (default: the mode's own, on for resdit)")
-    p.add_argument("--mu", type=_mu, default=None,
+    p.add_argument("--mu", type=mu, default=None,
                    help="scheduler shift: 'base' (the base size's; default for every mode but direct), "
                         "'pipeline' (the pipeline's own rule; direct's default) or a number")
-    p.add_argument("--window-chunk", type=_chunk, default=None,
+    p.add_argument("--window-chunk", type=chunk, default=None,
                    help="windows per local-branch call: a number, or 'auto' (sized from free memory)")
-    p.add_argument("--strength", type=_finite_float, default=None, help="two_stage: re-noising strength in (0, 1]")
+    p.add_argument("--strength", type=finite_float, default=None, help="two_stage: re-noising strength in (0, 1]")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
@@ -137,7 +90,7 @@ def cmd_generate(args) -> int:
     from .io import atomic_write, dumps_strict
 
     pipe = load_any_pipeline(args.model, args.device, getattr(args, "offload", False))
-    base = base_size_of(pipe, _size(args.base_size) if args.base_size else None)
+    base = base_size_of(pipe, size(args.base_size) if args.base_size else None)
     cfg = config_from_args(args, base)
     pipe.set_progress_bar_config(disable=args.json)
     start = time.perf_counter()
@@ -174,29 +127,16 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
-def cmd_report(args) -> int:
-    from analysis.report import main as report_main
-
-    return report_main(args)
-
-
-def cmd_study(args) -> int:
-    # The CLI is the composition root: the library never imports analysis, only this command does.
-    from analysis.study import main as study_main
-
-    return study_main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="resdit", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="resdit", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     g = sub.add_parser("generate", help="generate one image")
     g.add_argument("--prompt", required=True, help="the text prompt (toy model: its grammar, see README)")
-    g.add_argument("--height", type=_positive_int, required=True, help="image height in pixels")
-    g.add_argument("--width", type=_positive_int, required=True, help="image width in pixels")
+    g.add_argument("--height", type=positive_int, required=True, help="image height in pixels")
+    g.add_argument("--width", type=positive_int, required=True, help="image width in pixels")
     g.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator for the initial noise")
-    g.add_argument("--steps", type=_positive_int, default=35, help="denoising steps")
+    g.add_argument("--steps", type=positive_int, default=35, help="denoising steps")
     g.add_argument("--out", required=True, help="image file to write (.png, .jpg, ...; never half-written)")
     g.add_argument("--model", default=None, help="diffusers FLUX model id or folder; default: the shipped toy model")
     g.add_argument("--base-size", default=None, help="training size HxW in pixels (default: from the model)")
@@ -208,11 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train-toy", help="train the toy model (resumable)")
     t.add_argument("--out", default="runs/toy", help="run folder (checkpoint; the model lands in OUT/model)")
-    t.add_argument("--steps", type=_positive_int, default=4000, help="optimiser steps (fixes the LR schedule)")
+    t.add_argument("--steps", type=positive_int, default=4000, help="optimiser steps (fixes the LR schedule)")
     t.add_argument("--seed", type=int, default=0, help="seed of data, noise and initialisation")
-    t.add_argument("--batch", type=_positive_int, default=32, help="images per step")
-    t.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads (results depend on it)")
-    t.add_argument("--max-minutes", type=_finite_float, default=60.0,
+    t.add_argument("--batch", type=positive_int, default=32, help="images per step")
+    t.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (results depend on it)")
+    t.add_argument("--max-minutes", type=finite_float, default=60.0,
                    help="stop (resumably) after this many minutes; run again to continue")
     t.add_argument("--world", choices=["v1", "v2"], default="v2",
                    help="toy world to train on (the shipped v1 weights: --world v1 --steps 4000)")
@@ -220,42 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval-toy", help="score the toy model: prompt accuracy per mode and scale")
     e.add_argument("--model", default=None, help="toy weights folder (default: the shipped model)")
-    e.add_argument("--scales", type=_finite_float, nargs="+", default=[1, 2, 4], help="side scale factors")
+    e.add_argument("--scales", type=finite_float, nargs="+", default=[1, 2, 4], help="side scale factors")
     e.add_argument("--modes", nargs="+", default=["direct", "scaled_pe", "resdit"], choices=sorted(MODES),
                    help="modes to score")
-    e.add_argument("--prompts", type=_positive_int, default=64, help="prompts (balanced over places and colours)")
-    e.add_argument("--steps", type=_positive_int, default=20, help="denoising steps")
+    e.add_argument("--prompts", type=positive_int, default=64, help="prompts (balanced over places and colours)")
+    e.add_argument("--steps", type=positive_int, default=20, help="denoising steps")
     e.add_argument("--seed", type=int, default=0, help="first noise seed (sample i uses seed + i)")
     e.add_argument("--proportional-attention", action=argparse.BooleanOptionalAction, default=None,
                    help="force proportional attention on or off (default: each mode's own)")
-    e.add_argument("--mu", type=_mu, default=None,
+    e.add_argument("--mu", type=mu, default=None,
                    help="scheduler shift: 'base', 'pipeline' or a number (default: each mode's own)")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)
 
-    s = sub.add_parser("study", help="the intervention study, ablations and baselines on the toy model")
-    s.add_argument("--out", default=None, help="study folder (results.jsonl, summary.json, images/; resumable)")
-    s.add_argument("--rescore", metavar="DIR", default=None,
-                   help="recompute every metric and the summary of a study folder from its stored images")
-    s.add_argument("--scales", type=_finite_float, nargs="+", default=[2.0, 4.0], help="side scale factors")
-    s.add_argument("--prompts", type=_positive_int, default=16, help="held-out prompts")
-    s.add_argument("--seeds", type=_positive_int, default=2, help="noise seeds per prompt")
-    s.add_argument("--steps", type=_positive_int, default=20, help="denoising steps")
-    s.add_argument("--conditions", nargs="+", default=None, help="conditions to run (default: all)")
-    s.add_argument("--model", default=None, help="toy weights folder (default: the shipped model)")
-    s.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads")
-    s.add_argument("--shift", choices=["base", "pipeline"], default="base",
-                   help="scheduler shift of every condition: the base size's (default) or the pipeline's own")
-    s.add_argument("--shard", default=None, help="i/n: run every n-th group starting at i")
-    s.add_argument("--smoke", action="store_true", help="2 prompts, 1 seed, 6 steps, scale 2, core conditions")
-    s.add_argument("--summarize", action="store_true", help="merge shard results and write summary.json")
-    s.set_defaults(func=cmd_study)
-
     b = sub.add_parser("bench", help="time modes and phases against direct inference on the toy model")
-    b.add_argument("--scales", type=_finite_float, nargs="+", default=[2.0, 4.0, 8.0], help="side scale factors")
-    b.add_argument("--steps", type=_positive_int, default=35, help="steps of the whole-generation rows")
-    b.add_argument("--repeats", type=_positive_int, default=3, help="timed repeats (median reported)")
-    b.add_argument("--threads", type=_positive_int, default=2, help="torch CPU threads")
+    b.add_argument("--scales", type=finite_float, nargs="+", default=[2.0, 4.0, 8.0], help="side scale factors")
+    b.add_argument("--steps", type=positive_int, default=35, help="steps of the whole-generation rows")
+    b.add_argument("--repeats", type=positive_int, default=3, help="timed repeats (median reported)")
+    b.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     b.add_argument("--no-memory", action="store_true", help="skip the profiler's peak-memory pass")
     b.add_argument("--config", choices=["toy", "flux-dev"], default="toy",
                    help="the shipped toy model, or a random full-size FLUX.1-dev transformer (for a GPU)")
@@ -263,11 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=cmd_bench)
 
-    r = sub.add_parser("report", help="execute every notebook headless and write an HTML report")
-    r.add_argument("--out", required=True, help="report folder (HTML per notebook + index.html)")
-    r.add_argument("--smoke", action="store_true", help="small parameters (CI)")
-    r.add_argument("--only", nargs="+", default=None, help="run only notebooks whose names contain these")
-    r.set_defaults(func=cmd_report)
+    for command in entry_points(group=COMMANDS_GROUP):  # e.g. `study` and `report` from the analysis package
+        command.load()(sub)
     return parser
 
 

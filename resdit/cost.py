@@ -155,18 +155,22 @@ class TimeModel:
 
 
 def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, strength: float = 0.6) -> float:
-    """FLOPs of a whole generation of ``steps`` steps in a mode."""
-    if mode in ("direct", "extrapolate", "scaled_pe", "patch_pe", "ntk", "time_aware", "dype"):
-        return steps * step_flops(config, grid, base, text_len, GLOBAL)
-    if mode == "patch_pe_local":
-        return steps * step_flops(config, grid, base, text_len, LOCAL)
-    if mode == "tiling":
-        return steps * step_flops(config, grid, base, text_len, "tiling")
-    if mode == "two_stage":
-        second = two_stage_steps(steps, strength)
-        return steps * step_flops(config, base, base, text_len, GLOBAL) + second * step_flops(
-            config, grid, base, text_len, GLOBAL)
-    if mode.startswith("resdit"):
-        g, f, loc = phase_lengths(steps)
-        return sum(k * step_flops(config, grid, base, text_len, p) for k, p in ((g, GLOBAL), (f, FUSED), (loc, LOCAL)))
-    raise ValueError(f"No cost model for mode {mode!r}.")
+    """FLOPs of a whole generation of ``steps`` steps in a mode, read from its :class:`~resdit.config.ModeSpec`:
+    tiled modes run base-size tiles every step, two-pass modes a base-size pass (plus, for ``two_stage``, the
+    re-noised steps at the target size), the others their schedule's phases."""
+    from .config import MODES
+
+    if mode not in MODES:
+        raise ValueError(f"No cost model for mode {mode!r}; choose one of {sorted(MODES)}.")
+    spec = MODES[mode]
+    if spec.tiled:
+        return steps * step_flops(config, grid, base, text_len, "tiling", spec.windows)
+    if spec.two_pass is not None:
+        first = steps * step_flops(config, base, base, text_len, GLOBAL)
+        second = two_stage_steps(steps, strength) if spec.two_pass == "two_stage" else 0
+        return first + second * step_flops(config, grid, base, text_len, GLOBAL)
+    if spec.schedule == "phased":
+        counts = zip(phase_lengths(steps), (GLOBAL, FUSED, LOCAL))
+    else:
+        counts = [(steps, GLOBAL if spec.schedule == "global" else LOCAL)]
+    return sum(k * step_flops(config, grid, base, text_len, p, spec.windows) for k, p in counts)

@@ -75,16 +75,22 @@ class GenerationExplorer:
     """Regenerate one prompt with ResDiT as the sliders move (needs a pipeline, e.g. the toy one)."""
 
     def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0), mu="base"):
+        from .config import ResDiTConfig
+        from .schedule import phase_lengths
+
         w = _widgets()
         self.pipe, self.prompt, self.steps, self.seed, self.mu = pipe, prompt, steps, seed, mu
+        default = ResDiTConfig(mode="resdit")  # the sliders start at resdit's own defaults
+        g, _, loc = phase_lengths(steps, default.global_steps, default.local_steps)
         self.controls = {
             "scale": w.SelectionSlider(options=list(scales), value=2.0 if 2.0 in scales else scales[0],
                                        description="scale"),
-            "cutoff": w.FloatSlider(value=0.2, min=0.0, max=1.41, step=0.05, description="cutoff"),
-            "sigma": w.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="sigma"),
-            "global_steps": w.IntSlider(value=round(steps * 10 / 35), min=0, max=steps, description="global steps"),
-            "local_steps": w.IntSlider(value=round(steps * 15 / 35), min=0, max=steps, description="local steps"),
-            "proportional_attention": w.Checkbox(value=True, description="proportional attention"),
+            "cutoff": w.FloatSlider(value=default.cutoff, min=0.0, max=1.41, step=0.05, description="cutoff"),
+            "sigma": w.FloatSlider(value=default.sigma, min=0.05, max=1.0, step=0.05, description="sigma"),
+            "global_steps": w.IntSlider(value=g, min=0, max=steps, description="global steps"),
+            "local_steps": w.IntSlider(value=loc, min=0, max=steps, description="local steps"),
+            "proportional_attention": w.Checkbox(value=default.uses_proportional_attention,
+                                                 description="proportional attention"),
         }
         self.button = w.Button(description="generate")
         self.button.on_click(lambda _: self.update())
@@ -112,8 +118,7 @@ class GenerationExplorer:
                                proportional_attention=v["proportional_attention"], mu=self.mu)
             images, titles = [], []
             for mode in ("direct", "scaled_pe"):
-                ref = ResDiTConfig(base_size=base, mode=mode, proportional_attention=v["proportional_attention"],
-                                   mu=self.mu)
+                ref = ResDiTConfig(base_size=base, mode=mode, mu=self.mu)  # the references as their names say
                 images.append(generate(self.pipe, self.prompt, ref, h, w, self.steps, latents=noise)[0])
                 titles.append(mode)
             fused_step = min(v["global_steps"], self.steps - 1)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import flux_inputs, tiny_flux
+from conftest import flux_inputs
 
 import resdit
 from resdit import ResDiTConfig

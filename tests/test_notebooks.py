@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.report import notebooks, read_numbers
-from resdit.cli import main
+from analysis.cli import main
 
 REPORT = Path(__file__).resolve().parent.parent / "out" / "report"
 
@@ -41,7 +41,7 @@ def test_report_renders_every_notebook_with_images(report):
 
 
 def test_intervention_numbers_match_the_study_scores(report):
-    from analysis.study import score_case
+    from analysis.scoring import score_case
 
     numbers = read_numbers(report / "01_intervention_study.ipynb")
     images = np.load(Path(__file__).resolve().parent.parent / "notebooks" / "intervention_images.npz")

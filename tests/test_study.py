@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from analysis.study import StudyConfig, bootstrap_ci, run_study, summarize
+from analysis.stats import bootstrap_ci
+from analysis.study import StudyConfig, run_study, summarize
 from resdit.toy.model import build_text_encoder, build_transformer
 from resdit.toy.train import TrainConfig, export
 
@@ -56,7 +57,7 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_n():
 
 
 def test_paired_difference_matches_cases_by_prompt_and_seed():
-    from analysis.study import paired_difference
+    from analysis.stats import paired_difference
 
     rows = [dict(condition=c, scale=2.0, prompt_index=p, seed=0, correct=v)
             for c, vals in (("a", [1, 1, 0, 1]), ("b", [0, 1, 0, 0])) for p, v in enumerate(vals)]
@@ -66,7 +67,7 @@ def test_paired_difference_matches_cases_by_prompt_and_seed():
 
 
 def test_claims_verdicts_follow_the_expected_direction(tmp_path):
-    from analysis.study import claims_table
+    from analysis.tables import claims_table
 
     rows = []
     for p in range(8):  # resdit has fewer objects (good for a "-1" claim) and more correct (good for "+1")
@@ -83,7 +84,7 @@ def test_claims_verdicts_follow_the_expected_direction(tmp_path):
 
 
 def test_baselines_table_pairs_cases_and_reports_seconds(tmp_path):
-    from analysis.study import baselines_table
+    from analysis.tables import baselines_table
 
     rows = []
     for p in range(4):
@@ -121,7 +122,7 @@ def test_rescoring_a_stored_study_reproduces_its_results_and_summary(tiny_toy, t
 def test_seams_are_measured_on_the_conditions_own_window_borders():
     import numpy as np
 
-    from analysis.study import score_case, window_borders
+    from analysis.scoring import score_case, window_borders
 
     # 4x the 32 px base: a hard grid cuts at 32/64/96 px; minimum-overlap windows elsewhere
     assert window_borders("grid", 128, 32, 2) == [32, 64, 96]

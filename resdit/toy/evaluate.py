@@ -6,7 +6,6 @@ Used for the model card (quality at base size; behaviour at 2x and 4x) and by th
 from __future__ import annotations
 
 import itertools
-import json
 import time
 
 import numpy as np

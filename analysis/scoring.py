@@ -1,0 +1,52 @@
+"""Every per-image metric of one study sample, from the image and its prompt (the exact render is the truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from resdit.geometry import grid_starts, window_starts
+from resdit.toy.world import parse_prompt
+from resdit.toy.world import texture_period as world_texture_period
+
+from .metrics import (border_lines, detail_score, drawn_detail, ground_detail, layout_score, noise_score, seam_score,
+                      texture_period, truth)
+
+METRICS = ("correct", "count", "centre_error", "size_ratio", "detail", "detail_in_place", "noise", "ground_detail",
+           "period_error", "seam", "seam_mop")
+
+
+def window_borders(layout: str, size_px: int, base_px: int, px: int) -> list[int]:
+    """Pixel positions of the window borders of a partition layout (``"mop"`` or ``"grid"``) along one axis."""
+    place = window_starts if layout == "mop" else grid_starts
+    return border_lines(place(size_px // px, base_px // px), base_px // px, size_px // px, px)
+
+
+def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: str = "mop", px: int = 2,
+               world: str | None = None) -> dict:
+    """Every per-image metric of one sample ``[3, H, W]``.
+
+    ``detail`` is layout-free (the drawn object's texture band against the exact render's), ``detail_in_place``
+    the same band inside the true object mask; ``noise`` the speckle above every texture band; ``ground_detail``
+    the ground texture away from objects (NaN on a plain ground). ``seam`` is measured on the borders of the
+    windows the condition itself used (``layout``: its ``ModeSpec.windows``), ``seam_mop`` always on the
+    minimum-overlap borders. ``px``: pixels per token side (toy: 2); ``world``: the model's toy world.
+    """
+    scene = parse_prompt(prompt, world)
+    obj = scene.objects[0]
+    _, h, w = image.shape
+    gt, masks = truth(scene, h, w)
+    lay = layout_score(image, obj, masks[0], world)
+    period = texture_period(image, masks[0]) if obj.texture == "striped" else float("nan")
+
+    def seam(kind: str) -> float:
+        rows, cols = window_borders(kind, h, base[0], px), window_borders(kind, w, base[1], px)
+        return seam_score(image, rows, cols) if (rows or cols) else float("nan")
+
+    stripe = world_texture_period("striped", world)
+    return {
+        "correct": float(lay.correct), "count": lay.count, "centre_error": lay.centre_error,
+        "size_ratio": lay.size_ratio, "detail": drawn_detail(image, gt, obj, masks[0], world),
+        "detail_in_place": detail_score(image, gt, obj, masks[0], world), "noise": noise_score(image, gt),
+        "ground_detail": ground_detail(image, gt, scene, masks),
+        "period_error": abs(period - stripe) / stripe, "seam": seam(layout), "seam_mop": seam("mop"),
+    }

@@ -1,0 +1,57 @@
+"""Argument types and the parser class shared by the command lines (``resdit`` and the analysis commands it
+discovers): options are checked as they are parsed, and errors are one ``error:`` line with exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class Parser(argparse.ArgumentParser):
+    """Errors as one ``error: ...`` line and exit status 2 (argparse's own usage dump is not an error message)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return int(value)
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        return 0 if float(text) == 0 else positive_int(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 0") from None
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def size(text: str) -> tuple[int, int]:
+    h, _, w = text.lower().partition("x")
+    try:
+        return positive_int(h), positive_int(w or h)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxW in pixels ({err})") from None
+
+
+def chunk(text: str):
+    return text if text == "auto" else positive_int(text)
+
+
+def mu(text: str):
+    return text if text in ("base", "pipeline") else finite_float(text)

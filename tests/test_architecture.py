@@ -1,0 +1,87 @@
+"""The import graph: the generation path reads top to bottom, the library never reaches up into the analysis
+package or the command line, and nothing imports in a circle (function-level imports included)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ("config", "geometry", "positions", "spectral", "schedule", "plan", "fusion", "processors", "apply", "state",
+        "scheduler", "sd3", "tiling", "memory")
+NOT_IN_CORE = ("toy", "record", "plots", "widgets", "bench", "cli", "loading", "generate")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Project modules ``path`` imports anywhere in its body (top level or inside functions)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            if node.module:
+                found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names}  # `from . import pipeline`: the submodule
+    modules = _graph_nodes()
+    return {m for m in found if m in modules and m != name}
+
+
+def _graph_nodes() -> set[str]:
+    return {_module_name(p) for pkg in ("resdit", "analysis") for p in (ROOT / pkg).rglob("*.py")}
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for pkg in ("resdit", "analysis") for p in (ROOT / pkg).rglob("*.py")}
+
+
+def test_the_library_never_imports_the_analysis_package(graph):
+    offenders = {m: sorted(d for d in deps if d.startswith("analysis")) for m, deps in graph.items()
+                 if m.startswith("resdit")}
+    assert {m: d for m, d in offenders.items() if d} == {}
+
+
+def test_the_command_line_is_imported_by_nothing(graph):
+    assert sorted(m for m, deps in graph.items() if "resdit.cli" in deps) == []
+
+
+def test_the_core_imports_no_toy_recorder_plots_widgets_bench_or_cli(graph):
+    bad = {}
+    for core in CORE:
+        deps = graph[f"resdit.{core}"]
+        hits = sorted(d for d in deps if any(d == f"resdit.{n}" or d.startswith(f"resdit.{n}.") for n in NOT_IN_CORE))
+        if hits:
+            bad[core] = hits
+    assert bad == {}
+
+
+def test_there_is_no_import_cycle(graph):
+    deps = {m: {d for d in ds if d not in ("resdit", "analysis")} for m, ds in graph.items()}
+    state, cycle = {}, []
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in sorted(deps.get(node, ())):
+            if state.get(nxt) == "open":
+                cycle.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(deps):
+        if node not in state:
+            visit(node, [node])
+    assert cycle == []
