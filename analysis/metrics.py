@@ -47,24 +47,6 @@ def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray, wo
 
 
 # ------------------------------------------------------------------------------------------ detail
-def _band_energy_2d(gray: np.ndarray, mask: np.ndarray, freq: float,
-                    half_width: float = 0.04) -> tuple[float, float]:
-    """``(band energy, all energy)`` of ``gray`` inside ``mask``, per masked pixel; the band is an annulus of
-    radial frequency ``freq`` (cycles/px)."""
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return 0.0, 0.0
-    crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    m = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    values = np.where(m, crop - crop[m].mean(), 0.0)
-    spec = np.abs(np.fft.fft2(values)) ** 2
-    fy = np.fft.fftfreq(values.shape[0])[:, None]
-    fx = np.fft.fftfreq(values.shape[1])[None, :]
-    radius = np.hypot(fy, fx)
-    band = np.abs(radius - freq) <= half_width
-    return float(spec[band].sum() / m.sum()), float(spec.sum() / m.sum())
-
-
 def texture_frequency(texture: str, world=None) -> float:
     """Radial frequency (cycles/px) of a texture: stripes along x; checker along both axes."""
     f = 1.0 / world_texture_period(texture, world)
@@ -82,17 +64,18 @@ def ground_frequency(ground: str) -> float:
 FFT_MIN_SIDE = 64
 
 
-def band_energy(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04) -> tuple[float, float]:
+def band_energy(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04,
+                pad_to: int | None = FFT_MIN_SIDE) -> tuple[float, float]:
     """``(band, total)`` spectral energy per masked pixel of ``gray`` inside ``mask`` (mean removed), the band an
-    annulus of radial frequency ``freq`` cycles/px; the FFT is zero-padded to ``FFT_MIN_SIDE`` and normalised
-    (Parseval), so values compare across object sizes."""
+    annulus of radial frequency ``freq`` cycles/px. The FFT is zero-padded to ``pad_to`` pixels a side (None:
+    the crop's own bins) and normalised (Parseval), so values compare across object sizes."""
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return 0.0, 0.0
     crop = gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     m = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     values = np.where(m, crop - crop[m].mean(), 0.0)
-    shape = (max(FFT_MIN_SIDE, values.shape[0]), max(FFT_MIN_SIDE, values.shape[1]))
+    shape = values.shape if pad_to is None else (max(pad_to, values.shape[0]), max(pad_to, values.shape[1]))
     spec = np.abs(np.fft.fft2(values, s=shape)) ** 2 / (shape[0] * shape[1])
     radius = np.hypot(np.fft.fftfreq(shape[0])[:, None], np.fft.fftfreq(shape[1])[None, :])
     band = np.abs(radius - freq) <= half_width
@@ -127,11 +110,7 @@ def drawn_detail(image: np.ndarray, truth: np.ndarray, obj: SceneObject, truth_m
     drawn = drawn_mask(image, obj.colour)
     if drawn is None:
         return float("nan")
-    f = texture_frequency(obj.texture, world)
-    reference, total = band_energy(truth.mean(0), _inner(truth_mask), f)
-    if not reference > MIN_BAND_SHARE * total:
-        return float("nan")
-    return band_energy(image.mean(0), _inner(drawn), f)[0] / reference
+    return _relative_band(image, _inner(drawn), truth, _inner(truth_mask), texture_frequency(obj.texture, world))
 
 
 #: radial frequency (cycles/px) above every object and ground texture of the toy worlds (highest: 0.28)
@@ -181,14 +160,17 @@ def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: n
     NaN where the exact render itself has (almost) no energy in the band inside the mask (under
     ``MIN_BAND_SHARE`` of its energy there: a mask too small or a size where the texture's frequency
     falls between the crop's frequency bins), so the ratio would divide by nothing."""
-    from scipy.ndimage import binary_erosion
+    inner = _inner(mask)
+    return _relative_band(image, inner, truth, inner, texture_frequency(obj.texture, world), pad_to=None)
 
-    inner = binary_erosion(mask, iterations=2) if mask.sum() > 50 else mask
-    f = texture_frequency(obj.texture, world)
-    reference, total = _band_energy_2d(truth.mean(0), inner, f)
+
+def _relative_band(image, image_mask, truth, truth_mask, freq: float, pad_to: int | None = FFT_MIN_SIDE) -> float:
+    """Band energy per pixel of ``image`` in ``image_mask`` over the exact render's in ``truth_mask``; NaN where the
+    render has under ``MIN_BAND_SHARE`` of its energy in the band (a ratio against nothing)."""
+    reference, total = band_energy(truth.mean(0), truth_mask, freq, pad_to=pad_to)
     if not reference > MIN_BAND_SHARE * total:
         return float("nan")
-    return _band_energy_2d(image.mean(0), inner, f)[0] / reference
+    return band_energy(image.mean(0), image_mask, freq, pad_to=pad_to)[0] / reference
 
 
 def texture_period(image: np.ndarray, mask: np.ndarray) -> float:
