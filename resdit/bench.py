@@ -79,6 +79,7 @@ def _cases(model, base_grid):
         ("resdit", "global"): (mode("resdit"), PHASE_STEPS["global"]),
         ("resdit", "fused"): (mode("resdit"), PHASE_STEPS["fused"]),
         ("resdit", "local"): (mode("resdit"), PHASE_STEPS["local"]),
+        ("resdit_fast", "fused"): (mode("resdit_fast"), PHASE_STEPS["fused"]),
         ("tiling", "all"): (mode("tiling"), None),
         ("direct+record16", "all"): (lambda: record(model, points=["probs"], probes=[(i / 16, i / 16)
                                                                                    for i in range(16)]), None),
@@ -88,7 +89,13 @@ def _cases(model, base_grid):
 #: the cost model's phase of every timed case
 COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+record16", "all"): GLOBAL,
               ("resdit", "global"): GLOBAL, ("resdit", "fused"): FUSED, ("resdit", "local"): LOCAL,
-              ("tiling", "all"): "tiling"}
+              ("resdit_fast", "fused"): FUSED, ("tiling", "all"): "tiling"}
+
+
+def _cost_pool(key) -> int:
+    from .config import MODES
+
+    return MODES[key[0]].global_pool if key[0] in MODES else 1
 
 
 def compose(step: dict, base_step: float, steps: int, strength: float) -> dict[str, float]:
@@ -97,6 +104,7 @@ def compose(step: dict, base_step: float, steps: int, strength: float) -> dict[s
     g, f, loc = phase_lengths(steps)
     return {"direct": steps * step["direct", "all"],
             "resdit": g * step["resdit", "global"] + f * step["resdit", "fused"] + loc * step["resdit", "local"],
+            "resdit_fast": g * step["resdit", "global"] + f * step["resdit_fast", "fused"] + loc * step["resdit", "local"],
             "two_stage": steps * base_step + two_stage_steps(steps, strength) * step["scaled_pe", "all"]}
 
 
@@ -145,7 +153,8 @@ def bench(model, base_grid: tuple[int, int], scales=(2, 4, 8), steps: int = 35, 
                     times[key].append(elapsed)
         med = {k: statistics.median(v) for k, v in times.items()}
         direct = med["direct", "all"]
-        flops = {k: step_flops(config, grid, base_grid, text_tokens, phase) for k, phase in COST_PHASE.items()}
+        flops = {k: step_flops(config, grid, base_grid, text_tokens, phase, pool=_cost_pool(k))
+                 for k, phase in COST_PHASE.items()}
         predicted_step = {k: f / flops["direct", "all"] for k, f in flops.items()}
         for (name, phase), seconds in med.items():
             results.append(dict(mode=name, phase=phase, scale=scale, grid=list(grid), kind="step", seconds=seconds,
@@ -175,7 +184,7 @@ def add_time_predictions(results: list[dict], model: TimeModel, config, base_gri
                            "per_row": model.per_row}
     for r in results:
         grid = tuple(r["grid"])
-        step = {k: model.step(config, grid, base_grid, text_tokens, phase) for k, phase in COST_PHASE.items()}
+        step = {k: model.step(config, grid, base_grid, text_tokens, phase, _cost_pool(k)) for k, phase in COST_PHASE.items()}
         if r["kind"] == "step":
             predicted = step[r["mode"], r["phase"]] / step["direct", "all"]
         else:

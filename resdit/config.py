@@ -42,6 +42,9 @@ class ModeSpec:
         proportional_default: proportional attention when the config leaves it unset (None): on for
             ResDiT and its ablations (the first 2x study: fusing to the end 0.78 -> 0.94 correct with it),
             off for the intervention conditions, which must mean exactly their names.
+        global_pool: the fused phase's global branch runs on ``p x p``-pooled queries, keys and values and
+            its output is upsampled (1: full resolution). PSF keeps only its frequencies up to the cutoff
+            (0.1 cycles per token at 0.2), below the pooled grid's Nyquist limit for ``p <= 5``.
         tiled: run the whole transformer on base-size tiles (MultiDiffusion) instead of
             changing attention.
         two_pass: a pipeline-level baseline run by :func:`resdit.generate` (``"two_stage"`` or
@@ -58,6 +61,7 @@ class ModeSpec:
     rope: str = "base"
     proportional: bool | None = None
     proportional_default: bool = False
+    global_pool: int = 1
     tiled: bool = False
     two_pass: str | None = None
 
@@ -65,7 +69,7 @@ class ModeSpec:
     def sd3(self) -> bool:
         """Whether the mode means something for SD3, whose only position signal is an additive sin-cos
         table: not for RoPE-frequency modes or per-patch indices inside global attention."""
-        return self.rope == "base" and self.global_ids != "patch"
+        return self.rope == "base" and self.global_ids != "patch" and self.global_pool == 1
 
 
 MODES: dict[str, ModeSpec] = {
@@ -77,6 +81,8 @@ MODES: dict[str, ModeSpec] = {
     "patch_pe_local": ModeSpec(local_ids="window", schedule="local"),
     # The method.
     "resdit": ModeSpec(proportional_default=True),
+    # ResDiT paying for global attention only where its frequencies survive (docs/decisions.md).
+    "resdit_fast": ModeSpec(proportional_default=True, global_pool=2),
     # Ablations (paper Fig. 6): one factor each against resdit's defaults.
     "resdit_no_pes": ModeSpec(global_ids="extrapolate", proportional_default=True),
     "resdit_no_pipe": ModeSpec(local_ids="global", proportional_default=True),
@@ -166,6 +172,8 @@ class ResDiTConfig:
             ``"auto"``: as many as fit in half the memory free at the call (:mod:`resdit.memory`).
         vae_tiling: decode with the VAE's own tiling: ``"auto"`` above ``vae_tiling_above`` pixels
             (FLUX's VAE needs tens of GB to decode 4096^2 in one piece), True or False always.
+        global_pool: pooling factor of the fused phase's global branch (None: the mode's own,
+            ``ModeSpec.global_pool``: 2 for ``resdit_fast``, 1 elsewhere).
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
             interpolation to NTK (Lumina-Next: 0.3).
@@ -183,6 +191,7 @@ class ResDiTConfig:
     proportional_attention: bool | None = None
     mu: float | str | None = None
     window_chunk: int | str | None = None
+    global_pool: int | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
@@ -224,6 +233,9 @@ class ResDiTConfig:
         if self.window_chunk is not None and self.window_chunk != "auto" and (
                 isinstance(self.window_chunk, str) or self.window_chunk < 1):
             raise ResDiTConfigError(f"window_chunk={self.window_chunk!r} must be >= 1, 'auto' or None.")
+        if self.global_pool is not None and (isinstance(self.global_pool, bool) or not isinstance(self.global_pool, int)
+                                             or self.global_pool < 1):
+            raise ResDiTConfigError(f"global_pool={self.global_pool!r} must be a whole number >= 1 (1: no pooling).")
         if self.vae_tiling not in (True, False, "auto"):
             raise ResDiTConfigError(f"vae_tiling={self.vae_tiling!r}: use 'auto', True or False.")
         if self.base_size is not None:
@@ -241,6 +253,11 @@ class ResDiTConfig:
         if forced is not None:
             return forced
         return self.spec.proportional_default if self.proportional_attention is None else self.proportional_attention
+
+    @property
+    def pool(self) -> int:
+        """The fused phase's global pooling factor this config runs."""
+        return self.spec.global_pool if self.global_pool is None else self.global_pool
 
     @property
     def shift(self) -> float | str:

@@ -46,9 +46,10 @@ def attention_flops(config, seq: int, batch_windows: int = 1) -> float:
 
 
 def step_flops(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
-               windows: str = "mop") -> float:
-    """FLOPs of one forward in a phase: ``"global"`` (= direct), ``"local"``, ``"fused"``, ``"tiling"``."""
-    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows)
+               windows: str = "mop", pool: int = 1) -> float:
+    """FLOPs of one forward in a phase: ``"global"`` (= direct), ``"local"``, ``"fused"``, ``"tiling"``
+    (``pool``: the fused phase's global pooling factor)."""
+    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows, pool)
     return lin + att
 
 
@@ -67,8 +68,10 @@ def step_rows(config, grid: tuple[int, int], base: tuple[int, int], text_len: in
 
 
 def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
-               windows: str = "mop") -> tuple[float, float, float]:
-    """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase."""
+               windows: str = "mop", pool: int = 1) -> tuple[float, float, float]:
+    """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase. With ``pool > 1``
+    beyond the base size the fused phase's global branch attends over ``ceil(H/p) x ceil(W/p)`` blocks (rows:
+    the blocks, plus one pass over the tokens to pool and upsample)."""
     _, dual, single, *_ = _dims(config)
     n = grid[0] * grid[1]
     part = WindowPartition.build(grid, base, layout=windows)
@@ -77,7 +80,12 @@ def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: i
     lin = linear_flops(config, n, text_len)
     glob = attention_flops(config, text_len + n)
     local = attention_flops(config, text_len + L, part.num_windows)
-    parts = {GLOBAL: (lin, glob, own), LOCAL: (lin, local, own + folded), FUSED: (lin, glob + local, 2 * own + folded),
+    fused_global, fused_rows = glob, own
+    if pool > 1 and (grid[0] > base[0] or grid[1] > base[1]):
+        blocks = -(-grid[0] // pool) * -(-grid[1] // pool)
+        fused_global, fused_rows = attention_flops(config, text_len + blocks), text_len + blocks + n
+    parts = {GLOBAL: (lin, glob, own), LOCAL: (lin, local, own + folded),
+             FUSED: (lin, fused_global + local, own + fused_rows + folded),
              "tiling": (part.num_windows * linear_flops(config, L, text_len), local, folded)}
     if phase not in parts:
         raise ValueError(f"Unknown phase {phase!r}.")
@@ -149,8 +157,8 @@ class TimeModel:
             t_el = best(elementwise)
         return cls(t_lin / (2 * rows * d * 4 * d), t_att / (4 * 4 * seq * seq * hd * heads), t_el / rows)
 
-    def step(self, config, grid, base, text_len: int, phase: str) -> float:
-        lin, att, rows = step_parts(config, grid, base, text_len, phase)
+    def step(self, config, grid, base, text_len: int, phase: str, pool: int = 1) -> float:
+        lin, att, rows = step_parts(config, grid, base, text_len, phase, pool=pool)
         return self.per_linear_flop * lin + self.per_attention_flop * att + self.per_row * rows
 
 
@@ -173,4 +181,4 @@ def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, s
         counts = zip(phase_lengths(steps), (GLOBAL, FUSED, LOCAL))
     else:
         counts = [(steps, GLOBAL if spec.schedule == "global" else LOCAL)]
-    return sum(k * step_flops(config, grid, base, text_len, p, spec.windows) for k, p in counts)
+    return sum(k * step_flops(config, grid, base, text_len, p, spec.windows, spec.global_pool) for k, p in counts)

@@ -33,6 +33,7 @@ class Plan:
             or ``[windows, T + wh*ww, head_dim]`` (per window).
         mask: PSF mask ``[wh, ww // 2 + 1]``.
         global_scale: softmax scale of the global branch (None: the default ``1/sqrt(d)``).
+        pooled: the fused phase's pooled global branch (``config.pool > 1``), else None.
     """
 
     grid: tuple[int, int]
@@ -45,10 +46,58 @@ class Plan:
     local_rope: tuple[torch.Tensor, torch.Tensor] | None
     mask: torch.Tensor
     global_scale: float | None
+    pooled: "PooledGlobal | None" = None
 
     @property
     def image_tokens(self) -> int:
         return self.grid[0] * self.grid[1]
+
+
+@dataclass
+class PooledGlobal:
+    """The global branch on ``p x p`` blocks of the image grid (the last row and column of blocks may be partial).
+
+    Attributes:
+        factor: ``p``.
+        grid: pooled grid ``(ceil(H / p), ceil(W / p))``.
+        rope: ``(cos, sin)`` each ``[T + Hp*Wp, head_dim]``: text, then each block's mean position.
+        key_bias: ``[T + Hp*Wp]`` added to the logits: 0 for text, ``log(tokens in the block)`` for a block, so a
+            block's key carries the attention mass of the tokens it stands for.
+    """
+
+    factor: int
+    grid: tuple[int, int]
+    rope: tuple[torch.Tensor, torch.Tensor]
+    key_bias: torch.Tensor
+
+
+def pool_grid(x: torch.Tensor, grid: tuple[int, int], p: int) -> torch.Tensor:
+    """Mean over ``p x p`` blocks of row-major tokens ``[B, H*W, C]`` -> ``[B, Hp*Wp, C]`` (partial edge blocks
+    average the tokens they hold)."""
+    b, _, c = x.shape
+    image = x.transpose(1, 2).reshape(b, c, *grid)
+    pooled = torch.nn.functional.avg_pool2d(image, p, p, ceil_mode=True, count_include_pad=False)
+    return pooled.flatten(2).transpose(1, 2)
+
+
+def unpool_grid(x: torch.Tensor, grid: tuple[int, int], p: int) -> torch.Tensor:
+    """Bilinear upsampling of block outputs ``[B, Hp*Wp, C]`` back to ``[B, H*W, C]`` (block centres land on the
+    centres of their ``p x p`` tokens)."""
+    b, _, c = x.shape
+    hp, wp = -(-grid[0] // p), -(-grid[1] // p)
+    image = x.transpose(1, 2).reshape(b, c, hp, wp)
+    up = torch.nn.functional.interpolate(image, size=(hp * p, wp * p), mode="bilinear", align_corners=False)
+    return up[:, :, :grid[0], :grid[1]].flatten(2).transpose(1, 2)
+
+
+def _pooled_global(pos_embed, txt, gids, grid, base, variant, p: int) -> PooledGlobal:
+    ids = pool_grid(gids[None].double(), grid, p)[0].float()
+    rows = torch.tensor([min(p, grid[0] - i) for i in range(0, grid[0], p)], dtype=torch.float32)
+    cols = torch.tensor([min(p, grid[1] - j) for j in range(0, grid[1], p)], dtype=torch.float32)
+    counts = (rows[:, None] * cols[None, :]).reshape(-1).to(gids.device)
+    bias = torch.cat([torch.zeros(txt.shape[0], device=gids.device), counts.log()])
+    rope = _global_rope(pos_embed, torch.cat([txt, ids]), variant, grid, base)
+    return PooledGlobal(p, (len(rows), len(cols)), tuple(rope), bias)
 
 
 def proportional_scale(image_tokens: int, base_tokens: int, head_dim: int) -> float | None:
@@ -129,5 +178,9 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
         local_rope = tuple(t[rows] for t in global_rope)
     scale = (proportional_scale(grid[0] * grid[1], base[0] * base[1], head_dim)
              if cfg.uses_proportional_attention else None)
+    pooled = None
+    if cfg.pool > 1 and spec.schedule == "phased" and (grid[0] > base[0] or grid[1] > base[1]):  # identity at base
+        pooled = _pooled_global(pos_embed, txt, gids, grid, base, variant, cfg.pool)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
-                None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale)
+                None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale,
+                pooled)

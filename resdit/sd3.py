@@ -338,6 +338,9 @@ def install_sd3(state) -> None:
     """Wrap the forward of an SD3 transformer (or SD3 ControlNet) for ``state.config``."""
     transformer = state.transformer
     check_sd3_mode(state.config.mode)
+    if state.config.pool > 1:
+        raise ResDiTConfigError("global_pool > 1 pools FLUX's global attention; SD3's global branch is the whole model "
+                                "and has no pooled form here. Use global_pool=1 (mode resdit) for SD3.")
     if getattr(transformer, "pos_embed", None) is None or transformer.pos_embed.pos_embed_max_size is None:
         raise ResDiTConfigError(f"{type(transformer).__name__} has no cropped sin-cos PE (pos_embed_max_size).")
     if not (state.config.spec.patched or state.config.spec.tiled):

@@ -17,3 +17,28 @@ def test_inputs_carry_guidance_only_for_guidance_distilled_models():
     dev = _inputs(FLUX_DEV_CONFIG, (2, 3), "cpu", text_tokens=7, dtype=torch.bfloat16)
     assert dev["guidance"].dtype == torch.bfloat16 and dev["hidden_states"].shape == (1, 6, 64)
     assert dev["txt_ids"].shape == (7, 3) and dev["img_ids"].dtype == torch.float32
+
+
+def test_bench_reports_fast_resdit_per_phase_and_as_a_generation_with_predictions():
+    from conftest import tiny_flux
+
+    from resdit.bench import bench
+
+    rows = bench(tiny_flux(), (4, 4), scales=(2,), steps=7, repeats=1, memory=False, progress=False, text_tokens=3)
+    kinds = {(r["mode"], r["phase"]) for r in rows}
+    assert {("resdit_fast", "fused"), ("resdit_fast", "generation"), ("resdit", "generation")} <= kinds
+    fast = next(r for r in rows if r["mode"] == "resdit_fast" and r["phase"] == "fused")
+    full = next(r for r in rows if r["mode"] == "resdit" and r["phase"] == "fused")
+    assert fast["predicted_ratio"] < full["predicted_ratio"]  # the FLOP model sees the pooled global branch
+    assert all(r["predicted_ratio_time"] > 0 and r["seconds"] > 0 for r in rows)
+
+
+def test_compose_builds_generations_along_the_schedule():
+    from resdit.bench import compose
+
+    step = {("direct", "all"): 1.0, ("resdit", "global"): 1.0, ("resdit", "fused"): 2.0, ("resdit", "local"): 0.5,
+            ("resdit_fast", "fused"): 0.25, ("scaled_pe", "all"): 1.0}
+    whole = compose(step, base_step=0.1, steps=35, strength=0.6)
+    assert whole["direct"] == 35 and whole["resdit"] == 10 * 1.0 + 10 * 2.0 + 15 * 0.5
+    assert whole["resdit_fast"] == 10 * 1.0 + 10 * 0.25 + 15 * 0.5
+    assert whole["two_stage"] == 35 * 0.1 + 21 * 1.0

@@ -166,3 +166,44 @@ def test_local_branch_is_stock_attention_on_each_window_with_its_own_indices(tra
                  for w in windows]
     torch.testing.assert_close(image_out, torch.cat([s[0] for s in stock], 1), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(text_out, (stock[0][1] + stock[1][1]) / 2, atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- fast ResDiT
+def test_pooling_factor_one_is_full_resdit_bit_for_bit(transformer):
+    inputs = flux_inputs((16, 12))
+    for step in (0, 15, 30):
+        full = _run(transformer, inputs, step=step, mode="resdit")
+        assert torch.equal(_run(transformer, inputs, step=step, mode="resdit_fast", global_pool=1), full)
+        assert torch.equal(_run(transformer, inputs, step=step, mode="resdit", global_pool=1), full)
+    fused = _run(transformer, inputs, step=15, mode="resdit")
+    assert not torch.equal(_run(transformer, inputs, step=15, mode="resdit_fast"), fused)  # pooling does something
+    assert torch.equal(_run(transformer, inputs, step=0, mode="resdit_fast"), _run(transformer, inputs, step=0,
+                                                                                    mode="resdit"))  # fused phase only
+
+
+def test_pooled_blocks_sit_at_their_tokens_centres_and_upsampling_is_exact_on_smooth_grids():
+    from resdit.plan import pool_grid, unpool_grid
+
+    grid = (8, 10)
+    r, c = _mesh(*grid)
+    ramp = (r + 2 * c)[None, :, None]  # [1, 80, 1], linear in the position
+    pooled = pool_grid(ramp, grid, 2)
+    block_r, block_c = _mesh(4, 5, 2.0, 2.0)
+    torch.testing.assert_close(pooled[0, :, 0], (block_r + 0.5) + 2 * (block_c + 0.5))  # the blocks' mean positions
+    back = unpool_grid(pooled, grid, 2)[0, :, 0].reshape(grid)
+    torch.testing.assert_close(back[1:-1, 1:-1], ramp[0, :, 0].reshape(grid)[1:-1, 1:-1])  # bilinear: exact inside
+    odd = pool_grid(torch.ones(1, 7 * 5, 3), (7, 5), 2)  # partial edge blocks average what they hold
+    assert odd.shape == (1, 4 * 3, 3) and torch.equal(odd, torch.ones_like(odd))
+
+
+def test_block_keys_carry_the_attention_mass_of_their_tokens(transformer):
+    """With every image token's key equal within its block, the count bias makes pooled attention equal full
+    attention: the pooled plan's key bias is log(tokens per block)."""
+    from resdit.plan import build_plan
+
+    plan = build_plan(ResDiTConfig(mode="resdit_fast"), transformer.pos_embed, (5, 6), (4, 4), torch.zeros(3, 3),
+                      16, "cpu")
+    bias = plan.pooled.key_bias
+    assert plan.pooled.grid == (3, 3) and torch.equal(bias[:3], torch.zeros(3))
+    expected = torch.tensor([[2 * 2, 2 * 2, 2 * 2], [2 * 2, 2 * 2, 2 * 2], [1 * 2, 1 * 2, 1 * 2]], dtype=torch.float32)
+    torch.testing.assert_close(bias[3:], expected.reshape(-1).log())

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from resdit.cost import TimeModel, attention_flops, generation_flops, linear_flops, step_flops, step_rows
+from resdit.cost import TimeModel, attention_flops, generation_flops, linear_flops, step_flops, step_parts, step_rows
 
 # A tiny config counted by hand: d = 2 x 4 = 8, one dual and one single block.
 CFG = dict(num_layers=1, num_single_layers=1, attention_head_dim=4, num_attention_heads=2, in_channels=4,
@@ -78,3 +78,13 @@ def test_step_flops_match_torchs_flop_counter_on_a_real_forward():
                     model(**flux_inputs(grid))
             left_out.add(counter.get_total_flops() - step_flops(cfg, grid, (16, 16), 5, phase))
     assert len(left_out) == 1 and 0 < left_out.pop() < 1e5  # one constant, tiny against ~1e8-1e9 FLOPs
+
+
+def test_pooling_divides_the_fused_global_attention_by_the_blocks():
+    grid, base, t = (16, 16), (4, 4), 3
+    full = step_parts(CFG, grid, base, t, "fused")
+    pooled = step_parts(CFG, grid, base, t, "fused", pool=2)
+    local = step_parts(CFG, grid, base, t, "local")
+    assert pooled[0] == full[0]  # projections still run on every token
+    assert pooled[1] == attention_flops(CFG, t + 8 * 8) + local[1]  # 64 blocks + the local windows
+    assert step_parts(CFG, base, base, t, "fused", pool=2) == step_parts(CFG, base, base, t, "fused")  # at base
