@@ -21,10 +21,11 @@ CONDITIONS = {
 
 
 def run_interventions(pipe, prompt: str, scale: float, steps: int = 20, seed: int = 0,
-                      proportional_attention: bool = False, mu="base", base_size=None) -> dict[str, np.ndarray]:
+                      proportional_attention: bool | None = None, mu="base", base_size=None) -> dict[str, np.ndarray]:
     """Images ``[3, H, W]`` per condition; all conditions share one noise sample (resized for (a)).
 
-    ``mu="base"`` runs every condition with the base size's scheduler shift (None: the pipeline's)."""
+    ``mu="base"`` runs every condition with the base size's scheduler shift (``"pipeline"``: the pipeline's);
+    ``proportional_attention`` None keeps each mode's own default."""
     from resdit.loading import base_size_of
 
     base = base_size_of(pipe, base_size)
@@ -51,3 +52,19 @@ def index_grids(grid: tuple[int, int], base: tuple[int, int]) -> dict[str, np.nd
         "(c) scaled": scaled_ids(grid, base).numpy(),
         "(d)/(e) per-patch": patch_ids(part).numpy(),
     }
+
+
+def generate_variants(pipe, prompt: str, variants: list[dict], height: int, width: int, steps: int = 20,
+                      seed: int = 0, base_size=None, **common) -> list[np.ndarray]:
+    """One image ``[3, H, W]`` per :class:`ResDiTConfig` keyword set in ``variants`` (on top of ``common``), all
+    from the same noise: the static counterpart of the generation sliders (cutoff x sigma, phase lengths)."""
+    from resdit.loading import base_size_of
+
+    base = base_size_of(pipe, base_size)
+    toy = hasattr(pipe, "card")
+    out = []
+    for variant in variants:
+        noise = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(seed)) if toy else None
+        cfg = ResDiTConfig(base_size=base, **{"mode": "resdit", **common, **variant})
+        out.append(generate(pipe, prompt, cfg, height, width, steps, seed=seed, latents=noise)[0].float().numpy())
+    return out

@@ -16,11 +16,14 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def record_numbers(**numbers) -> dict:
-    """Show ``numbers`` in the notebook's output under :data:`NUMBERS_MIME` (and as text)."""
+    """Record ``numbers`` in the notebook's output under :data:`NUMBERS_MIME` only: readers (tests, the report's
+    index) get them from there; the notebook prints what a person reads, once."""
     from IPython.display import display
 
-    clean = json.loads(json.dumps(numbers, default=float))
-    display({NUMBERS_MIME: clean, "text/plain": json.dumps(clean, indent=1)}, raw=True)
+    from resdit.io import finite_or_none
+
+    clean = json.loads(json.dumps(finite_or_none(numbers), default=float))
+    display({NUMBERS_MIME: clean, "text/html": "<!-- resdit numbers -->"}, raw=True)  # nothing shown twice
     return clean
 
 
@@ -66,12 +69,99 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
             (out / f"{nb.stem}.html").write_text(body)
         rows.append((nb.stem, status))
         print(f"{nb.name}: {status}", flush=True)
-    links = "\n".join(f'<li><a href="{name}.html">{name}</a>: {status}</li>' for name, status in rows)
-    (out / "index.html").write_text(f"<html><body><h1>resdit report{' (smoke)' if smoke else ''}</h1>"
-                                    f"<ul>{links}</ul></body></html>")
+    (out / "index.html").write_text(index_page(out, rows, smoke))
     if failures:
         print(f"notebooks that failed: {', '.join(failures)}", file=sys.stderr)
     return len(failures)
+
+
+KEY_FIGURE_TAG = "key-figure"
+
+
+def key_figure(notebook: dict) -> str | None:
+    """The first PNG of the cell tagged ``key-figure`` (else of any cell), base64."""
+    cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    tagged = [c for c in cells if KEY_FIGURE_TAG in c.get("metadata", {}).get("tags", [])]
+    for cell in tagged + cells:
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png:
+                return png if isinstance(png, str) else "".join(png)
+    return None
+
+
+def settings(notebook: dict) -> dict:
+    """The parameters a notebook ran with: its parameters cell, with what papermill injected on top."""
+    import ast
+
+    values = {}
+    for cell in notebook["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            for node in ast.parse("".join(cell["source"])).body:
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                    try:
+                        values[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        pass
+    values.update(notebook.get("metadata", {}).get("papermill", {}).get("parameters", {}))
+    return values
+
+
+def _model_line(values: dict) -> str:
+    if values.get("MODEL"):
+        return f"model {values['MODEL']}"
+    from resdit.loading import peek
+
+    info = peek(None)
+    return f"the shipped toy model (toy world {info.world})"
+
+
+def _numbers_html(numbers: dict, limit: int = 12) -> str:
+    import html
+
+    rows = []
+    for key, value in list(numbers.items())[:limit]:
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:8])
+            shown += " ..." if len(value) > 8 else ""
+        else:
+            shown = _short(value)
+        rows.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(shown)}</td></tr>")
+    return f"<table>{''.join(rows)}</table>" if rows else "<p>(no numbers recorded)</p>"
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_short(v) for v in value[:6]) + (", ...]" if len(value) > 6 else "]")
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:4]) + "}"
+    return str(value)
+
+
+def index_page(out: Path, rows: list[tuple[str, str]], smoke: bool) -> str:
+    """Each notebook's key figure, key numbers and the settings that produced them, with a link."""
+    import html
+
+    sections = []
+    for name, status in rows:
+        path = out / f"{name}.ipynb"
+        nb = json.loads(path.read_text()) if path.exists() else {"cells": []}
+        png = key_figure(nb)
+        values = settings(nb)
+        shown = {k: v for k, v in values.items() if k not in ("FIGURES",)}
+        settings_line = f"{_model_line(values)}; " + ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        if values.get("SMOKE"):
+            settings_line += " (smoke: the notebook's SMOKE branch shortens steps and sizes; its numbers say which)"
+        settings_line = html.escape(settings_line)
+        figure = f'<img src="data:image/png;base64,{png}" style="max-width:900px">' if png else "<p>(no figure)</p>"
+        sections.append(f'<section><h2><a href="{name}.html">{html.escape(name)}</a>: {html.escape(status)}</h2>'
+                        f"<p><small>{settings_line}</small></p>{figure}"
+                        f"<h3>key numbers</h3>{_numbers_html(read_numbers(path) if path.exists() else {})}</section>")
+    title = f"resdit report{' (smoke)' if smoke else ''}"
+    return (f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1>"
+            + "".join(sections) + "</body></html>")
 
 
 def main(args) -> int:

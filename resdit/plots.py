@@ -125,3 +125,36 @@ def spectra_figure(spectra: dict[str, np.ndarray], cutoff_mask: np.ndarray | Non
         ax.set_ylabel("f_y")
     fig.tight_layout()
     return fig
+
+
+def probe_maps_figure(cache, layer: int, step: int, image=None, branches=("global", "local")):
+    """Every probe's attention (mean over heads) at one layer and step, one column per branch, over the image.
+
+    The static counterpart of the attention explorer widget: rows are probes, each panel the probe's attention
+    over image keys (colour) on the generated image (grey), the probe marked with a cross.
+    """
+    plt = _plt()
+    meta = cache.meta
+    grid, text_len, probes = tuple(meta["grid"]), meta["text_len"], meta["probes"]
+    present = [b for b in branches if any(k[0] == f"{cache.layers[layer]}.probs" and k[1] == step and k[3] == b
+                                          for k in cache.entries)]
+    fig, axes = plt.subplots(len(probes), len(present), figsize=(2.6 * len(present), 2.4 * len(probes)),
+                             squeeze=False)
+    backdrop = None if image is None else to_hwc(image).mean(-1)
+    for j, branch in enumerate(present):
+        probs = cache.get("probs", layer, step=step, branch=branch)[0].float().mean(0).numpy()  # [probes, keys]
+        for i, probe in enumerate(probes):
+            ax = axes[i, j]
+            amap = probe_map(probs[i], grid, text_len)
+            extent = (0, grid[1], grid[0], 0)
+            if backdrop is not None:
+                ax.imshow(backdrop, cmap="gray", extent=extent, interpolation="nearest")
+            ax.imshow(amap, cmap="magma", alpha=0.75 if backdrop is not None else 1.0, extent=extent)
+            r, c = _probe_rc(probe, grid)
+            ax.scatter([c + 0.5], [r + 0.5], marker="x", color="cyan")
+            ax.set_title(f"{branch}, probe {tuple(probe) if not isinstance(probe, int) else probe}\n"
+                         f"text mass {probs[i, :text_len].sum():.2f}", fontsize=7)
+            ax.axis("off")
+    fig.suptitle(f"{cache.layers[layer]}, step {step}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -40,6 +40,34 @@ def test_report_renders_every_notebook_with_images(report):
     assert all(name in (report / "index.html").read_text() for name in (nb.stem for nb in notebooks()))
 
 
+def _figures(html: str) -> int:
+    return html.count("data:image/png")
+
+
+def test_report_shows_without_a_kernel_what_the_widgets_explore(report):
+    """Static counterparts of every widget: attention maps per probe and branch (04), the slider grids and
+    spectra (02); the index shows one key figure per notebook with its numbers and settings."""
+    assert _figures((report / "04_attention_explorer.html").read_text()) >= 4
+    assert _figures((report / "02_resdit_generation.html").read_text()) >= 5
+    index = (report / "index.html").read_text()
+    assert _figures(index) == len(notebooks())
+    assert index.count("key numbers") == len(notebooks()) and "shipped toy model" in index
+
+
+def test_notebook_outputs_carry_no_library_warnings_and_numbers_once(report):
+    for nb in notebooks():
+        executed = json.loads((report / nb.name).read_text())
+        for cell in executed["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+                assert out.get("name") != "stderr", (nb.name, text[:200])
+                assert "Warning" not in text and "[transformers]" not in text, (nb.name, text[:200])
+                if "application/vnd.resdit.numbers+json" in out.get("data", {}):
+                    assert "text/plain" not in out["data"]  # recorded for readers, not printed a second time
+        html = (report / f"{nb.stem}.html").read_text()
+        assert "[transformers]" not in html and "UserWarning" not in html and "FutureWarning" not in html
+
+
 def test_intervention_numbers_match_the_study_scores(report):
     from analysis.scoring import score_case
 
