@@ -41,6 +41,9 @@ CONDITIONS: dict[str, dict] = {
     "scaled_pe+pa@pipeline_shift": dict(mode="scaled_pe", proportional_attention=True, shift="pipeline"),
     "resdit+fuse_to_end+pa@pipeline_shift": dict(mode="resdit", local_steps=0, proportional_attention=True,
                                                  shift="pipeline"),
+    # Exactly ResDiTConfig(mode=...)'s defaults, whatever they are when the study runs.
+    "resdit@defaults": dict(mode="resdit"),
+    "resdit_fast@defaults": dict(mode="resdit_fast"),
     # Phases at the base schedule's noise levels of the paper's steps 10 and 20 of 35 (instead of step counts).
     "resdit@sigma": dict(mode="resdit", proportional_attention=False, phase_by="sigma"),
     "resdit+pa@sigma": dict(mode="resdit", proportional_attention=True, phase_by="sigma"),

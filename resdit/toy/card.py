@@ -33,13 +33,24 @@ def plot_loss(model_dir: Path) -> Path:
     return path
 
 
-def _table(rows: list[dict]) -> str:
-    lines = ["| scale | size | mode | proportional attention | accuracy | correct / n | objects per image |",
-             "|---|---|---|---|---|---|---|"]
+WORLD_TEXT = {
+    "v1": "one object (10 % of scenes: two) of 3 shapes x 4 colours x 2 pixel-period textures at one of 9 places, "
+          "radius 0.13-0.18 of the canvas, on smooth dark backgrounds",
+    "v2": "one object (10 % of scenes: two) of 3 shapes x 4 colours x 2 pixel-period textures (stripes 4 px, "
+          "checks 5 px); 60 % of prompts name one of 9 places (radius 0.16-0.34 of the canvas), the rest none "
+          "(radius 0.16-1.2 anywhere: close-ups larger than the canvas, crops); grounds plain or with a "
+          "fixed-pixel-period texture (tiles 8 px, waves 6 px), named in 60 % of prompts",
+}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown rows of ``resdit eval-toy`` results (``model`` column when rows carry one: v1 vs v2)."""
+    lines = ["| model | scale | size | mode | proportional attention | shift | accuracy | correct / n | objects per image |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['scale']:g}x | {r['size'][0]}x{r['size'][1]} | {r['mode']} | "
-                     f"{'on' if r['proportional_attention'] else 'off'} | {r['accuracy']:.2f} | "
-                     f"{r['correct']}/{r['n']} | {r['mean_count']:.2f} |")
+        lines.append(f"| {r.get('model', '')} | {r['scale']:g}x | {r['size'][0]}x{r['size'][1]} | {r['mode']} | "
+                     f"{'on' if r['proportional_attention'] else 'off'} | {r.get('mu', 'pipeline')} | "
+                     f"{r['accuracy']:.2f} | {r['correct']}/{r['n']} | {r['mean_count']:.2f} |")
     return "\n".join(lines)
 
 
@@ -52,9 +63,10 @@ def write_card(model_dir: str | Path, evaluation: list[dict], notes: str = "") -
     text = f"""# resdit toy FLUX
 
 A `diffusers.FluxTransformer2DModel` of {card['parameters'] / 1e6:.2f} M parameters (with its toy text encoder),
-trained by `resdit train-toy --steps {train['steps']} --seed {train['seed']}` on procedural scenes
-(`resdit.toy.world`): one object (10 % of scenes: two) of 3 shapes x 4 colours x 2 pixel-period textures at
-one of 9 places, on smooth dark backgrounds. RGB pixels stand in for latents (FLUX's 2x2 packing: 2 px per token).
+trained by `resdit train-toy --steps {train['steps']} --seed {train['seed']} --world {card.get('world', 'v1')}
+--threads {train['threads']}` on procedural scenes
+(toy world {card.get('world', 'v1')}, `resdit.toy.world`): {WORLD_TEXT[card.get('world', 'v1')]}. RGB pixels stand in
+for latents (FLUX's 2x2 packing: 2 px per token).
 
 * **Base size**: {card['base_size_px'][0]}x{card['base_size_px'][1]} px = {card['base_size_px'][0] // 2}x{card['base_size_px'][1] // 2} tokens, the largest canvas seen in training.
 * **Training sizes**: every side in {card['min_side_px']}..{card['base_size_px'][0]} px (even); half the batches square,
@@ -62,7 +74,7 @@ one of 9 places, on smooth dark backgrounds. RGB pixels stand in for latents (FL
 * **Objective**: rectified flow (velocity `noise - x0`), logit-normal timesteps shifted by FLUX's
   resolution rule (toy constants: 64 tokens -> mu 0.5, 256 tokens -> mu 1.15); AdamW lr {train['lr']},
   batch {train['batch']}, {train['steps']} steps, cosine decay, EMA {train['ema']} (shipped weights are the EMA).
-* **Training time**: {card['train_minutes']} min on a 2-core CPU (2 threads).
+* **Training time**: {card['train_minutes']} min on a 2-core CPU ({train['threads']} thread(s)).
 * **Transformer config**: `{json.dumps(card['transformer'])}`
 * **Written**: {_dt.date.today().isoformat()}
 
@@ -74,7 +86,7 @@ Accuracy = fraction of samples with exactly one object of the prompted colour wh
 prompted 3x3 cell, measured from the image by colour segmentation (`resdit.toy.world.prompt_correct`);
 objects per image = blobs of the prompted colour. Square canvases, Euler sampling, seeds 0..n-1.
 
-{_table(evaluation)}
+{table(evaluation)}
 
 {notes}
 """
