@@ -76,3 +76,72 @@ def test_tokenizer_rejects_unknown_words_with_the_vocabulary():
 def test_prompt_round_trips_through_the_parser():
     scene = random_scene(np.random.default_rng(5), p_two=1.0)
     assert parse_prompt(scene.prompt).prompt == scene.prompt
+
+
+# ------------------------------------------------------------------------------------- toy world v2
+def test_v1_prompts_mean_the_same_in_v2_and_v1_scenes_render_as_before():
+    v1, v2 = parse_prompt("a red striped circle at top left", "v1"), parse_prompt("a red striped circle at top left", "v2")
+    assert (v1.objects[0].place, v1.objects[0].cell) == (v2.objects[0].place, v2.objects[0].cell)
+    assert v1.ground == v2.ground == "plain"
+    import math
+
+    rng = np.random.default_rng(0)
+    scene = random_scene(rng)  # the v1 sampler, unchanged: radius in v1's range, always a place
+    assert scene.world == "v1" and scene.objects[0].place is not None and 0.13 <= scene.objects[0].radius <= 0.18
+    out = render(scene, 32, 32)
+    assert out.image.dtype == np.float32 and not math.isnan(float(out.image.sum()))
+
+
+def test_v2_grammar_leaves_place_and_ground_optional_and_refuses_misplaced_grounds():
+    scene = parse_prompt("a blue checkered square on tiles", "v2")
+    assert scene.objects[0].place is None and scene.ground == "tiles" and scene.prompt.endswith("on tiles")
+    two = parse_prompt("a red striped circle at top left and a green checkered square at right on waves", "v2")
+    assert len(two.objects) == 2 and two.ground == "waves"
+    for bad in ("a red striped circle on tiles at top left", "a red striped circle on carpet",
+                "a red striped circle and a blue striped square"):
+        with pytest.raises(PromptError):
+            parse_prompt(bad, "v2")
+    with pytest.raises(PromptError, match="needs a place"):
+        parse_prompt("a red striped circle", "v1")
+
+
+def test_v2_scenes_hold_close_ups_larger_than_the_canvas_and_textured_grounds():
+    rng = np.random.default_rng(1)
+    scenes = [random_scene(rng, 0.1, "v2") for _ in range(400)]
+    free = [o for s in scenes for o in s.objects if o.place is None]
+    assert len(free) > 100 and max(o.radius for o in free) > 0.8  # close-ups: crops of an object
+    covered = [render(s, 32, 32).masks[0].mean() for s in scenes if s.objects[0].radius > 0.8]
+    assert max(covered) > 0.95  # some canvases are all object: a window of a large object is in distribution
+    assert {s.ground for s in scenes} == {"plain", "tiles", "waves"}
+    assert 0.3 < np.mean([s.ground_named for s in scenes]) < 0.9
+    assert 0.45 < np.mean([s.objects[0].place is not None for s in scenes]) < 0.8
+
+
+def test_v2_textures_show_at_least_three_periods_across_a_typical_object_at_the_base_size():
+    from resdit.toy.world import WORLDS, texture_period
+
+    diameter = 2 * WORLDS["v2"].canonical_radius * 32
+    assert all(diameter / texture_period(t, "v2") >= 3 for t in ("striped", "checkered"))
+    assert texture_period("striped", "v1") == 4.0  # v1 unchanged
+
+
+def test_grounds_have_a_fixed_pixel_period_at_any_size():
+    from resdit.toy.world import GROUND_PERIOD_PX
+
+    scene = parse_prompt("a red striped circle at top left on waves", "v2")
+    for size in (32, 96):
+        image = render(scene, size, size).image.mean(0)
+        column = image[:, -4] - image[:, -4].mean()  # right edge: ground only
+        spectrum = np.abs(np.fft.rfft(column, n=960)) ** 2
+        period = 960 / (np.argmax(spectrum[1:]) + 1)
+        assert period == pytest.approx(GROUND_PERIOD_PX["waves"], rel=0.08)
+
+
+def test_a_v1_text_encoder_refuses_words_it_never_saw():
+    from resdit.toy.text import tokenize
+    from resdit.toy.world import VOCABULARY_V1
+
+    with pytest.raises(ValueError, match="trained without the words"):
+        tokenize(["a red striped circle at top left on tiles"], vocab_size=len(VOCABULARY_V1), world="v2")
+    ids = tokenize(["a red striped circle at top left"], vocab_size=len(VOCABULARY_V1))
+    assert int(ids.max()) < len(VOCABULARY_V1)
