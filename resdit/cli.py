@@ -148,11 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train-toy", help="train the toy model (resumable)")
     t.add_argument("--out", default="runs/toy", help="run folder (checkpoint; the model lands in OUT/model)")
-    t.add_argument("--steps", type=positive_int, default=4000, help="optimiser steps (fixes the LR schedule)")
+    t.add_argument("--steps", type=positive_int, default=5000,
+                   help="optimiser steps (fixes the LR schedule; the shipped v2 model: 5000, v1: 4000)")
     t.add_argument("--seed", type=int, default=0, help="seed of data, noise and initialisation")
     t.add_argument("--batch", type=positive_int, default=32, help="images per step")
-    t.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads (results depend on it)")
-    t.add_argument("--max-minutes", type=finite_float, default=60.0,
+    t.add_argument("--threads", type=positive_int, default=1,
+                   help="torch CPU threads (float sums, so the weights, depend on it; shipped v2: 1, v1: 2)")
+    t.add_argument("--max-minutes", type=finite_float, default=120.0,
                    help="stop (resumably) after this many minutes; run again to continue")
     t.add_argument("--world", choices=["v1", "v2"], default="v2",
                    help="toy world to train on (the shipped v1 weights: --world v1 --steps 4000)")
