@@ -22,7 +22,7 @@ import time
 import torch
 
 from .apply import enabled, set_step
-from .config import ResDiTConfig
+from .config import MODES, ResDiTConfig
 from .io import dumps_strict
 from .cost import TimeModel, generation_flops, step_flops, two_stage_steps
 from .schedule import FUSED, GLOBAL, LOCAL, phase_lengths
@@ -93,15 +93,13 @@ COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+
 
 
 def _cost_pool(key) -> int:
-    from .config import MODES
-
     return MODES[key[0]].global_pool if key[0] in MODES else 1
 
 
 def compose(step: dict, base_step: float, steps: int, strength: float) -> dict[str, float]:
     """Whole generations from per-step costs ``step[(mode, phase)]``: direct, ResDiT along its schedule, and
     two-stage (a base-size generation, then the re-noised steps at the target size with scaled PE)."""
-    g, f, loc = phase_lengths(steps)
+    g, f, loc = phase_lengths(steps, local_fraction=MODES["resdit"].local_fraction)
     return {"direct": steps * step["direct", "all"],
             "resdit": g * step["resdit", "global"] + f * step["resdit", "fused"] + loc * step["resdit", "local"],
             "resdit_fast": g * step["resdit", "global"] + f * step["resdit_fast", "fused"] + loc * step["resdit", "local"],

@@ -70,7 +70,7 @@ def check_generate_args(args) -> None:
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"--out {args.out!r}: use one of {sorted(IMAGE_SUFFIXES)} (the image format follows it).")
     if cfg.spec.schedule == "phased":
-        phase_lengths(args.steps, cfg.global_steps, cfg.local_steps)
+        phase_lengths(args.steps, cfg.global_steps, cfg.local_steps, cfg.local_fraction)
     info = peek(args.model)
     if info.family is not None:
         check_mode_for(info.family, args.mode)

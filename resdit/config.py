@@ -42,6 +42,8 @@ class ModeSpec:
         proportional_default: proportional attention when the config leaves it unset (None): on for
             ResDiT and its ablations (the first 2x study: fusing to the end 0.78 -> 0.94 correct with it),
             off for the intervention conditions, which must mean exactly their names.
+        local_fraction: the local-only phase's share of the steps when ``local_steps`` is not given
+            (the paper: 15 of 35; 0 fuses to the last step).
         global_pool: the fused phase's global branch runs on ``p x p``-pooled queries, keys and values and
             its output is upsampled (1: full resolution). PSF keeps only its frequencies up to the cutoff
             (0.1 cycles per token at 0.2), below the pooled grid's Nyquist limit for ``p <= 5``.
@@ -62,6 +64,7 @@ class ModeSpec:
     proportional: bool | None = None
     proportional_default: bool = False
     global_pool: int = 1
+    local_fraction: float = 15 / 35
     tiled: bool = False
     two_pass: str | None = None
 
@@ -253,6 +256,11 @@ class ResDiTConfig:
         if forced is not None:
             return forced
         return self.spec.proportional_default if self.proportional_attention is None else self.proportional_attention
+
+    @property
+    def local_fraction(self) -> float:
+        """The local-only phase's share of the steps when ``local_steps`` is None (the mode's own)."""
+        return self.spec.local_fraction
 
     @property
     def pool(self) -> int:

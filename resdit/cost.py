@@ -178,7 +178,7 @@ def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, s
         second = two_stage_steps(steps, strength) if spec.two_pass == "two_stage" else 0
         return first + second * step_flops(config, grid, base, text_len, GLOBAL)
     if spec.schedule == "phased":
-        counts = zip(phase_lengths(steps), (GLOBAL, FUSED, LOCAL))
+        counts = zip(phase_lengths(steps, local_fraction=spec.local_fraction), (GLOBAL, FUSED, LOCAL))
     else:
         counts = [(steps, GLOBAL if spec.schedule == "global" else LOCAL)]
     return sum(k * step_flops(config, grid, base, text_len, p, spec.windows, spec.global_pool) for k, p in counts)

@@ -25,8 +25,10 @@ def round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: int | None = None) -> tuple[int, int, int]:
-    """``(global, fused, local)`` step counts for ``num_steps`` steps.
+def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: int | None = None,
+                  local_fraction: float = DEFAULT_LOCAL_FRACTION) -> tuple[int, int, int]:
+    """``(global, fused, local)`` step counts for ``num_steps`` steps (``local_fraction``: the local phase's share
+    when ``local_steps`` is None).
 
     Raises:
         ResDiTConfigError: if the explicit phases are longer than the step count.
@@ -34,7 +36,7 @@ def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: 
     if num_steps < 1:
         raise ResDiTConfigError(f"num_steps={num_steps} must be >= 1.")
     g = round_half_up(num_steps * DEFAULT_GLOBAL_FRACTION) if global_steps is None else global_steps
-    loc = round_half_up(num_steps * DEFAULT_LOCAL_FRACTION) if local_steps is None else local_steps
+    loc = round_half_up(num_steps * local_fraction) if local_steps is None else local_steps
     if g + loc > num_steps:
         raise ResDiTConfigError(
             f"global_steps={g} + local_steps={loc} is longer than the {num_steps} denoising steps; "
@@ -43,17 +45,20 @@ def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: 
     return g, num_steps - g - loc, loc
 
 
-def phase_at(step: int, num_steps: int, global_steps: int | None = None, local_steps: int | None = None) -> str:
+def phase_at(step: int, num_steps: int, global_steps: int | None = None, local_steps: int | None = None,
+             local_fraction: float = DEFAULT_LOCAL_FRACTION) -> str:
     """The phase (``"global"``, ``"fused"`` or ``"local"``) of step ``step`` (0-based)."""
     if not 0 <= step < num_steps:
         raise ResDiTConfigError(f"step {step} is outside 0..{num_steps - 1}.")
-    g, f, _ = phase_lengths(num_steps, global_steps, local_steps)
+    g, f, _ = phase_lengths(num_steps, global_steps, local_steps, local_fraction)
     return GLOBAL if step < g else FUSED if step < g + f else LOCAL
 
 
-def reference_steps(global_steps: int | None = None, local_steps: int | None = None) -> tuple[int, int]:
-    """Indices of the first fused and the first local step on the paper's 35-step schedule (10 and 20)."""
-    g, _, loc = phase_lengths(REFERENCE_STEPS, global_steps, local_steps)
+def reference_steps(global_steps: int | None = None, local_steps: int | None = None,
+                    local_fraction: float = DEFAULT_LOCAL_FRACTION) -> tuple[int, int]:
+    """Indices of the first fused and the first local step on the paper's 35-step schedule (10 and 20; the
+    second is 35, past the end, when there is no local phase)."""
+    g, _, loc = phase_lengths(REFERENCE_STEPS, global_steps, local_steps, local_fraction)
     return g, REFERENCE_STEPS - loc
 
 

@@ -38,8 +38,8 @@ def sigma_boundaries(scheduler, base_grid: tuple[int, int], config: ResDiTConfig
     if getattr(fresh.config, "use_dynamic_shifting", False):
         kwargs["mu"] = base_shift(fresh, base_grid)
     fresh.set_timesteps(sigmas=np.linspace(1.0, 1 / REFERENCE_STEPS, REFERENCE_STEPS), **kwargs)
-    first_fused, first_local = reference_steps(config.global_steps, config.local_steps)
-    sigmas = fresh.sigmas
+    first_fused, first_local = reference_steps(config.global_steps, config.local_steps, config.local_fraction)
+    sigmas = fresh.sigmas  # REFERENCE_STEPS + 1 values: the last is 0, so no local phase when first_local = 35
     return float(sigmas[first_fused]), float(sigmas[first_local])
 
 

@@ -124,8 +124,9 @@ class ResDiTState:
                 f"Mode {self.config.mode!r} follows the denoising steps, but this transformer has no scheduler. "
                 "Pass scheduler= to apply_resdit, apply it to the pipeline, or call resdit.set_step(model, i, T)."
             )
-        phase_lengths(self.num_steps, self.config.global_steps, self.config.local_steps)  # clear error first
-        return phase_at(self.step, self.num_steps, self.config.global_steps, self.config.local_steps)
+        c = self.config
+        phase_lengths(self.num_steps, c.global_steps, c.local_steps, c.local_fraction)  # clear error first
+        return phase_at(self.step, self.num_steps, c.global_steps, c.local_steps, c.local_fraction)
 
 
 def grid_from_ids(img_ids: torch.Tensor, image_tokens: int) -> tuple[int, int]:

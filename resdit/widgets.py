@@ -81,7 +81,7 @@ class GenerationExplorer:
         w = _widgets()
         self.pipe, self.prompt, self.steps, self.seed, self.mu = pipe, prompt, steps, seed, mu
         default = ResDiTConfig(mode="resdit")  # the sliders start at resdit's own defaults
-        g, _, loc = phase_lengths(steps, default.global_steps, default.local_steps)
+        g, _, loc = phase_lengths(steps, default.global_steps, default.local_steps, default.local_fraction)
         self.controls = {
             "scale": w.SelectionSlider(options=list(scales), value=2.0 if 2.0 in scales else scales[0],
                                        description="scale"),
