@@ -14,7 +14,7 @@ CONDITIONS: dict[str, dict] = {
     "scaled_pe": dict(proportional_attention=False, mode="scaled_pe"),  # (c)
     "patch_pe": dict(proportional_attention=False, mode="patch_pe"),  # (d)
     "patch_pe_local": dict(proportional_attention=False, mode="patch_pe_local"),  # (e)
-    "resdit": dict(proportional_attention=False, mode="resdit"),
+    "resdit": dict(proportional_attention=False, mode="resdit_paper"),  # the paper's method as specified
     "resdit_no_pes": dict(proportional_attention=False, mode="resdit_no_pes"),
     "resdit_no_pipe": dict(proportional_attention=False, mode="resdit_no_pipe"),
     "resdit_no_psf": dict(proportional_attention=False, mode="resdit_no_psf"),
@@ -29,24 +29,24 @@ CONDITIONS: dict[str, dict] = {
     "two_stage": dict(proportional_attention=False, mode="two_stage"),
     "upscale": dict(proportional_attention=False, mode="upscale"),
     "scaled_pe+pa": dict(mode="scaled_pe", proportional_attention=True),
-    "resdit+pa": dict(mode="resdit", proportional_attention=True),
+    "resdit+pa": dict(mode="resdit_paper", proportional_attention=True),
     # Beyond the paper: fuse until the last step (no local-only phase), so the global branch keeps
     # the low frequencies that the local-only phase lets drift window by window (seams).
-    "resdit+fuse_to_end": dict(proportional_attention=False, mode="resdit", local_steps=0),
-    "resdit+fuse_to_end+pa": dict(mode="resdit", local_steps=0, proportional_attention=True),
+    "resdit+fuse_to_end": dict(proportional_attention=False, mode="resdit_paper", local_steps=0),
+    "resdit+fuse_to_end+pa": dict(mode="resdit_paper", local_steps=0, proportional_attention=True),
     # The scheduler shift as a factor: FLUX's own, linear in the token count and unclamped.
     "scaled_pe@pipeline_shift": dict(proportional_attention=False, mode="scaled_pe", shift="pipeline"),
-    "resdit@pipeline_shift": dict(proportional_attention=False, mode="resdit", shift="pipeline"),
+    "resdit@pipeline_shift": dict(proportional_attention=False, mode="resdit_paper", shift="pipeline"),
     # The toy model card's best 4x setting, and the proposed fix under the same shift.
     "scaled_pe+pa@pipeline_shift": dict(mode="scaled_pe", proportional_attention=True, shift="pipeline"),
-    "resdit+fuse_to_end+pa@pipeline_shift": dict(mode="resdit", local_steps=0, proportional_attention=True,
+    "resdit+fuse_to_end+pa@pipeline_shift": dict(mode="resdit_paper", local_steps=0, proportional_attention=True,
                                                  shift="pipeline"),
     # Exactly ResDiTConfig(mode=...)'s defaults, whatever they are when the study runs.
     "resdit@defaults": dict(mode="resdit"),
     "resdit_fast@defaults": dict(mode="resdit_fast"),
     # Phases at the base schedule's noise levels of the paper's steps 10 and 20 of 35 (instead of step counts).
-    "resdit@sigma": dict(mode="resdit", proportional_attention=False, phase_by="sigma"),
-    "resdit+pa@sigma": dict(mode="resdit", proportional_attention=True, phase_by="sigma"),
+    "resdit@sigma": dict(mode="resdit_paper", proportional_attention=False, phase_by="sigma"),
+    "resdit+pa@sigma": dict(mode="resdit_paper", proportional_attention=True, phase_by="sigma"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
 

@@ -49,7 +49,7 @@ def _phases(pipe, cfg, **call):
 
 
 def test_schedule_follows_the_pipeline_steps_also_under_cfg_and_recalls(pipe):
-    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit")
+    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit_paper")
     seen = _phases(pipe, cfg, steps=7, true_cfg_scale=2.0, negative_prompt="a dog")
     # 7 steps: 2 global, 2 fused, 3 local; every step calls the transformer twice (cond, uncond)
     expected = [(i, p) for i, p in enumerate(["global"] * 2 + ["fused"] * 2 + ["local"] * 3) for _ in range(2)]

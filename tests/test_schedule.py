@@ -63,8 +63,9 @@ def dev_pipe():
 def test_sigma_phases_equal_step_phases_on_the_papers_35_step_base_schedule(dev_pipe):
     from resdit import ResDiTConfig
 
-    by_sigma = _pipeline_phases(dev_pipe, ResDiTConfig(base_size=(16, 16), phase_by="sigma"), (16, 16), 35)
-    assert by_sigma == _pipeline_phases(dev_pipe, ResDiTConfig(base_size=(16, 16)), (16, 16), 35)
+    paper = dict(base_size=(16, 16), mode="resdit_paper")
+    by_sigma = _pipeline_phases(dev_pipe, ResDiTConfig(**paper, phase_by="sigma"), (16, 16), 35)
+    assert by_sigma == _pipeline_phases(dev_pipe, ResDiTConfig(base_size=(16, 16), mode="resdit_paper"), (16, 16), 35)
     assert by_sigma == ["global"] * 10 + ["fused"] * 10 + ["local"] * 15
 
 
@@ -78,7 +79,18 @@ def test_sigma_phases_switch_at_the_base_schedules_noise_levels(dev_pipe, steps,
     run_mu = base_mu if mu == "base" else 0.5 + (1.15 - 0.5) / (64 - 16) * (24 * 24 - 16)  # 3x: 24x24 tokens
     expected = ["global" if s > fused_from + 1e-5 else "local" if s <= local_from + 1e-5 else "fused"
                 for s in _flux_sigmas(steps, run_mu)]
-    cfg = ResDiTConfig(base_size=(16, 16), phase_by="sigma", mu=mu)
+    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit_paper", phase_by="sigma", mu=mu)
     assert _pipeline_phases(dev_pipe, cfg, (48, 48), steps) == expected
     if mu == "pipeline":  # the stock shift keeps sigma near 1 longer: more steps stay global than by count
         assert expected.count("global") > phase_lengths(steps)[0]
+
+
+def test_resdit_fuses_to_the_last_step_by_default_and_resdit_paper_keeps_the_papers_schedule():
+    from resdit import ResDiTConfig
+
+    for mode, expected in (("resdit", (10, 25, 0)), ("resdit_fast", (10, 25, 0)), ("resdit_paper", (10, 10, 15)),
+                           ("resdit_no_psf", (10, 10, 15))):
+        cfg = ResDiTConfig(mode=mode)
+        assert phase_lengths(35, cfg.global_steps, cfg.local_steps, cfg.local_fraction) == expected, mode
+    assert ResDiTConfig(mode="resdit").uses_proportional_attention
+    assert not ResDiTConfig(mode="resdit_paper").uses_proportional_attention
