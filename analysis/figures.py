@@ -78,7 +78,8 @@ def bench_plot(results: list[dict]):
     return fig
 
 
-SWEEP_CONDITIONS = ("direct", "scaled_pe", "scaled_pe+pa", "patch_pe_local", "resdit", "resdit+fuse_to_end+pa")
+SWEEP_CONDITIONS = ("direct", "scaled_pe", "scaled_pe+pa", "scaled_pe+pa@pipeline_shift", "patch_pe_local", "resdit",
+                    "resdit+fuse_to_end+pa", "resdit@defaults", "resdit_fast@defaults", "two_stage", "upscale")
 
 
 def sweep_points(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("correct", "detail")) -> dict:

@@ -24,6 +24,14 @@ CLAIMS = [
     ("Fusing to the last step (our fix) vs the paper's schedule: layout", "resdit+fuse_to_end", "resdit", "correct", +1),
     ("Fusing to the last step vs the paper's schedule: seams", "resdit+fuse_to_end", "resdit", "seam", -1),
     ("Proportional attention (scaled PE)", "scaled_pe+pa", "scaled_pe", "correct", +1),
+    # ResDiT with its defaults (proportional attention, fusion to the last step) against what it replaces.
+    ("ResDiT (defaults) vs the paper's schedule: layout", "resdit@defaults", "resdit", "correct", +1),
+    ("ResDiT (defaults) vs scaled PE: drawn-object detail", "resdit@defaults", "scaled_pe", "detail", +1),
+    ("ResDiT (defaults) vs scaled PE: ground detail", "resdit@defaults", "scaled_pe", "ground_detail", +1),
+    ("ResDiT (defaults) vs upscale: drawn-object detail", "resdit@defaults", "upscale", "detail", +1),
+    ("ResDiT (defaults) vs two-stage: drawn-object detail", "resdit@defaults", "two_stage", "detail", +1),
+    ("resdit_fast vs ResDiT (defaults): layout (0 = same)", "resdit_fast@defaults", "resdit@defaults", "correct", +1),
+    ("resdit_fast vs ResDiT (defaults): detail (0 = same)", "resdit_fast@defaults", "resdit@defaults", "detail", +1),
 ]
 
 
