@@ -39,6 +39,7 @@ def test_compose_builds_generations_along_the_schedule():
     step = {("direct", "all"): 1.0, ("resdit", "global"): 1.0, ("resdit", "fused"): 2.0, ("resdit", "local"): 0.5,
             ("resdit_fast", "fused"): 0.25, ("scaled_pe", "all"): 1.0}
     whole = compose(step, base_step=0.1, steps=35, strength=0.6)
-    assert whole["direct"] == 35 and whole["resdit"] == 10 * 1.0 + 10 * 2.0 + 15 * 0.5
-    assert whole["resdit_fast"] == 10 * 1.0 + 10 * 0.25 + 15 * 0.5
+    # resdit's default schedule: 10 global steps of 35, the other 25 fused (no local-only phase)
+    assert whole["direct"] == 35 and whole["resdit"] == 10 * 1.0 + 25 * 2.0
+    assert whole["resdit_fast"] == 10 * 1.0 + 25 * 0.25
     assert whole["two_stage"] == 35 * 0.1 + 21 * 1.0
