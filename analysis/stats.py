@@ -19,8 +19,9 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple
 def paired_difference(rows: list[dict], a: str, b: str, metric: str, scale: float, n_boot: int = 2000,
                       seed: int = 0) -> dict | None:
     """Mean of ``metric(a) - metric(b)`` over cases both ran (same prompt and seed), with a 95 %
-    bootstrap CI; None if they share no case."""
-    index = {(r["condition"], r["scale"], r["prompt_index"], r["seed"]): r[metric] for r in rows if metric in r}
+    bootstrap CI; None if they share no case. Undefined values (``null`` in the results file) are left out."""
+    index = {(r["condition"], r["scale"], r["prompt_index"], r["seed"]): float("nan") if r[metric] is None
+             else r[metric] for r in rows if metric in r}
     diffs = [index[a, scale, p, s] - index[b, scale, p, s] for (c, sc, p, s) in index
              if c == a and sc == scale and (b, scale, p, s) in index]
     diffs = np.array([d for d in diffs if np.isfinite(d)], dtype=float)

@@ -134,3 +134,12 @@ def test_seams_are_measured_on_the_conditions_own_window_borders():
     mop = score_case(image, "a red striped circle at top left", (32, 32), layout="mop")
     assert grid["seam"] > 10 and mop["seam"] < 2  # measured where the condition's windows meet
     assert grid["seam_mop"] == mop["seam_mop"] == mop["seam"]
+
+
+def test_paired_differences_leave_out_undefined_values_read_back_as_null():
+    from analysis.stats import paired_difference
+
+    rows = [{"condition": c, "scale": 2.0, "prompt_index": p, "seed": 0, "detail": v}
+            for c, p, v in (("a", 0, 0.5), ("b", 0, 0.25), ("a", 1, None), ("b", 1, 0.1), ("a", 2, 0.3), ("b", 2, 0.1))]
+    d = paired_difference(rows, "a", "b", "detail", 2.0)
+    assert d["n"] == 2 and d["mean"] == pytest.approx((0.25 + 0.2) / 2)
