@@ -31,10 +31,15 @@ def test_phases_compose_from_branches():
 
 def test_resdit_generation_is_the_schedule_weighted_sum():
     grid, base, t = (32, 32), (8, 8), 3
-    g, f, loc = 10, 10, 15
-    expected = sum(k * step_flops(CFG, grid, base, t, p) for k, p in ((g, "global"), (f, "fused"), (loc, "local")))
-    assert generation_flops(CFG, grid, base, t, "resdit", 35) == pytest.approx(expected)
-    assert generation_flops(CFG, grid, base, t, "resdit", 35) < generation_flops(CFG, grid, base, t, "direct", 35)
+
+    def weighted(g, f, loc, pool=1):
+        return sum(k * step_flops(CFG, grid, base, t, p, pool=pool)
+                   for k, p in ((g, "global"), (f, "fused"), (loc, "local")))
+
+    assert generation_flops(CFG, grid, base, t, "resdit_paper", 35) == pytest.approx(weighted(10, 10, 15))
+    assert generation_flops(CFG, grid, base, t, "resdit", 35) == pytest.approx(weighted(10, 25, 0))  # fuses to the end
+    assert generation_flops(CFG, grid, base, t, "resdit_fast", 35) == pytest.approx(weighted(10, 25, 0, pool=2))
+    assert generation_flops(CFG, grid, base, t, "resdit_paper", 35) < generation_flops(CFG, grid, base, t, "direct", 35)
 
 
 def test_rows_count_own_and_folded_tokens_per_block():
