@@ -58,6 +58,7 @@ def test_generation_explorer_regenerates_with_the_sliders():
     ex.controls["cutoff"].value = 1.41
     ex.update()
     assert not np.allclose(first, ex.last["image"])
+    ex.controls["local_steps"].value = 2
     ex.controls["global_steps"].value = 4  # with 2 local steps: longer than the 4 steps
     ex.update()
     assert "longer than" in ex.last["error"]
