@@ -167,9 +167,9 @@ class ResDiTConfig:
         proportional_attention: multiply the global branch's logits by
             ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
             Lumina-Next do, against attention dilution at high resolution. None (default): the
-            mode's own default (``ModeSpec.proportional_default``: on for ``resdit``, its ablations
-            and ``time_aware``, off elsewhere, so ``extrapolate`` and ``scaled_pe`` mean exactly their
-            names). It is the identity at or below the base size.
+            mode's own default (``ModeSpec.proportional_default``: on for ``resdit``, ``resdit_fast``
+            and ``time_aware``, off elsewhere, so ``resdit_paper``, its ablations, ``extrapolate`` and
+            ``scaled_pe`` mean exactly their names). It is the identity at or below the base size.
         mu: the scheduler shift (``mu``) of a pipeline whose scheduler shifts by resolution (FLUX's
             grows linearly and unclamped with the token count: every sigma but the last is ~1 at
             4096^2). ``"base"``: the shift the pipeline uses at the base size, as every training-free

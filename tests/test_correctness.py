@@ -196,9 +196,9 @@ def test_pooled_blocks_sit_at_their_tokens_centres_and_upsampling_is_exact_on_sm
     assert odd.shape == (1, 4 * 3, 3) and torch.equal(odd, torch.ones_like(odd))
 
 
-def test_block_keys_carry_the_attention_mass_of_their_tokens(transformer):
-    """With every image token's key equal within its block, the count bias makes pooled attention equal full
-    attention: the pooled plan's key bias is log(tokens per block)."""
+def test_block_keys_get_a_logit_bias_of_log_tokens_per_block(transformer):
+    """The pooled plan's key bias: 0 for text, log(tokens in the block) for each block (partial edge blocks
+    count what they hold), so a block key stands for the attention mass of its tokens."""
     from resdit.plan import build_plan
 
     plan = build_plan(ResDiTConfig(mode="resdit_fast"), transformer.pos_embed, (5, 6), (4, 4), torch.zeros(3, 3),
