@@ -2,6 +2,8 @@
 ground truth.
 
 * layout: object count (repetition), centre error, size ratio against the scaled ground truth;
+  coverage and fragments: how much of the prompted colour was drawn and in how many pieces (an object that
+  breaks up into specks below the object size counts 0 objects but is not gone);
 * detail, layout-free: texture-band energy inside the object the model *drew* (segmented by colour,
   wherever it is) relative to the exact render's, per pixel; ``detail_in_place`` reads the same band
   inside the *true* object mask (a crisp but misplaced object scores 0 there);
@@ -44,6 +46,30 @@ def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray, wo
     truth_area = truth_mask.mean()
     return LayoutScore(det.count, det.count == 1 and (obj.cell is None or cell_of(cx, cy) == obj.cell),
                        math.hypot(cx - obj.cx, cy - obj.cy), det.areas[k] / max(truth_area, 1e-12))
+
+
+#: the least pixels of a blob of the prompted colour counted as a fragment (specks of 1-3 px are noise)
+FRAGMENT_MIN_PIXELS = 4
+
+
+@dataclass
+class Coverage:
+    fragments: int  # blobs of the prompted colour of at least FRAGMENT_MIN_PIXELS, any size above that
+    coverage: float  # pixels of the prompted colour over the exact render's object pixels
+
+
+def colour_coverage(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray) -> Coverage:
+    """How much of the prompted colour was drawn, and in how many pieces, whatever the object count says.
+
+    ``detect`` counts blobs of at least a share of the world's smallest object; an object broken into specks
+    reads as 0 objects there, as if it had vanished. Here it reads as many fragments covering part of the true
+    object's area, and an object drawn too faint to pass the colour mask as coverage ~0."""
+    from scipy import ndimage
+
+    mask = ndimage.binary_closing(colour_mask(image, obj.colour), structure=np.ones((3, 3)), iterations=1)
+    labels, n = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    return Coverage(int((sizes >= FRAGMENT_MIN_PIXELS).sum()), float(mask.sum() / max(truth_mask.sum(), 1)))
 
 
 # ------------------------------------------------------------------------------------------ detail

@@ -237,7 +237,7 @@ def summarize(out: str | Path) -> dict:
         entry = {"condition": cond, "scale": scale, "n": len(rs), "size": rs[0]["size"],
                  "seconds_per_image": float(np.mean([r["seconds"] for r in rs]))}
         for m in METRICS:
-            vals = np.array([r[m] for r in rs], dtype=float)
+            vals = np.array([r.get(m, float("nan")) for r in rs], dtype=float)  # NaN: scored before metric m
             lo, hi = bootstrap_ci(vals)
             entry[m] = {"mean": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
                         "ci95": [lo, hi]}

@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="force proportional attention on or off (default: each mode's own)")
     e.add_argument("--mu", type=mu, default=None,
                    help="scheduler shift: 'base', 'pipeline' or a number (default: each mode's own)")
+    e.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)
 

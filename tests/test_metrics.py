@@ -136,3 +136,34 @@ def test_a_prompt_without_a_place_is_correct_with_one_object_anywhere():
     scene = _scene("a red checkered square")
     elsewhere = render(_scene("a red checkered square at top right"), 64, 64).image
     assert layout_score(elsewhere, scene.objects[0], render(scene, 64, 64).masks[0], "v2").correct
+
+
+def test_an_object_broken_into_specks_reads_as_fragments_not_as_gone():
+    from analysis.metrics import FRAGMENT_MIN_PIXELS, colour_coverage
+
+    scene = _scene("a red checkered square at center")
+    truth = render(scene, 128, 128)
+    obj = scene.objects[0]
+    whole = colour_coverage(truth.image, obj, truth.masks[0])
+    assert whole.fragments == 1 and whole.coverage == pytest.approx(1.0, abs=0.1)
+    # keep the object's pixels only on a sparse lattice of 3x3 specks: the object count drops to 0 ...
+    ys, xs = np.mgrid[:128, :128]
+    specks = (ys % 8 < 3) & (xs % 8 < 3)
+    broken = np.where(truth.masks[0] & ~specks, truth.image[:, :1, :1], truth.image)  # background colour
+    broken = np.where((truth.masks[0] & specks)[None], np.array([0.9, 0.1, 0.1])[:, None, None], broken)
+    assert layout_score(broken, obj, truth.masks[0], "v2").count == 0
+    # ... and coverage and fragments say what happened: many pieces, a fraction of the area
+    cover = colour_coverage(broken, obj, truth.masks[0])
+    assert cover.fragments > 10 and 0.05 < cover.coverage < 0.3
+    assert FRAGMENT_MIN_PIXELS <= 9  # a 3x3 speck counts
+
+
+def test_an_object_too_faint_for_its_colour_has_no_coverage():
+    from analysis.metrics import colour_coverage
+
+    scene = _scene("a blue striped circle at left")
+    truth = render(scene, 96, 96)
+    grey = truth.image.mean(0, keepdims=True)
+    faint = 0.8 * grey + 0.2 * truth.image  # the colour washed out towards grey
+    cover = colour_coverage(faint, scene.objects[0], truth.masks[0])
+    assert cover.coverage < 0.05 and cover.fragments == 0

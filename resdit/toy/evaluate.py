@@ -88,7 +88,7 @@ def evaluate_cli(args) -> int:
     from ..io import atomic_write
     from .pipeline import load_pipeline
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
                     mu=args.mu)
