@@ -45,7 +45,7 @@ def claims_table(out: str | Path, scales=(2.0, 4.0)) -> str:
         for scale in scales:
             d = paired_difference(rows, a, b, metric, scale)
             if d is None:
-                cells.append("not run")
+                cells.append(_missing(rows, a, b, scale))
                 continue
             lo, hi = d["ci95"]
             ends = (sign * lo, sign * hi)
@@ -53,6 +53,13 @@ def claims_table(out: str | Path, scales=(2.0, 4.0)) -> str:
             cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}: {verdict}")
         lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _missing(rows: list[dict], a: str, b: str, scale: float) -> str:
+    """Why a paired difference has no value: a condition was not run at this scale, or both ran and no pair has
+    the metric defined (e.g. drawn-object detail where one of them drew nothing of the prompted colour)."""
+    ran = {(r["condition"], r["scale"]) for r in rows}
+    return "no pair defined" if (a, scale) in ran and (b, scale) in ran else "not run"
 
 
 BASELINES = ("scaled_pe", "ntk", "time_aware", "dype", "tiling", "tiling_gaussian", "two_stage", "upscale")
@@ -73,7 +80,7 @@ def baselines_table(out: str | Path, reference: str = "resdit", scales=(2.0, 4.0
         for scale in scales:
             for metric in metrics:
                 d = paired_difference(rows, reference, base, metric, scale)
-                cells.append("not run" if d is None else
+                cells.append(_missing(rows, reference, base, scale) if d is None else
                              f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
         for scale in scales:
             a, b = seconds.get((reference, scale)), seconds.get((base, scale))

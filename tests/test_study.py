@@ -91,11 +91,14 @@ def test_baselines_table_pairs_cases_and_reports_seconds(tmp_path):
         rows.append(dict(condition="resdit", scale=2.0, prompt_index=p, seed=0, correct=1.0, detail=0.5, seconds=2.0))
         rows.append(dict(condition="ntk", scale=2.0, prompt_index=p, seed=0, correct=float(p % 2), detail=0.5,
                          seconds=1.0))
+        rows.append(dict(condition="dype", scale=2.0, prompt_index=p, seed=0, correct=0.0, detail=None, seconds=1.0))
     (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    table = baselines_table(tmp_path, scales=(2.0, 4.0), baselines=("ntk", "tiling"))
+    table = baselines_table(tmp_path, scales=(2.0, 4.0), baselines=("ntk", "tiling", "dype"))
     ntk = next(line for line in table.splitlines() if line.startswith("| ntk"))
     assert "+0.50 [" in ntk and "+0.00 [+0.00, +0.00]" in ntk and "2.0 vs 1.0" in ntk
     assert "not run" in next(line for line in table.splitlines() if line.startswith("| tiling"))
+    dype = next(line for line in table.splitlines() if line.startswith("| dype")).split(" | ")
+    assert dype[2] == "no pair defined" and dype[3] == "not run"  # ran at 2x but drew nothing; not run at 4x
 
 
 def test_rescoring_a_stored_study_reproduces_its_results_and_summary(tiny_toy, tmp_path):
