@@ -48,6 +48,15 @@ def layout_score(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray, wo
                        math.hypot(cx - obj.cx, cy - obj.cy), det.areas[k] / max(truth_area, 1e-12))
 
 
+def _colour_blobs(image: np.ndarray, colour: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mask, labels, sizes)`` of the blobs of ``colour`` (the colour mask closed by 3x3, as ``detect`` does)."""
+    from scipy import ndimage
+
+    mask = ndimage.binary_closing(colour_mask(image, colour), structure=np.ones((3, 3)), iterations=1)
+    labels, n = ndimage.label(mask)
+    return mask, labels, np.bincount(labels.ravel(), minlength=n + 1)[1:]
+
+
 #: the least pixels of a blob of the prompted colour counted as a fragment (specks of 1-3 px are noise)
 FRAGMENT_MIN_PIXELS = 4
 
@@ -64,11 +73,7 @@ def colour_coverage(image: np.ndarray, obj: SceneObject, truth_mask: np.ndarray)
     ``detect`` counts blobs of at least a share of the world's smallest object; an object broken into specks
     reads as 0 objects there, as if it had vanished. Here it reads as many fragments covering part of the true
     object's area, and an object drawn too faint to pass the colour mask as coverage ~0."""
-    from scipy import ndimage
-
-    mask = ndimage.binary_closing(colour_mask(image, obj.colour), structure=np.ones((3, 3)), iterations=1)
-    labels, n = ndimage.label(mask)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    mask, _, sizes = _colour_blobs(image, obj.colour)
     return Coverage(int((sizes >= FRAGMENT_MIN_PIXELS).sum()), float(mask.sum() / max(truth_mask.sum(), 1)))
 
 
@@ -110,13 +115,9 @@ def band_energy(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: flo
 
 def drawn_mask(image: np.ndarray, colour: str, min_pixels: int = 12) -> np.ndarray | None:
     """The largest blob of ``colour`` in ``image``: the object the model drew, wherever it is (None if none)."""
-    from scipy import ndimage
-
-    mask = ndimage.binary_closing(colour_mask(image, colour), structure=np.ones((3, 3)), iterations=1)
-    labels, n = ndimage.label(mask)
-    if n == 0:
+    _, labels, sizes = _colour_blobs(image, colour)
+    if len(sizes) == 0:
         return None
-    sizes = ndimage.sum(mask, labels, range(1, n + 1))
     k = int(np.argmax(sizes))
     return labels == k + 1 if sizes[k] >= min_pixels else None
 

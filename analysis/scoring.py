@@ -8,11 +8,11 @@ from resdit.geometry import grid_starts, window_starts
 from resdit.toy.world import parse_prompt
 from resdit.toy.world import texture_period as world_texture_period
 
-from .metrics import (border_lines, colour_coverage, detail_score, drawn_detail, ground_detail, layout_score, noise_score, seam_score,
-                      texture_period, truth)
+from .metrics import (border_lines, colour_coverage, detail_score, drawn_detail, ground_detail, layout_score,
+                      noise_score, seam_score, texture_period, truth)
 
-METRICS = ("correct", "count", "centre_error", "size_ratio", "fragments", "coverage", "detail", "detail_in_place", "noise", "ground_detail",
-           "period_error", "seam", "seam_mop")
+METRICS = ("correct", "count", "centre_error", "size_ratio", "fragments", "coverage", "detail", "detail_in_place",
+           "noise", "ground_detail", "period_error", "seam", "seam_mop")
 
 
 def window_borders(layout: str, size_px: int, base_px: int, px: int) -> list[int]:
@@ -46,7 +46,8 @@ def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: st
     cover = colour_coverage(image, obj, masks[0])
     return {
         "correct": float(lay.correct), "count": lay.count, "centre_error": lay.centre_error,
-        "size_ratio": lay.size_ratio, "fragments": cover.fragments, "coverage": cover.coverage, "detail": drawn_detail(image, gt, obj, masks[0], world),
+        "size_ratio": lay.size_ratio, "fragments": cover.fragments, "coverage": cover.coverage,
+        "detail": drawn_detail(image, gt, obj, masks[0], world),
         "detail_in_place": detail_score(image, gt, obj, masks[0], world), "noise": noise_score(image, gt),
         "ground_detail": ground_detail(image, gt, scene, masks),
         "period_error": abs(period - stripe) / stripe, "seam": seam(layout), "seam_mop": seam("mop"),
