@@ -24,6 +24,10 @@ CLAIMS = [
     ("Fusing to the last step (our fix) vs the paper's schedule: layout", "resdit+fuse_to_end", "resdit", "correct", +1),
     ("Fusing to the last step vs the paper's schedule: seams", "resdit+fuse_to_end", "resdit", "seam", -1),
     ("Proportional attention (scaled PE)", "scaled_pe+pa", "scaled_pe", "correct", +1),
+    ("Proportional attention inside ResDiT (the paper's schedule)", "resdit+pa", "resdit", "correct", +1),
+    # The phases placed in noise level (phase_by="sigma") against the paper's step fractions.
+    ("Phases in noise level vs in steps: layout", "resdit@sigma", "resdit", "correct", +1),
+    ("Phases in noise level vs in steps, proportional attention: layout", "resdit+pa@sigma", "resdit+pa", "correct", +1),
     # ResDiT with its defaults (proportional attention, fusion to the last step) against what it replaces.
     ("ResDiT (defaults) vs the paper's schedule: layout", "resdit@defaults", "resdit", "correct", +1),
     ("ResDiT (defaults) vs scaled PE: drawn-object detail", "resdit@defaults", "scaled_pe", "detail", +1),
