@@ -1,0 +1,37 @@
+"""The attention-dilution measurement (analysis/dilution.py) on a tiny untrained toy pipeline."""
+
+import pytest
+import torch
+
+from analysis.dilution import attention_dilution, table
+from resdit.toy.model import build_scheduler, build_text_encoder, build_transformer
+from resdit.toy.pipeline import ToyFluxPipeline
+
+
+@pytest.fixture(scope="module")
+def rows():
+    torch.manual_seed(0)
+    pipe = ToyFluxPipeline(build_transformer(num_layers=1, num_single_layers=1).eval(), build_text_encoder().eval(),
+                           build_scheduler(), {"base_size_px": [16, 16]})
+    pipe.set_progress_bar_config(disable=True)
+    return attention_dilution(pipe, scales=(1.0, 2.0), prompts=2, steps=3, record_steps=(0, 2), progress=False)
+
+
+def test_base_size_is_the_reference_and_proportional_attention_is_identity_there(rows):
+    off, on = (r for r in rows if r["scale"] == 1.0)
+    assert off["tokens"] == 1 and off["spread"] == {0: 1.0, 2: 1.0}
+    assert on["entropy"] == pytest.approx(off["entropy"], abs=1e-5)  # the logit factor is 1 at the base size
+
+
+def test_more_tokens_spread_attention_and_proportional_attention_sharpens_it(rows):
+    off, on = (r for r in rows if r["scale"] == 2.0)
+    assert off["tokens"] == 4
+    for step in (0, 2):
+        assert off["spread"][step] > 1.5  # an untrained model attends almost uniformly: spread near the token ratio
+        assert on["entropy"][step] < off["entropy"][step] - 0.05  # softmax of scaled logits has lower entropy
+    assert "| 2x | on | 4 |" in table(rows)
+
+
+def test_record_steps_must_fall_inside_the_run():
+    with pytest.raises(ValueError, match="below steps"):
+        attention_dilution(None, record_steps=(0, 20), steps=20)
