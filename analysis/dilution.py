@@ -35,6 +35,8 @@ def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: in
     ``tokens`` relative to the base size (same prompts and noise as the study's seed 0)."""
     if any(s >= steps for s in record_steps):
         raise ValueError(f"record_steps {list(record_steps)} must be below steps={steps}.")
+    if 1.0 not in scales:
+        raise ValueError(f"scales {list(scales)} must include 1: every spread is relative to the base size.")
     base = tuple(pipe.base_size)
     texts = evaluation_prompts(prompts, seed=0, world=pipe.world)
     rows = []
@@ -61,10 +63,10 @@ def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: in
 
 def _relative(rows: list[dict]) -> None:
     """Add ``tokens`` (over the base size's) and ``spread`` (exp of the entropy over the base size's) per step."""
-    ref = next((r for r in rows if r["scale"] == 1.0 and r["proportional_attention"] == "off"), None)
+    ref = next(r for r in rows if r["scale"] == 1.0 and r["proportional_attention"] == "off")
     for r in rows:
-        r["tokens"] = math.prod(r["grid"]) / math.prod(ref["grid"]) if ref and r["grid"] else None
-        r["spread"] = {s: math.exp(e - ref["entropy"][s]) for s, e in r["entropy"].items()} if ref else None
+        r["tokens"] = math.prod(r["grid"]) / math.prod(ref["grid"])
+        r["spread"] = {s: math.exp(e - ref["entropy"][s]) for s, e in r["entropy"].items()}
 
 
 def table(rows: list[dict]) -> str:
@@ -90,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--record-steps", type=int, nargs="+", default=[0, 3, 6])
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
-    if 1.0 not in args.scales:
-        p.error("--scales must include 1 (the reference every spread is relative to).")
     if args.threads:
         torch.set_num_threads(args.threads)
     from resdit.toy import load_pipeline

@@ -32,6 +32,8 @@ def test_more_tokens_spread_attention_and_proportional_attention_sharpens_it(row
     assert "| 2x | on | 4 |" in table(rows)
 
 
-def test_record_steps_must_fall_inside_the_run():
+def test_bad_requests_fail_before_any_generation():
     with pytest.raises(ValueError, match="below steps"):
         attention_dilution(None, record_steps=(0, 20), steps=20)
+    with pytest.raises(ValueError, match="must include 1"):
+        attention_dilution(None, scales=(2.0, 4.0))
