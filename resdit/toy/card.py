@@ -84,7 +84,8 @@ for latents (FLUX's 2x2 packing: 2 px per token).
 
 Accuracy = fraction of samples with exactly one object of the prompted colour whose centre lies in the
 prompted 3x3 cell, measured from the image by colour segmentation (`resdit.toy.world.prompt_correct`);
-objects per image = blobs of the prompted colour. Square canvases, Euler sampling, seeds 0..n-1.
+objects per image = blobs of the prompted colour. Square canvases, Euler sampling; prompts shuffled and noise
+seeded by `eval-toy --seed` (sample i: seed + i), 0 unless the notes below say otherwise.
 
 {table(evaluation)}
 
