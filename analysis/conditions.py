@@ -47,6 +47,10 @@ CONDITIONS: dict[str, dict] = {
     # Phases at the base schedule's noise levels of the paper's steps 10 and 20 of 35 (instead of step counts).
     "resdit@sigma": dict(mode="resdit_paper", proportional_attention=False, phase_by="sigma"),
     "resdit+pa@sigma": dict(mode="resdit_paper", proportional_attention=True, phase_by="sigma"),
+    # ResDiT's defaults with a longer global-only phase: until the noise level of step 16 or 21 of the paper's 35
+    # (10 or 12 of 20 at the base size's shift; the defaults' 10 of 35 is 6 of 20 either way).
+    "resdit@global_16of35": dict(mode="resdit", phase_by="sigma", global_steps=16),
+    "resdit@global_21of35": dict(mode="resdit", phase_by="sigma", global_steps=21),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
 

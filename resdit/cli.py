@@ -63,14 +63,11 @@ def check_generate_args(args) -> None:
     Raises:
         ResDiTConfigError / ModelLoadError / ValueError: with a message that says what to change.
     """
-    from .schedule import phase_lengths
-
     cfg = config_from_args(args, None)  # option ranges
     suffix = Path(args.out).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"--out {args.out!r}: use one of {sorted(IMAGE_SUFFIXES)} (the image format follows it).")
-    if cfg.spec.schedule == "phased":
-        phase_lengths(args.steps, cfg.global_steps, cfg.local_steps, cfg.local_fraction)
+    cfg.check_steps(args.steps)
     info = peek(args.model)
     if info.family is not None:
         check_mode_for(info.family, args.mode)

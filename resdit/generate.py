@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from .apply import enabled
 from .config import ResDiTConfig, ResDiTConfigError
-from .schedule import phase_lengths
 
 
 def _noise(shape, seed: int, device) -> torch.Tensor:
@@ -62,8 +61,7 @@ def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_in
 
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
         raise ResDiTConfigError(f"num_inference_steps={num_inference_steps!r} must be a whole number >= 1.")
-    if config.spec.schedule == "phased":
-        phase_lengths(num_inference_steps, config.global_steps, config.local_steps, config.local_fraction)
+    config.check_steps(num_inference_steps)
     check_request(config, None, height, width, pixels_per_token(pipe))  # before any denoising
     spec = config.spec
     generator = None if seed is None else torch.Generator().manual_seed(seed)

@@ -94,3 +94,25 @@ def test_resdit_fuses_to_the_last_step_by_default_and_resdit_paper_keeps_the_pap
         assert phase_lengths(35, cfg.global_steps, cfg.local_steps, cfg.local_fraction) == expected, mode
     assert ResDiTConfig(mode="resdit").uses_proportional_attention
     assert not ResDiTConfig(mode="resdit_paper").uses_proportional_attention
+
+
+def test_sigma_phases_count_the_papers_35_steps_so_they_fit_runs_with_fewer(dev_pipe):
+    """global_steps=21 of the paper's 35 is a noise level, valid for a 6-step run; as a step count it is not."""
+    import torch
+
+    import resdit
+    from resdit import ResDiTConfig
+
+    by_sigma = ResDiTConfig(base_size=(16, 16), mode="resdit", phase_by="sigma", global_steps=21)
+    by_sigma.check_steps(6)
+    with pytest.raises(ResDiTConfigError, match="longer than the 6 denoising steps"):
+        ResDiTConfig(base_size=(16, 16), mode="resdit", global_steps=21).check_steps(6)
+    seen = []
+    handle = dev_pipe.transformer.register_forward_hook(
+        lambda module, *a: seen.append(resdit.apply.get_state(module).phase))
+    try:
+        image = resdit.generate(dev_pipe, "a cat", by_sigma, 32, 32, 6, max_sequence_length=48)
+    finally:
+        handle.remove()
+    assert image.shape == (1, 3, 32, 32) and torch.isfinite(image).all()
+    assert seen[0] == "global" and "fused" in seen and "local" not in seen
