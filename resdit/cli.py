@@ -19,6 +19,7 @@ from pathlib import Path
 from .args import Parser, chunk, finite_float, mu, non_negative_int, positive_int, size
 from .config import MODES, ResDiTConfig, ResDiTConfigError, check_mode_for, check_size
 from .loading import ModelLoadError, base_size_of, load_any_pipeline, peek
+from .schedule import check_steps
 
 #: entry-point group through which other packages add subcommands (``analysis`` adds ``study`` and ``report``)
 COMMANDS_GROUP = "resdit.commands"
@@ -67,7 +68,7 @@ def check_generate_args(args) -> None:
     suffix = Path(args.out).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"--out {args.out!r}: use one of {sorted(IMAGE_SUFFIXES)} (the image format follows it).")
-    cfg.check_steps(args.steps)
+    check_steps(cfg, args.steps)
     info = peek(args.model)
     if info.family is not None:
         check_mode_for(info.family, args.mode)

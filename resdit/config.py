@@ -254,14 +254,6 @@ class ResDiTConfig:
     def spec(self) -> ModeSpec:
         return MODES[self.mode]
 
-    def check_steps(self, num_steps: int) -> None:
-        """Raise :class:`ResDiTConfigError` now if a phased schedule does not fit ``num_steps`` steps. With
-        ``phase_by="sigma"`` the phases count the paper's 35 steps (checked on construction) and fit any count."""
-        from .schedule import phase_lengths
-
-        if self.spec.schedule == "phased" and self.phase_by == "steps":
-            phase_lengths(num_steps, self.global_steps, self.local_steps, self.local_fraction)
-
     @property
     def uses_proportional_attention(self) -> bool:
         forced = self.spec.proportional

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .apply import enabled
 from .config import ResDiTConfig, ResDiTConfigError
+from .schedule import check_steps
 
 
 def _noise(shape, seed: int, device) -> torch.Tensor:
@@ -61,7 +62,7 @@ def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_in
 
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
         raise ResDiTConfigError(f"num_inference_steps={num_inference_steps!r} must be a whole number >= 1.")
-    config.check_steps(num_inference_steps)
+    check_steps(config, num_inference_steps)
     check_request(config, None, height, width, pixels_per_token(pipe))  # before any denoising
     spec = config.spec
     generator = None if seed is None else torch.Generator().manual_seed(seed)

@@ -45,6 +45,14 @@ def phase_lengths(num_steps: int, global_steps: int | None = None, local_steps: 
     return g, num_steps - g - loc, loc
 
 
+def check_steps(config, num_steps: int) -> None:
+    """Raise :class:`ResDiTConfigError` now if a :class:`ResDiTConfig`'s phased schedule does not fit ``num_steps``
+    steps. With ``phase_by="sigma"`` the phases count the paper's 35 steps (checked on construction) and fit any
+    step count."""
+    if config.spec.schedule == "phased" and config.phase_by == "steps":
+        phase_lengths(num_steps, config.global_steps, config.local_steps, config.local_fraction)
+
+
 def phase_at(step: int, num_steps: int, global_steps: int | None = None, local_steps: int | None = None,
              local_fraction: float = DEFAULT_LOCAL_FRACTION) -> str:
     """The phase (``"global"``, ``"fused"`` or ``"local"``) of step ``step`` (0-based)."""

@@ -102,11 +102,12 @@ def test_sigma_phases_count_the_papers_35_steps_so_they_fit_runs_with_fewer(dev_
 
     import resdit
     from resdit import ResDiTConfig
+    from resdit.schedule import check_steps
 
     by_sigma = ResDiTConfig(base_size=(16, 16), mode="resdit", phase_by="sigma", global_steps=21)
-    by_sigma.check_steps(6)
+    check_steps(by_sigma, 6)
     with pytest.raises(ResDiTConfigError, match="longer than the 6 denoising steps"):
-        ResDiTConfig(base_size=(16, 16), mode="resdit", global_steps=21).check_steps(6)
+        check_steps(ResDiTConfig(base_size=(16, 16), mode="resdit", global_steps=21), 6)
     seen = []
     handle = dev_pipe.transformer.register_forward_hook(
         lambda module, *a: seen.append(resdit.apply.get_state(module).phase))
