@@ -22,9 +22,10 @@ import torch
 
 import resdit
 from resdit.io import atomic_write, dumps_strict
-from resdit.toy.evaluate import evaluation_prompts
+from resdit.toy.evaluate import canvas_size, evaluation_prompts
 
 from .conditions import condition_config
+from .study import case_noise
 
 SETTINGS = {"off": "scaled_pe", "on": "scaled_pe+pa"}  # proportional attention -> study condition
 
@@ -41,8 +42,8 @@ def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: in
     texts = evaluation_prompts(prompts, seed=0, world=pipe.world)
     rows = []
     for scale in scales:
-        h, w = (2 * int(round(s * scale / 2)) for s in base)
-        noise = torch.stack([torch.randn(3, h, w, generator=torch.Generator().manual_seed(p)) for p in range(prompts)])
+        h, w = canvas_size(base, scale)
+        noise = torch.stack([case_noise(p, 0, h, w) for p in range(prompts)])
         for pa, cond in SETTINGS.items():
             config = condition_config(cond, base)
             with resdit.enabled(pipe, config), resdit.record(pipe, points=["entropy"], steps=list(record_steps)) as cache:

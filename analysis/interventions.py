@@ -8,6 +8,7 @@ import torch
 from resdit import ResDiTConfig, generate
 from resdit.geometry import WindowPartition
 from resdit.positions import extrapolated_ids, patch_ids, scaled_ids
+from resdit.toy.evaluate import canvas_size
 
 # label -> (mode, generated at the base size?)
 CONDITIONS = {
@@ -29,7 +30,7 @@ def run_interventions(pipe, prompt: str, scale: float, steps: int = 20, seed: in
     from resdit.loading import base_size_of
 
     base = base_size_of(pipe, base_size)
-    h, w = (2 * int(round(s * scale / 2)) for s in base)
+    h, w = canvas_size(base, scale)
     toy = hasattr(pipe, "card")  # toy noise is pixels; FLUX pipelines draw their own latents from the seed
     noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed)) if toy else None
     out = {}

@@ -24,7 +24,7 @@ import torch
 
 from resdit import MODES, generate
 from resdit.io import atomic_write, dumps_strict
-from resdit.toy.evaluate import evaluation_prompts
+from resdit.toy.evaluate import canvas_size, evaluation_prompts
 from resdit.toy.world import parse_prompt
 
 from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config
@@ -45,6 +45,11 @@ class StudyConfig:
     shard: tuple[int, int] = (0, 1)
     batch: int = 16
     shift: str = "base"  # "base": every condition uses the base size's shift; "pipeline": the pipeline's own
+
+
+def case_noise(prompt: int, seed: int, height: int, width: int) -> torch.Tensor:
+    """The toy pipeline's noise ``[3, H, W]`` for one case (prompt index, seed), the same whatever the batching."""
+    return torch.randn(3, height, width, generator=torch.Generator().manual_seed(1000 * seed + prompt))
 
 
 def case_key(condition: str, scale: float, prompt: int, seed: int) -> str:
@@ -97,7 +102,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
     prompts = evaluation_prompts(cfg.prompts, seed=0, world=toy_world)
     groups = [g for i, g in enumerate(_groups(cfg)) if i % shards == rank]
     for cond, scale in groups:
-        h, w = (2 * int(round(s * scale / 2)) for s in base)
+        h, w = canvas_size(base, scale)
         todo = [(p, s) for p in range(len(prompts)) for s in range(cfg.seeds)
                 if case_key(cond, scale, p, s) not in rows]
         if not todo:
@@ -106,8 +111,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
         started = time.perf_counter()
         for lo in range(0, len(todo), cfg.batch):
             chunk = todo[lo:lo + cfg.batch]
-            noise = torch.stack([torch.randn(3, h, w, generator=torch.Generator().manual_seed(1000 * s + p))
-                                 for p, s in chunk])
+            noise = torch.stack([case_noise(p, s, h, w) for p, s in chunk])
             t0 = time.perf_counter()
             images = generate(pipe, [prompts[p] for p, _ in chunk], rc, h, w, cfg.steps, latents=noise).numpy()
             per_image = (time.perf_counter() - t0) / len(chunk)

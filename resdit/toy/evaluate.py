@@ -15,6 +15,12 @@ from ..io import dumps_strict
 from .world import COLOURS, GROUNDS, PLACES, SHAPES, TEXTURES, SceneObject, detect, parse_prompt, prompt_correct
 
 
+def canvas_size(base, scale: float) -> tuple[int, int]:
+    """``(height, width)``: ``scale`` x the base size, rounded to even pixels (FLUX packs 2x2 latent patches)."""
+    h, w = (2 * int(round(s * scale / 2)) for s in base)
+    return h, w
+
+
 def evaluation_prompts(n: int, seed: int = 0, world: str | None = None) -> list[str]:
     """``n`` single-object prompts, balanced over places and colours, shuffled by ``seed``. In toy world v2 they
     alternate between the textured grounds (``on tiles``, ``on waves``), so ground detail can be read."""
@@ -68,7 +74,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     base = pipe.base_size
     rows = []
     for scale in scales:
-        h, w = (2 * int(round(s * scale / 2)) for s in base)
+        h, w = canvas_size(base, scale)
         for mode in modes:
             start = time.perf_counter()
             cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention, mu=mu)
