@@ -29,6 +29,8 @@ def add_study(sub) -> None:
     s.add_argument("--shard", default=None, help="i/n: run every n-th group starting at i")
     s.add_argument("--smoke", action="store_true", help="2 prompts, 1 seed, 6 steps, scale 2, core conditions")
     s.add_argument("--summarize", action="store_true", help="merge shard results and write summary.json")
+    s.add_argument("--allow-mixed", action="store_true",
+                   help="summarize rows of different commits or models together (the summary lists each source)")
     s.set_defaults(func=_study)
 
 

@@ -22,6 +22,7 @@ import torch
 
 import resdit
 from resdit.io import atomic_write, dumps_strict
+from resdit.provenance import provenance
 from resdit.toy.evaluate import canvas_size, evaluation_prompts
 
 from .conditions import condition_config
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows)
     print(text)
     with atomic_write(args.out) as f:
-        f.write(dumps_strict({"rows": rows, "table": text}, indent=1) + "\n")
+        made_by = provenance(model=args.model, config=vars(args) | {"out": str(args.out)},
+                             seeds={"noise": "analysis.study.case_noise(prompt, seed=0, ...)"})
+        f.write(dumps_strict({"provenance": made_by, "rows": rows, "table": text}, indent=1) + "\n")
     return 0
 
 

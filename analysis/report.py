@@ -22,6 +22,9 @@ def record_numbers(**numbers) -> dict:
 
     from resdit.io import finite_or_none
 
+    from resdit.provenance import provenance
+
+    numbers = {**numbers, "provenance": provenance(argv=numbers.pop("argv", None))}
     clean = json.loads(json.dumps(finite_or_none(numbers), default=float))
     display({NUMBERS_MIME: clean, "text/html": "<!-- resdit numbers -->"}, raw=True)  # nothing shown twice
     return clean
@@ -120,6 +123,8 @@ def _numbers_html(numbers: dict, limit: int = 12) -> str:
     import html
 
     rows = []
+    prov = numbers.get("provenance") or {}
+    numbers = {k: v for k, v in numbers.items() if k != "provenance"}
     for key, value in list(numbers.items())[:limit]:
         if isinstance(value, dict):
             shown = ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:8])
@@ -127,7 +132,10 @@ def _numbers_html(numbers: dict, limit: int = 12) -> str:
         else:
             shown = _short(value)
         rows.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(shown)}</td></tr>")
-    return f"<table>{''.join(rows)}</table>" if rows else "<p>(no numbers recorded)</p>"
+    made_by = (f"<p><small>made by commit {html.escape(str(prov.get('commit')))}"
+               f"{' (uncommitted changes)' if prov.get('dirty') else ''}, model {html.escape(str(prov.get('model_id')))}"
+               f", torch {html.escape(str(prov.get('versions', {}).get('torch')))}</small></p>") if prov else ""
+    return (f"<table>{''.join(rows)}</table>" if rows else "<p>(no numbers recorded)</p>") + made_by
 
 
 def _short(value) -> str:

@@ -24,6 +24,7 @@ import torch
 
 from resdit import MODES, generate
 from resdit.io import atomic_write, dumps_strict
+from resdit.provenance import provenance, source_key
 from resdit.toy.evaluate import canvas_size, evaluation_prompts
 from resdit.toy.world import parse_prompt
 
@@ -108,6 +109,12 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
         if not todo:
             continue
         rc = condition_config(cond, base, cfg.shift)
+        made_by = provenance(config=rc, model=cfg.model, device="cpu",
+                             seeds={"prompts": cfg.prompts, "seeds": cfg.seeds, "prompt_seed": 0,
+                                    "noise": "torch.Generator().manual_seed(1000 * seed + prompt_index)"})
+        made_by["study"] = {"scales": list(cfg.scales), "prompts": cfg.prompts, "seeds": cfg.seeds,
+                            "steps": cfg.steps, "conditions": list(cfg.conditions), "shift": cfg.shift,
+                            "shard": list(cfg.shard), "batch": cfg.batch, "threads": torch.get_num_threads()}
         started = time.perf_counter()
         for lo in range(0, len(todo), cfg.batch):
             chunk = todo[lo:lo + cfg.batch]
@@ -123,7 +130,7 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
                     "key": case_key(cond, scale, p, s), "condition": cond, "scale": scale, "prompt": prompts[p],
                     "prompt_index": p, "seed": s, "size": [h, w], "base": list(base), "steps": cfg.steps,
                     "seconds": per_image, "world": toy_world,
-                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world)}
+                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world), "provenance": made_by}
             _write(path, rows)
         if progress:
             done = [r for r in rows.values() if r["condition"] == cond and r["scale"] == scale]
@@ -173,7 +180,7 @@ def load_images(out: str | Path, cond: str, scale: float) -> dict[str, np.ndarra
         return {k: stored[k].astype(np.float32) / 255.0 for k in stored.files}
 
 
-def rescore(out: str | Path, progress: bool = True) -> dict:
+def rescore(out: str | Path, progress: bool = True, allow_mixed: bool = False) -> dict:
     """Recompute every per-image metric and the KID features from the stored images, then the summary.
 
     Cases whose image was not kept (studies run before images were stored) keep their recorded values;
@@ -203,7 +210,7 @@ def rescore(out: str | Path, progress: bool = True) -> dict:
     _write(path, rows)
     if progress:
         print(f"rescored {redone} cases from stored images; kept the recorded values of {kept}", flush=True)
-    return summarize(out)
+    return summarize(out, allow_mixed)
 
 
 def _kid_scores(out: Path, cond: str, scale: float, rs: list[dict], base) -> dict:
@@ -223,12 +230,42 @@ def _kid_scores(out: Path, cond: str, scale: float, rs: list[dict], base) -> dic
     return {"kid": kid(full, ref_full), "patch_kid": kid(patch, ref_patch)}
 
 
-def summarize(out: str | Path) -> dict:
-    """Merge shard files into ``results.jsonl`` and write ``summary.json``."""
+class MixedStudyError(ValueError):
+    """Rows of different commits or models in one study folder."""
+
+
+def sources(rows) -> list[dict]:
+    """The distinct (commit, dirty tree, model) that made the rows, with their row counts and commands."""
+    found: dict[tuple, dict] = {}
+    for r in rows:
+        prov = r.get("provenance")
+        entry = found.setdefault(source_key(prov), {
+            "commit": prov.get("commit") if prov else None, "dirty": prov.get("dirty") if prov else None,
+            "model_id": prov.get("model_id") if prov else None, "recorded": bool(prov), "rows": 0, "commands": []})
+        entry["rows"] += 1
+        if prov and prov.get("command") and prov["command"] not in entry["commands"]:
+            entry["commands"].append(prov["command"])
+    return list(found.values())
+
+
+def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
+    """Merge shard files into ``results.jsonl`` and write ``summary.json``.
+
+    Raises:
+        MixedStudyError: if the rows were made by more than one commit (or a dirty tree) or model, unless
+            ``allow_mixed``; the summary then lists every source.
+    """
     out = Path(out)
     rows: dict[str, dict] = {}
     for path in sorted(out.glob("results*.jsonl")):
         rows.update(_load(path))
+    made_by = sources(rows.values())
+    if len(made_by) > 1 and not allow_mixed:
+        listed = "; ".join(f"{s['rows']} rows from commit {s['commit']}{' (dirty)' if s['dirty'] else ''}, model "
+                           f"{s['model_id']}" if s["recorded"] else f"{s['rows']} rows without provenance"
+                           for s in made_by)
+        raise MixedStudyError(f"{out} mixes rows of {len(made_by)} sources ({listed}); rerun them from one commit "
+                              "and model, or pass --allow-mixed to summarize them together (the summary lists each).")
     _write(out / "results.jsonl", rows)
     for path in out.glob("results.*.jsonl"):
         path.unlink()
@@ -248,7 +285,7 @@ def summarize(out: str | Path) -> dict:
         base = tuple(rs[0].get("base", (32, 32)))
         entry.update(_kid_scores(out, cond, scale, rs, base))
         summary.append(entry)
-    result = {"groups": summary, "metrics": list(METRICS),
+    result = {"provenance": provenance(argv=None), "sources": made_by, "groups": summary, "metrics": list(METRICS),
               "notes": "mean and 95% bootstrap CI over prompts x seeds; correct = one object of the prompted colour "
                        "in the prompted cell; detail = texture-band energy relative to the exact render; seam = "
                        "gradient energy on base-window borders over elsewhere (1 = none)."}
@@ -263,13 +300,14 @@ def shard_from_env() -> tuple[int, int]:
 
 
 def main(args) -> int:
+    allow_mixed = getattr(args, "allow_mixed", False)
     if getattr(args, "rescore", None):
-        rescore(args.rescore)
+        rescore(args.rescore, allow_mixed=allow_mixed)
         return 0
     if not args.out:
         raise ValueError("resdit study needs --out DIR (or --rescore DIR to recompute a stored study's metrics).")
     if args.summarize:
-        summarize(args.out)
+        summarize(args.out, allow_mixed)
         return 0
     conditions = tuple(args.conditions or (SMOKE_CONDITIONS if args.smoke else CONDITIONS))
     unknown = set(conditions) - set(CONDITIONS)
@@ -285,7 +323,7 @@ def main(args) -> int:
     torch.set_num_threads(args.threads)
     run_study(cfg)
     if shard[1] == 1:
-        summarize(args.out)
+        summarize(args.out, allow_mixed)
     else:
         print(f"shard {shard[0]}/{shard[1]} done; run `resdit study --out {args.out} --summarize` after all shards.")
     return 0

@@ -224,8 +224,12 @@ def main(args) -> int:
     if args.json:
         device = getattr(args, "device", "cpu")
         card = torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu"
-        print(dumps_strict({"results": results, "threads": args.threads, "config": getattr(args, "config", "toy"),
-                          "device": card}))
+        from .provenance import provenance
+
+        made_by = provenance(device=device, config={k: v for k, v in vars(args).items() if k != "func"},
+                             model=None if getattr(args, "config", "toy") == "toy" else "random:flux-dev")
+        print(dumps_strict({"provenance": made_by, "results": results, "threads": args.threads,
+                            "config": getattr(args, "config", "toy"), "device": card}))
     else:
         print("\nratio to direct: measured / FLOP model / time model (linear and attention FLOPs and token rows at "
               "micro-benchmarked rates)")

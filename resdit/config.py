@@ -48,6 +48,9 @@ class ModeSpec:
         global_pool: the fused phase's global branch runs on ``p x p``-pooled queries, keys and values and
             its output is upsampled (1: full resolution). PSF keeps only its frequencies up to the cutoff
             (0.1 cycles per token at 0.2), below the pooled grid's Nyquist limit for ``p <= 5``.
+        global_tokens: ``"full"`` (the global branch attends over every image token) or ``"base"`` (it runs on
+            blocks of ``ceil(H/h) x ceil(W/w)`` tokens, so it attends over at most the base size's token count:
+            :func:`resdit.plan.base_token_factors`).
         tiled: run the whole transformer on base-size tiles (MultiDiffusion) instead of
             changing attention.
         two_pass: a pipeline-level baseline run by :func:`resdit.generate` (``"two_stage"`` or
@@ -65,6 +68,7 @@ class ModeSpec:
     proportional: bool | None = None
     proportional_default: bool = False
     global_pool: int = 1
+    global_tokens: str = "full"
     local_fraction: float = 15 / 35
     tiled: bool = False
     two_pass: str | None = None
@@ -181,6 +185,17 @@ class ResDiTConfig:
             (FLUX's VAE needs tens of GB to decode 4096^2 in one piece), True or False always.
         global_pool: pooling factor of the fused phase's global branch (None: the mode's own,
             ``ModeSpec.global_pool``: 2 for ``resdit_fast``, 1 elsewhere).
+        global_tokens: ``"full"`` or ``"base"``: the global branch at the training token count, on blocks of
+            ``ceil(H/h) x ceil(W/w)`` tokens (mean q, k, v; RoPE at the blocks' mean scaled positions), its output
+            upsampled (None: the mode's own, ``ModeSpec.global_tokens``). Phased ResDiT modes only; the identity at
+            or below the base size.
+        pool_phases: where a pooled global branch runs: ``"all"`` (global-only and fused phases) or ``"fused"``
+            (None: ``"all"`` with ``global_tokens="base"``, ``"fused"`` with ``global_pool``).
+        key_bias: add ``log(tokens in the block)`` to each block key's logits, so a block carries the attention
+            mass of the tokens it stands for (None: on with ``global_pool``, off with ``global_tokens="base"``).
+        upsampler: how pooled outputs return to the token grid: ``"bilinear"`` or ``"fft"`` (band-limited: zero-
+            padded spectrum with the block mean's response divided out, exact for a periodic field below the pooled
+            grid's Nyquist limit).
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
             interpolation to NTK (Lumina-Next: 0.3).
@@ -199,6 +214,10 @@ class ResDiTConfig:
     mu: float | str | None = None
     window_chunk: int | str | None = None
     global_pool: int | None = None
+    global_tokens: str | None = None
+    pool_phases: str | None = None
+    key_bias: bool | None = None
+    upsampler: str = "bilinear"
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
@@ -243,6 +262,23 @@ class ResDiTConfig:
         if self.global_pool is not None and (isinstance(self.global_pool, bool) or not isinstance(self.global_pool, int)
                                              or self.global_pool < 1):
             raise ResDiTConfigError(f"global_pool={self.global_pool!r} must be a whole number >= 1 (1: no pooling).")
+        if self.global_tokens not in (None, "full", "base"):
+            raise ResDiTConfigError(f"global_tokens={self.global_tokens!r}: use 'full' or 'base'.")
+        if self.pool_phases not in (None, "all", "fused"):
+            raise ResDiTConfigError(f"pool_phases={self.pool_phases!r}: use 'all' or 'fused'.")
+        if self.key_bias not in (None, True, False):
+            raise ResDiTConfigError(f"key_bias={self.key_bias!r}: use True, False or None (the mode's own).")
+        if self.upsampler not in ("bilinear", "fft"):
+            raise ResDiTConfigError(f"upsampler={self.upsampler!r}: use 'bilinear' or 'fft'.")
+        if self.tokens == "base":
+            if self.spec.schedule != "phased" or not self.spec.patched:
+                raise ResDiTConfigError(
+                    f"global_tokens='base' runs ResDiT's global branch at the training token count; mode "
+                    f"{self.mode!r} has no phased global branch. Use it with resdit, resdit_paper or an ablation.")
+            if self.global_pool not in (None, 1):
+                raise ResDiTConfigError(
+                    f"global_pool={self.global_pool} and global_tokens='base' both set the global branch's pooling; "
+                    "choose one (global_tokens='base' picks the factor from the size).")
         if self.vae_tiling not in (True, False, "auto"):
             raise ResDiTConfigError(f"vae_tiling={self.vae_tiling!r}: use 'auto', True or False.")
         if self.base_size is not None:
@@ -270,6 +306,22 @@ class ResDiTConfig:
     def pool(self) -> int:
         """The fused phase's global pooling factor this config runs."""
         return self.spec.global_pool if self.global_pool is None else self.global_pool
+
+    @property
+    def tokens(self) -> str:
+        """The global branch's token count this config runs: ``"full"`` or ``"base"``."""
+        return self.spec.global_tokens if self.global_tokens is None else self.global_tokens
+
+    @property
+    def pooled_phases(self) -> str:
+        """``"all"`` or ``"fused"``: the phases whose global branch is pooled (when it is)."""
+        if self.pool_phases is not None:
+            return self.pool_phases
+        return "all" if self.tokens == "base" else "fused"
+
+    @property
+    def uses_key_bias(self) -> bool:
+        return (self.tokens != "base") if self.key_bias is None else self.key_bias
 
     @property
     def shift(self) -> float | str:

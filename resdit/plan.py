@@ -16,6 +16,7 @@ from .config import ResDiTConfig, ResDiTConfigError
 from .fusion import build_partition
 from .geometry import WindowPartition
 from .positions import dynamic_ntk_frequencies, global_ids, ntk_frequencies, rope_table, scale_factors, window_ids
+from .schedule import FUSED, GLOBAL
 from .spectral import radial_mask
 
 
@@ -55,49 +56,133 @@ class Plan:
 
 @dataclass
 class PooledGlobal:
-    """The global branch on ``p x p`` blocks of the image grid (the last row and column of blocks may be partial).
+    """The global branch on ``ph x pw`` blocks of the image grid (the last row and column of blocks may be partial).
 
     Attributes:
-        factor: ``p``.
-        grid: pooled grid ``(ceil(H / p), ceil(W / p))``.
+        factors: ``(ph, pw)``.
+        grid: pooled grid ``(ceil(H / ph), ceil(W / pw))``.
         rope: ``(cos, sin)`` each ``[T + Hp*Wp, head_dim]``: text, then each block's mean position.
-        key_bias: ``[T + Hp*Wp]`` added to the logits: 0 for text, ``log(tokens in the block)`` for a block, so a
-            block's key carries the attention mass of the tokens it stands for.
+        key_bias: ``[T + Hp*Wp]`` added to the logits (0 for text, ``log(tokens in the block)`` for a block, so a
+            block's key carries the attention mass of the tokens it stands for), or None (no bias).
+        phases: ``"all"`` or ``"fused"``: where the pooled branch replaces the full one.
+        upsampler: ``"bilinear"`` or ``"fft"`` (:func:`unpool_grid`).
     """
 
-    factor: int
+    factors: tuple[int, int]
     grid: tuple[int, int]
     rope: tuple[torch.Tensor, torch.Tensor]
-    key_bias: torch.Tensor
+    key_bias: torch.Tensor | None
+    phases: str = "fused"
+    upsampler: str = "bilinear"
+
+    @property
+    def factor(self) -> int:
+        """The larger of the two factors (one number for square pooling)."""
+        return max(self.factors)
+
+    def runs_in(self, phase: str) -> bool:
+        return phase == FUSED or (self.phases == "all" and phase == GLOBAL)
 
 
-def pool_grid(x: torch.Tensor, grid: tuple[int, int], p: int) -> torch.Tensor:
-    """Mean over ``p x p`` blocks of row-major tokens ``[B, H*W, C]`` -> ``[B, Hp*Wp, C]`` (partial edge blocks
-    average the tokens they hold)."""
+def base_token_factors(grid: tuple[int, int], base: tuple[int, int]) -> tuple[int, int]:
+    """Per-axis block sizes ``(ceil(H/h), ceil(W/w))``: the smallest whole blocks whose grid
+    ``(ceil(H/ph), ceil(W/pw))`` has at most the base size's rows and columns, so at most its token count.
+
+    Example:
+        >>> base_token_factors((80, 80), (32, 32)), base_token_factors((64, 128), (32, 32))
+        ((3, 3), (2, 4))
+    """
+    return tuple(max(1, -(-g // b)) for g, b in zip(grid, base))
+
+
+def _factors(p) -> tuple[int, int]:
+    return (p, p) if isinstance(p, int) else tuple(p)
+
+
+def pool_grid(x: torch.Tensor, grid: tuple[int, int], p) -> torch.Tensor:
+    """Mean over ``p x p`` (or ``ph x pw``) blocks of row-major tokens ``[B, H*W, C]`` -> ``[B, Hp*Wp, C]``
+    (partial edge blocks average the tokens they hold)."""
+    p = _factors(p)
     b, _, c = x.shape
     image = x.transpose(1, 2).reshape(b, c, *grid)
     pooled = torch.nn.functional.avg_pool2d(image, p, p, ceil_mode=True, count_include_pad=False)
     return pooled.flatten(2).transpose(1, 2)
 
 
-def unpool_grid(x: torch.Tensor, grid: tuple[int, int], p: int) -> torch.Tensor:
-    """Bilinear upsampling of block outputs ``[B, Hp*Wp, C]`` back to ``[B, H*W, C]`` (block centres land on the
-    centres of their ``p x p`` tokens)."""
+def unpool_grid(x: torch.Tensor, grid: tuple[int, int], p, upsampler: str = "bilinear") -> torch.Tensor:
+    """Block outputs ``[B, Hp*Wp, C]`` back to ``[B, H*W, C]``: ``"bilinear"`` (block centres land on the centres
+    of their tokens) or ``"fft"`` (:func:`fft_upsample`)."""
+    ph, pw = _factors(p)
     b, _, c = x.shape
-    hp, wp = -(-grid[0] // p), -(-grid[1] // p)
+    hp, wp = -(-grid[0] // ph), -(-grid[1] // pw)
     image = x.transpose(1, 2).reshape(b, c, hp, wp)
-    up = torch.nn.functional.interpolate(image, size=(hp * p, wp * p), mode="bilinear", align_corners=False)
+    if upsampler == "fft":
+        up = fft_upsample(image, (ph, pw))
+    else:
+        up = torch.nn.functional.interpolate(image, size=(hp * ph, wp * pw), mode="bilinear", align_corners=False)
     return up[:, :, :grid[0], :grid[1]].flatten(2).transpose(1, 2)
 
 
-def _pooled_global(pos_embed, txt, gids, grid, base, variant, p: int) -> PooledGlobal:
-    ids = pool_grid(gids[None].double(), grid, p)[0].float()
-    rows = torch.tensor([min(p, grid[0] - i) for i in range(0, grid[0], p)], dtype=torch.float32)
-    cols = torch.tensor([min(p, grid[1] - j) for j in range(0, grid[1], p)], dtype=torch.float32)
-    counts = (rows[:, None] * cols[None, :]).reshape(-1).to(gids.device)
-    bias = torch.cat([torch.zeros(txt.shape[0], device=gids.device), counts.log()])
+def fft_upsample(x: torch.Tensor, factors: tuple[int, int]) -> torch.Tensor:
+    """Band-limited inverse of ``ph x pw`` block means ``[..., Hp, Wp]`` -> ``[..., Hp*ph, Wp*pw]``.
+
+    The block mean of a field ``u`` samples ``u * box`` at the block centres; its spectrum is ``U`` times the
+    box's response ``D_p(f) = sin(pi p f) / (p sin(pi f))``. Zero-padding the pooled spectrum (centred on the block
+    centres) and dividing by ``D_p`` returns ``u`` exactly when ``u`` is periodic on the grid and has no frequency at
+    or above the pooled Nyquist limit ``1 / (2p)`` cycles per token; the Nyquist bin of an even pooled axis is
+    split between its two signs. Computed in float32 (float64 for float64 input).
+    """
+    dtype = x.dtype
+    y = x.double() if dtype == torch.float64 else x.float()
+    for axis, p in zip((-2, -1), factors):
+        if p > 1:
+            y = _fft_upsample_axis(y, axis, p)
+    return y.to(dtype)
+
+
+def _fft_upsample_axis(x: torch.Tensor, axis: int, p: int) -> torch.Tensor:
+    n = x.shape[axis]
+    big = n * p
+    spec = torch.fft.fft(x, dim=axis)
+    k = torch.fft.fftfreq(n, device=x.device, dtype=torch.float64) * n
+    # block centres sit at p*i + (p-1)/2 fine tokens: shift the pooled samples onto the fine grid's origin
+    f = k / big  # cycles per fine token
+    response = torch.where(f == 0, torch.ones_like(f), torch.sin(torch.pi * p * f) / (p * torch.sin(torch.pi * f)))
+    shift = torch.exp(-2j * torch.pi * f * (p - 1) / 2)
+    spec = spec * (shift / response).to(spec.dtype).reshape(-1, *([1] * (-axis - 1)))
+    out_shape = list(x.shape)
+    out_shape[axis] = big
+    full = torch.zeros(out_shape, dtype=spec.dtype, device=x.device)
+    half = n // 2
+    pos = [slice(None)] * x.ndim
+    src = [slice(None)] * x.ndim
+    pos[axis], src[axis] = slice(0, half + 1 if n % 2 else half), slice(0, half + 1 if n % 2 else half)
+    full[tuple(pos)] = spec[tuple(src)]
+    neg = n - (half + 1 if n % 2 else half)
+    if neg:
+        pos[axis], src[axis] = slice(big - neg, big), slice(n - neg, n)
+        full[tuple(pos)] = spec[tuple(src)]
+    if n % 2 == 0 and n > 1:  # split the Nyquist bin between +n/2 and -n/2
+        pos[axis], src[axis] = slice(half, half + 1), slice(half, half + 1)
+        nyq = spec[tuple(src)] / 2
+        full[tuple(pos)] = nyq
+        pos[axis] = slice(big - half, big - half + 1)
+        full[tuple(pos)] = nyq
+    return torch.fft.ifft(full, dim=axis).real * p
+
+
+def _pooled_global(pos_embed, txt, gids, grid, base, variant, factors: tuple[int, int], key_bias: bool = True,
+                   phases: str = "fused", upsampler: str = "bilinear") -> PooledGlobal:
+    ph, pw = factors
+    ids = pool_grid(gids[None].double(), grid, factors)[0].float()
+    rows = torch.tensor([min(ph, grid[0] - i) for i in range(0, grid[0], ph)], dtype=torch.float32)
+    cols = torch.tensor([min(pw, grid[1] - j) for j in range(0, grid[1], pw)], dtype=torch.float32)
+    bias = None
+    if key_bias:
+        counts = (rows[:, None] * cols[None, :]).reshape(-1).to(gids.device)
+        bias = torch.cat([torch.zeros(txt.shape[0], device=gids.device), counts.log()])
     rope = _global_rope(pos_embed, torch.cat([txt, ids]), variant, grid, base)
-    return PooledGlobal(p, (len(rows), len(cols)), tuple(rope), bias)
+    return PooledGlobal(tuple(factors), (len(rows), len(cols)), tuple(rope), bias, phases, upsampler)
 
 
 def proportional_scale(image_tokens: int, base_tokens: int, head_dim: int) -> float | None:
@@ -143,6 +228,17 @@ def _global_rope(pos_embed, ids: torch.Tensor, variant, grid, base):
     return rope_table(ids, axes, theta, freqs)
 
 
+def pool_factors(cfg: ResDiTConfig, grid: tuple[int, int], base: tuple[int, int]) -> tuple[int, int]:
+    """The global branch's block size ``(ph, pw)`` for a config at a grid: ``(1, 1)`` (no pooling) at or below the
+    base size, for modes without a phased global branch, and with neither ``global_tokens="base"`` nor
+    ``global_pool``."""
+    if cfg.spec.schedule != "phased" or (grid[0] <= base[0] and grid[1] <= base[1]):
+        return 1, 1
+    if cfg.tokens == "base":
+        return base_token_factors(grid, base)
+    return (cfg.pool, cfg.pool)
+
+
 def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[int, int], txt_ids: torch.Tensor,
                head_dim: int, device, variant: tuple[str, str, float] | None = None) -> Plan:
     """Build the :class:`Plan` for one image grid.
@@ -178,9 +274,11 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
         local_rope = tuple(t[rows] for t in global_rope)
     scale = (proportional_scale(grid[0] * grid[1], base[0] * base[1], head_dim)
              if cfg.uses_proportional_attention else None)
+    factors = pool_factors(cfg, grid, base)
     pooled = None
-    if cfg.pool > 1 and spec.schedule == "phased" and (grid[0] > base[0] or grid[1] > base[1]):  # identity at base
-        pooled = _pooled_global(pos_embed, txt, gids, grid, base, variant, cfg.pool)
+    if factors != (1, 1):
+        pooled = _pooled_global(pos_embed, txt, gids, grid, base, variant, factors, cfg.uses_key_bias,
+                                cfg.pooled_phases, cfg.upsampler)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
                 None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale,
                 pooled)

@@ -24,7 +24,7 @@ from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 from .memory import attention_window_bytes, window_chunk
 from .fusion import merge
 from .plan import Plan, pool_grid, unpool_grid
-from .schedule import FUSED, GLOBAL, branches
+from .schedule import GLOBAL, branches
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -94,7 +94,7 @@ class ResDiTFluxAttnProcessor:
         run_global, run_local = branches(phase)
         glob = None
         if run_global:
-            pooled = plan.pooled is not None and phase == FUSED and attention_mask is None
+            pooled = plan.pooled is not None and plan.pooled.runs_in(phase) and attention_mask is None
             glob = (self.pooled_global_branch if pooled else self.global_branch)(query, key, value, plan, attention_mask)
         text_l, windows_l = self.local_branch(query, key, value, plan) if run_local else (None, None)
         g_img = None if glob is None else glob[:, T:]
@@ -128,7 +128,7 @@ class ResDiTFluxAttnProcessor:
         key weighted by its token count), upsampled back: ``[B, S, heads*D]``. Used in the fused phase, where
         PSF keeps only the global branch's frequencies below the cutoff, under the pooled grid's Nyquist limit."""
         T, pooled, grid = plan.text_len, plan.pooled, plan.grid
-        p = pooled.factor
+        p = pooled.factors
 
         def pool(x):  # [B, T + N, heads, D] -> [B, T + Np, heads, D]
             b, _, heads, d = x.shape
@@ -136,12 +136,12 @@ class ResDiTFluxAttnProcessor:
             return torch.cat([x[:, :T], image], dim=1)
 
         cos, sin = pooled.rope
-        bias = pooled.key_bias.to(query.dtype)[None, None, None, :]
+        bias = None if pooled.key_bias is None else pooled.key_bias.to(query.dtype)[None, None, None, :]
         out = dispatch_attention_fn(
             apply_rope(pool(query), cos, sin), apply_rope(pool(key), cos, sin), pool(value), attn_mask=bias,
             scale=plan.global_scale, backend=self._attention_backend, parallel_config=self._parallel_config,
         ).flatten(2, 3)
-        return torch.cat([out[:, :T], unpool_grid(out[:, T:], grid, p)], dim=1)
+        return torch.cat([out[:, :T], unpool_grid(out[:, T:], grid, p, pooled.upsampler)], dim=1)
 
     def local_branch(self, query, key, value, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
         """Windowed attention, all windows batched.

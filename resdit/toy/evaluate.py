@@ -99,6 +99,14 @@ def evaluate_cli(args) -> int:
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
                     mu=args.mu)
     if args.out:
+        from ..provenance import provenance
+
+        seeds = {"first": args.seed, "rule": "sample i uses the noise of seed + i"}
+        record = {"provenance": provenance(model=args.model, seeds=seeds,
+                                           config={"modes": args.modes, "scales": args.scales, "prompts": args.prompts,
+                                                   "steps": args.steps, "mu": args.mu,
+                                                   "proportional_attention": args.proportional_attention}),
+                  "rows": rows}
         with atomic_write(args.out) as f:
-            f.write(dumps_strict(rows, indent=1))
+            f.write(dumps_strict(record, indent=1))
     return 0
