@@ -78,9 +78,11 @@ class ResDiTFluxAttnProcessor:
         if attention_mask is not None and phase != GLOBAL:
             raise NotImplementedError("ResDiT's local branch does not support attention masks; pass none.")
 
+        self._ran = {} if self.state.listening("attention") else None
         out = self.attend(query, key, value, plan, phase, attention_mask).to(query.dtype)
-        if self.state.listening("attention"):
-            self.state.emit("attention", self.name, query, key, plan, phase)
+        if self._ran is not None:
+            self.state.emit("attention", self.name, query, key, plan, phase, self._ran)
+            self._ran = None
 
         if encoder_hidden_states is not None:
             text, image = out.split_with_sizes([plan.text_len, plan.image_tokens], dim=1)
@@ -117,11 +119,20 @@ class ResDiTFluxAttnProcessor:
     def global_branch(self, query, key, value, plan: Plan, attention_mask=None) -> torch.Tensor:
         """Full attention with the global table: ``[B, S, heads*D]``."""
         cos, sin = plan.global_rope
+        q, k = apply_rope(query, cos, sin), apply_rope(key, cos, sin)
+        self._note_global(q, k, value, plan.global_scale, None, plan.grid, (1, 1))
         out = dispatch_attention_fn(
-            apply_rope(query, cos, sin), apply_rope(key, cos, sin), value, attn_mask=attention_mask,
+            q, k, value, attn_mask=attention_mask,
             scale=plan.global_scale, backend=self._attention_backend, parallel_config=self._parallel_config,
         )
         return out.flatten(2, 3)
+
+    def _note_global(self, q, k, v, scale, bias, grid, factors) -> None:
+        """Keep what the global branch attended with (roped q, k, v, softmax scale, key bias, its token grid and
+        block size) for the ``attention`` hook point, when an observer listens."""
+        ran = getattr(self, "_ran", None)
+        if ran is not None:
+            ran["global"] = dict(query=q, key=k, value=v, scale=scale, bias=bias, grid=grid, factors=factors)
 
     def pooled_global_branch(self, query, key, value, plan: Plan, attention_mask=None) -> torch.Tensor:
         """Global attention of ``p x p`` image blocks (mean q, k, v; RoPE at the block's mean position; each block
@@ -137,8 +148,10 @@ class ResDiTFluxAttnProcessor:
 
         cos, sin = pooled.rope
         bias = None if pooled.key_bias is None else pooled.key_bias.to(query.dtype)[None, None, None, :]
+        q, k, v = apply_rope(pool(query), cos, sin), apply_rope(pool(key), cos, sin), pool(value)
+        self._note_global(q, k, v, plan.global_scale, pooled.key_bias, pooled.grid, pooled.factors)
         out = dispatch_attention_fn(
-            apply_rope(pool(query), cos, sin), apply_rope(pool(key), cos, sin), pool(value), attn_mask=bias,
+            q, k, v, attn_mask=bias,
             scale=plan.global_scale, backend=self._attention_backend, parallel_config=self._parallel_config,
         ).flatten(2, 3)
         return torch.cat([out[:, :T], unpool_grid(out[:, T:], grid, p, pooled.upsampler)], dim=1)

@@ -119,12 +119,15 @@ def provenance(*, config=None, model: str | Path | None = None, seeds=None, devi
         from .toy.model import WEIGHTS_DIR
 
         model = WEIGHTS_DIR
+    sums, ident = weights_checksum(model), model_id(model)
+    if Path(model).is_dir() and Path(model).resolve().is_relative_to(REPO):
+        model = Path(model).resolve().relative_to(REPO)  # a path that means the same in any clone
     head, dirty = commit()
     argv = sys.argv if argv is None else argv
     return {
         "commit": head, "dirty": dirty,
         "command": shlex.join([Path(argv[0]).name, *argv[1:]]) if argv else None,
-        "model": str(model), "model_id": model_id(model), "weights_sha256": weights_checksum(model),
+        "model": str(model), "model_id": ident, "weights_sha256": sums,
         "config": _plain(config), "seeds": seeds,
         "versions": _versions(), "machine": _machine(device),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

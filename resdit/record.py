@@ -200,21 +200,24 @@ class Recorder:
         self.cache.entries[(name, self.step, self.cfg, branch)] = value.detach().to("cpu", torch.float32).clone()
 
     # ---------------------------------------------------------------- attention
-    def on_attention(self, name, query, key, plan, phase) -> None:
-        """The ``attention`` hook point: q and k of one layer ``[B, T + N, heads, D]`` before RoPE."""
+    def on_attention(self, name, query, key, plan, phase, ran=None) -> None:
+        """The ``attention`` hook point: q and k of one layer ``[B, T + N, heads, D]`` before RoPE, and what each
+        branch attended with (``ran``). The global branch is recorded from what it ran: on a pooled grid its rows
+        and keys are blocks (probes read the block that holds them)."""
         if not self._wanted(name):
             return
         run_global, run_local = branches(phase)
         if run_global:
-            q, k, scale = self._global_qk(query, key, plan)
-            self._attention_points(name, GLOBAL, q, k, scale, plan)
+            g = (ran or {}).get("global")
+            if g is None:  # an emitter that does not say what ran: the plan's full-resolution table
+                cos, sin = plan.global_rope
+                g = dict(query=apply_rope(query, cos, sin), key=apply_rope(key, cos, sin), scale=plan.global_scale,
+                         bias=None, grid=plan.grid, factors=(1, 1))
+            scale = g["scale"] or 1.0 / math.sqrt(query.shape[-1])
+            self._attention_points(name, GLOBAL, g["query"], g["key"], scale, plan, g["bias"], g["grid"],
+                                   g["factors"])
         if run_local:
             self._local_points(name, query, key, plan)
-
-    def _global_qk(self, query, key, plan):
-        cos, sin = plan.global_rope
-        scale = plan.global_scale or 1.0 / math.sqrt(query.shape[-1])
-        return apply_rope(query, cos, sin), apply_rope(key, cos, sin), scale
 
     def _local_points(self, name, query, key, plan) -> None:
         """Local branch: probes attend inside their own window; entropy/distance over all windows."""
@@ -269,27 +272,34 @@ class Recorder:
         return home.scatter_reduce(0, idx[top], window[top], "amin").cpu()
 
     @staticmethod
-    def _logits(q, k, scale) -> torch.Tensor:
-        """``[B, heads, q, k]`` logits from ``[B, S, heads, D]`` layouts."""
-        return torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+    def _logits(q, k, scale, bias=None) -> torch.Tensor:
+        """``[B, heads, q, k]`` logits from ``[B, S, heads, D]`` layouts (``bias [k]`` added per key)."""
+        logits = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
+        return logits if bias is None else logits + bias.float().to(logits.device)
 
-    def _attention_points(self, name, branch, q, k, scale, plan) -> None:
+    def _attention_points(self, name, branch, q, k, scale, plan, bias=None, grid=None, factors=(1, 1)) -> None:
         T = plan.text_len
+        grid = plan.grid if grid is None else tuple(grid)
         if "probs" in self.points and self.probes:
-            idx = _probe_indices(self.probes, plan.grid).to(q.device) + T
-            self._put(f"{name}.probs", branch, torch.softmax(self._logits(q[:, idx], k, scale), -1))
+            ph, pw = factors
+            full = _probe_indices(self.probes, plan.grid)
+            idx = ((full // plan.grid[1]) // ph) * grid[1] + (full % plan.grid[1]) // pw + T  # the probe's block
+            self._put(f"{name}.probs", branch, torch.softmax(self._logits(q[:, idx.to(q.device)], k, scale, bias), -1))
         if {"entropy", "distance"} & self.points:
-            all_img = torch.arange(plan.image_tokens, device=q.device)
-            e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=all_img, query_index=all_img)
+            all_img = torch.arange(grid[0] * grid[1], device=q.device)
+            e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=all_img, query_index=all_img,
+                                          bias=bias, grid=grid, factors=factors)
             if "entropy" in self.points:
                 self._put(f"{name}.entropy", branch, e)
             if "distance" in self.points:
                 self._put(f"{name}.distance", branch, d)
 
-    def _entropy_distance(self, q_img, k, scale, plan, key_index, query_index):
-        """Mean over queries of entropy and image-key distance (tokens), in query chunks: ``[B, heads]`` each."""
+    def _entropy_distance(self, q_img, k, scale, plan, key_index, query_index, bias=None, grid=None, factors=(1, 1)):
+        """Mean over queries of entropy and image-key distance (in image tokens; on a pooled grid between block
+        centres), in query chunks: ``[B, heads]`` each."""
         T = plan.text_len
-        W = plan.grid[1]
+        W = (plan.grid if grid is None else grid)[1]
+        ph, pw = factors
         b, nq, heads, _ = q_img.shape
         keys = k.shape[1]
         chunk = max(1, self.budget // max(1, b * heads * keys))
@@ -298,10 +308,10 @@ class Recorder:
         ent = q_img.new_zeros(b, heads, dtype=torch.float32)
         dist = torch.zeros_like(ent)
         for lo in range(0, nq, chunk):
-            p = torch.softmax(self._logits(q_img[:, lo:lo + chunk], k, scale), -1)
+            p = torch.softmax(self._logits(q_img[:, lo:lo + chunk], k, scale, bias), -1)
             ent += -(p * torch.log(p.clamp_min(1e-30))).sum(-1).sum(-1)
             qi = query_index[lo:lo + chunk]
-            d = torch.hypot((qi // W).float()[:, None] - kr[None, :], (qi % W).float()[:, None] - kc[None, :])
+            d = torch.hypot(ph * ((qi // W).float()[:, None] - kr[None, :]), pw * ((qi % W).float()[:, None] - kc[None, :]))
             img = p[..., T:]
             dist += ((img * d).sum(-1) / img.sum(-1).clamp_min(1e-30)).sum(-1)
             del p, img, d

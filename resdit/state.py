@@ -59,7 +59,9 @@ class ResDiTState:
         """Call ``listener(*payload)`` whenever the point is emitted; returns the function that unsubscribes.
 
         Points (see :data:`HOOK_POINTS`): ``"call"`` (once per transformer call, after the phase and plan are
-        set: ``(state)``), ``"attention"`` (each attention layer: ``(name, query, key, plan, phase, roped)``)
+        set: ``(state)``), ``"attention"`` (each attention layer: ``(name, query, key, plan, phase, ran)``: q and k before
+        RoPE, and ``ran["global"]``: the roped q, k, v, scale, key bias, token grid and block size the global branch
+        attended with, pooled blocks included)
         and ``"branches"`` (each attention layer: ``(name, plan, windows)``, image windows of each branch).
         """
         if point not in HOOK_POINTS:

@@ -64,12 +64,13 @@ def tiny_cases():
             yield f"{family}/{mode}/2x", run
 
 
-def collect() -> dict:
+def collect(quiet: bool = False) -> dict:
     torch.set_num_threads(1)
     out = {}
     for name, run in [*toy_cases(), *tiny_cases()]:
         out[name] = fingerprint(run())
-        print(name, out[name]["sha256"][:12], flush=True)
+        if not quiet:
+            print(name, out[name]["sha256"][:12], flush=True)
     return out
 
 

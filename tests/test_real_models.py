@@ -339,3 +339,19 @@ def test_resdit_works_under_model_cpu_offload():
         pipe.enable_model_cpu_offload(device="cpu")
         with resdit.enabled(pipe, cfg):
             assert np.array_equal(run(pipe, size), reference)
+
+
+def test_flux_controlnet_runs_the_global_branch_at_the_base_token_count(flux_control_pipe):
+    pipe = flux_control_pipe
+    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit", global_tokens="base")
+    with resdit.enabled(pipe, cfg) as state:
+        image = run(pipe, (32, 48), steps=2, control_image=_control((32, 48)))
+        control = resdit.get_state(pipe.controlnet)
+        assert control.plan.pooled.grid == state.plan.pooled.grid == (8, 8)  # 16x24 tokens on 2x3 blocks
+        assert torch.equal(control.plan.pooled.rope[0], state.plan.pooled.rope[0])
+    assert image.shape == (1, 32, 48, 3) and np.isfinite(image).all()
+
+
+def test_sd3_refuses_the_base_token_global_branch_by_name(sd3_pipe):
+    with pytest.raises(ResDiTConfigError, match="not available for SD3"):
+        resdit.apply_resdit(sd3_pipe, ResDiTConfig(base_size=SD3_BASE, mode="resdit", global_tokens="base"))

@@ -148,7 +148,7 @@ def test_probe_recording_memory_is_bounded_at_128x128_tokens():
     probes = [(i * 8, i * 8) for i in range(16)]
     rec = Recorder(cache, ["probs"], None, None, probes, budget=1 << 22)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        rec._attention_points("layer", "global", *rec._global_qk(q, k, plan), plan)
+        rec.on_attention("layer", q, k, plan, "global")
     probe_rows = 16 * heads * (T + 128 * 128) * 4  # bytes of the recorded rows
     qk_bytes = q.numel() * 4  # roped copies of q and k are allowed
     largest = max(e.cpu_memory_usage for e in prof.events())
@@ -209,7 +209,7 @@ def test_entropy_and_distance_recording_memory_is_bounded_at_128x128_tokens():
     budget = 1 << 22  # scores per chunk: 16 MiB in float32
     rec = Recorder(cache, ["entropy", "distance"], None, None, [], budget=budget)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        rec._attention_points("layer", "global", *rec._global_qk(q, k, plan), plan)
+        rec.on_attention("layer", q, k, plan, "global")
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert largest <= 4 * max(budget * 4, q.numel() * 4)  # the full matrix: 2 heads x 16,384^2 x 4 B = 2 GiB
     assert cache.get("layer.entropy", branch="global").shape == (1, heads)

@@ -1,0 +1,81 @@
+"""Every result file says what made it: commit, model checksum, command, config, seeds, versions, machine."""
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+import torch
+
+from analysis.study import MixedStudyError, StudyConfig, run_study, summarize
+from resdit.provenance import REPO, provenance
+from resdit.toy.model import build_text_encoder, build_transformer
+from resdit.toy.train import TrainConfig, export
+
+
+@pytest.fixture(scope="module")
+def tiny_toy(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("toy") / "model"
+    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder("v2"), path, TrainConfig(),
+                  [(0, 1.0, 0.0)], 0.0)
+
+
+def _check(prov: dict, model_dir):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert prov["commit"] == (head or None)
+    assert isinstance(prov["dirty"], bool) or prov["commit"] is None
+    sha = hashlib.sha256((model_dir / "transformer.safetensors").read_bytes()).hexdigest()
+    assert prov["weights_sha256"]["transformer.safetensors"] == sha
+    assert prov["versions"]["torch"] == torch.__version__
+    assert prov["machine"]["torch_threads"] >= 1 and prov["command"]
+
+
+def test_provenance_names_the_commit_the_weights_and_the_versions(tiny_toy):
+    from resdit import ResDiTConfig
+
+    prov = provenance(config=ResDiTConfig(mode="resdit", base_size=(32, 32)), model=tiny_toy, seeds=[0, 1],
+                      argv=["resdit", "study", "--out", "x"])
+    _check(prov, tiny_toy)
+    assert prov["config"]["mode"] == "resdit" and prov["config"]["base_size"] == [32, 32]
+    assert prov["command"] == "resdit study --out x" and prov["seeds"] == [0, 1]
+    json.dumps(prov, allow_nan=False)  # strict JSON
+
+
+def test_study_rows_and_summary_carry_provenance(tiny_toy, tmp_path):
+    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=1, seeds=1, steps=2, conditions=("resdit",),
+                      model=str(tiny_toy))
+    path = run_study(cfg, progress=False)
+    row = json.loads(path.read_text().splitlines()[0])
+    _check(row["provenance"], tiny_toy)
+    assert row["provenance"]["config"]["mode"] == "resdit_paper"  # the condition "resdit" resolved to its mode
+    assert row["provenance"]["study"]["conditions"] == ["resdit"] and row["provenance"]["study"]["steps"] == 2
+    summary = summarize(tmp_path)
+    assert [s["rows"] for s in summary["sources"]] == [1] and summary["provenance"]["commit"] == row["provenance"][
+        "commit"]
+
+
+def test_summarize_refuses_rows_of_two_commits_unless_told(tiny_toy, tmp_path):
+    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=2, seeds=1, steps=2, conditions=("resdit",),
+                      model=str(tiny_toy))
+    path = run_study(cfg, progress=False)
+    lines = path.read_text().splitlines()
+    other = json.loads(lines[1])
+    other["provenance"]["commit"] = "0" * 40
+    path.write_text("\n".join([lines[0], json.dumps(other)]) + "\n")
+    with pytest.raises(MixedStudyError, match="2 sources"):
+        summarize(tmp_path)
+    summary = summarize(tmp_path, allow_mixed=True)
+    assert sorted(s["commit"] for s in summary["sources"])[0] == "0" * 40 and len(summary["sources"]) == 2
+
+
+def test_eval_toy_json_carries_provenance(tiny_toy, tmp_path):
+    from resdit.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["eval-toy", "--model", str(tiny_toy), "--scales", "1", "--modes", "direct", "--prompts", "1",
+                 "--steps", "1", "--threads", "1", "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    _check(record["provenance"], tiny_toy)
+    assert record["rows"][0]["mode"] == "direct"
+    assert record["provenance"]["config"]["modes"] == ["direct"]
