@@ -7,9 +7,8 @@ They join the ``resdit`` command line through the ``resdit.commands`` entry-poin
 
 from __future__ import annotations
 
-import sys
-
-from resdit.args import Parser, finite_float, positive_int
+from resdit.args import Parser, positive_float, positive_int, shard
+from resdit.cli import run_command
 
 
 def add_study(sub) -> None:
@@ -17,7 +16,7 @@ def add_study(sub) -> None:
     s.add_argument("--out", default=None, help="study folder (results.jsonl, summary.json, images/; resumable)")
     s.add_argument("--rescore", metavar="DIR", default=None,
                    help="recompute every metric and the summary of a study folder from its stored images")
-    s.add_argument("--scales", type=finite_float, nargs="+", default=[2.0, 4.0], help="side scale factors")
+    s.add_argument("--scales", type=positive_float, nargs="+", default=[2.0, 4.0], help="side scale factors (> 0)")
     s.add_argument("--prompts", type=positive_int, default=16, help="held-out prompts")
     s.add_argument("--seeds", type=positive_int, default=2, help="noise seeds per prompt")
     s.add_argument("--steps", type=positive_int, default=20, help="denoising steps")
@@ -26,7 +25,7 @@ def add_study(sub) -> None:
     s.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     s.add_argument("--shift", choices=["base", "pipeline"], default="base",
                    help="scheduler shift of every condition: the base size's (default) or the pipeline's own")
-    s.add_argument("--shard", default=None, help="i/n: run every n-th group starting at i")
+    s.add_argument("--shard", type=shard, default=None, help="i/n (0 <= i < n): run every n-th group starting at i")
     s.add_argument("--smoke", action="store_true", help="2 prompts, 1 seed, 6 steps, scale 2, core conditions")
     s.add_argument("--summarize", action="store_true", help="merge shard results and write summary.json")
     s.add_argument("--allow-mixed", action="store_true",
@@ -60,8 +59,4 @@ def main(argv: list[str] | None = None) -> int:
     add_study(sub)
     add_report(sub)
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+    return run_command(args.func, args)

@@ -13,7 +13,6 @@ keeps its base-size reach has ``spread`` 1.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 import resdit
+from resdit.args import Parser, non_negative_int, positive_float, positive_int
 from resdit.io import atomic_write, dumps_strict
 from resdit.provenance import provenance
 from resdit.toy.evaluate import canvas_size, evaluation_prompts
@@ -85,15 +85,20 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis.dilution", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m analysis.dilution", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None, help="toy model folder (default: the shipped weights)")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write (rows and the markdown table)")
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0])
-    p.add_argument("--prompts", type=int, default=4)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--record-steps", type=int, nargs="+", default=[0, 3, 6])
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--scales", type=positive_float, nargs="+", default=[1.0, 2.0, 4.0])
+    p.add_argument("--prompts", type=positive_int, default=4)
+    p.add_argument("--steps", type=positive_int, default=20)
+    p.add_argument("--record-steps", type=non_negative_int, nargs="+", default=[0, 3, 6])
+    p.add_argument("--threads", type=positive_int, default=None)
     args = p.parse_args(argv)
+    from resdit.io import check_writable
+    from resdit.loading import check_folder
+
+    check_writable(args.out)
+    check_folder(args.model)
     if args.threads:
         torch.set_num_threads(args.threads)
     from resdit.toy import load_pipeline
@@ -111,4 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from resdit.cli import run_command
+
+    raise SystemExit(run_command(lambda _: main(), None))

@@ -173,4 +173,7 @@ def index_page(out: Path, rows: list[tuple[str, str]], smoke: bool) -> str:
 
 
 def main(args) -> int:
+    from resdit.io import check_writable
+
+    check_writable(args.out, directory=True)
     return 1 if run_report(args.out, smoke=args.smoke, only=args.only) else 0

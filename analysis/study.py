@@ -93,15 +93,19 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
     from resdit.toy import load_pipeline
 
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     rank, shards = cfg.shard
+    everything = _groups(cfg)
+    groups = [g for i, g in enumerate(everything) if i % shards == rank]
+    if not groups:
+        raise ValueError(f"shard {rank}/{shards} has no work: the study has {len(everything)} groups "
+                         f"(conditions x scales); use at most {len(everything)} shards.")
+    out.mkdir(parents=True, exist_ok=True)
     path = out / ("results.jsonl" if shards == 1 else f"results.{rank}.jsonl")
     rows = _load(path)
     pipe = load_pipeline(cfg.model)
     base = tuple(pipe.base_size)
     toy_world = pipe.world
     prompts = evaluation_prompts(cfg.prompts, seed=0, world=toy_world)
-    groups = [g for i, g in enumerate(_groups(cfg)) if i % shards == rank]
     for cond, scale in groups:
         h, w = canvas_size(base, scale)
         todo = [(p, s) for p in range(len(prompts)) for s in range(cfg.seeds)
@@ -256,8 +260,11 @@ def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
             ``allow_mixed``; the summary then lists every source.
     """
     out = Path(out)
+    files = sorted(out.glob("results*.jsonl"))
+    if not files:
+        raise ValueError(f"No study at {out}: no results*.jsonl there (run `resdit study --out {out}` first).")
     rows: dict[str, dict] = {}
-    for path in sorted(out.glob("results*.jsonl")):
+    for path in files:
         rows.update(_load(path))
     made_by = sources(rows.values())
     if len(made_by) > 1 and not allow_mixed:
@@ -313,7 +320,14 @@ def main(args) -> int:
     unknown = set(conditions) - set(CONDITIONS)
     if unknown:
         raise ValueError(f"Unknown conditions {sorted(unknown)}; choose among {list(CONDITIONS)}.")
-    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else shard_from_env()
+    from resdit.io import check_writable
+    from resdit.loading import check_folder
+
+    check_writable(args.out, directory=True)
+    check_folder(args.model)
+    shard = args.shard or shard_from_env()
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard {shard[0]}/{shard[1]} (from RANK/WORLD_SIZE) needs 0 <= rank < world size.")
     if args.smoke:
         cfg = StudyConfig(out=args.out, scales=(2.0,), prompts=2, seeds=1, steps=6, conditions=conditions,
                           model=args.model, shard=shard, shift=args.shift)

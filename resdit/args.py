@@ -41,6 +41,26 @@ def finite_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value
+
+
+def shard(text: str) -> tuple[int, int]:
+    """``i/n`` with ``0 <= i < n``: run every n-th group starting at i."""
+    i, sep, n = text.partition("/")
+    try:
+        i, n = int(i), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not i/n (e.g. 0/2)") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: shard i/n needs 0 <= i < n (shards 0/{max(n, 1)} .. "
+                                         f"{max(n, 1) - 1}/{max(n, 1)})")
+    return i, n
+
+
 def size(text: str) -> tuple[int, int]:
     h, _, w = text.lower().partition("x")
     try:

@@ -16,9 +16,10 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .args import Parser, chunk, finite_float, mu, non_negative_int, positive_int, size
+from .args import Parser, chunk, finite_float, mu, non_negative_int, positive_float, positive_int, size
 from .config import MODES, ResDiTConfig, ResDiTConfigError, check_mode_for, check_size
-from .loading import ModelLoadError, base_size_of, load_any_pipeline, peek
+from .io import check_writable
+from .loading import ModelLoadError, base_size_of, check_folder, load_any_pipeline, peek
 from .schedule import check_steps
 
 #: entry-point group through which other packages add subcommands (``analysis`` adds ``study`` and ``report``)
@@ -69,11 +70,18 @@ def check_generate_args(args) -> None:
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"--out {args.out!r}: use one of {sorted(IMAGE_SUFFIXES)} (the image format follows it).")
     check_steps(cfg, args.steps)
+    check_writable(args.out)
+    check_folder(args.model)
     info = peek(args.model)
     if info.family is not None:
         check_mode_for(info.family, args.mode)
     if info.pixels_per_token is not None:
         check_size(args.height, args.width, info.pixels_per_token)
+        if not args.force_size:
+            from .memory import check_memory
+
+            check_memory(args.height, args.width, info.pixels_per_token, info.hidden, args.device,
+                         2 if args.device.startswith("cuda") else 4)
     if info.is_toy:
         from .toy.world import parse_prompt
 
@@ -88,7 +96,7 @@ def cmd_generate(args) -> int:
     from .io import atomic_write, dumps_strict
 
     pipe = load_any_pipeline(args.model, args.device, getattr(args, "offload", False))
-    base = base_size_of(pipe, size(args.base_size) if args.base_size else None)
+    base = base_size_of(pipe, args.base_size)
     cfg = config_from_args(args, base)
     pipe.set_progress_bar_config(disable=args.json)
     start = time.perf_counter()
@@ -107,6 +115,7 @@ def cmd_generate(args) -> int:
 def cmd_train_toy(args) -> int:
     from .toy.train import TrainConfig, train
 
+    check_writable(args.out, directory=True)
     cfg = TrainConfig(out=args.out, steps=args.steps, seed=args.seed, batch=args.batch, threads=args.threads,
                       max_minutes=args.max_minutes, world=args.world)
     print(f"model written to {train(cfg)}")
@@ -137,10 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=positive_int, default=35, help="denoising steps")
     g.add_argument("--out", required=True, help="image file to write (.png, .jpg, ...; never half-written)")
     g.add_argument("--model", default=None, help="diffusers FLUX model id or folder; default: the shipped toy model")
-    g.add_argument("--base-size", default=None, help="training size HxW in pixels (default: from the model)")
+    g.add_argument("--base-size", type=size, default=None,
+                   help="training size HxW in pixels (default: from the model)")
     g.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, mps)")
     g.add_argument("--offload", action="store_true", help="enable_model_cpu_offload() for real models")
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--force-size", action="store_true",
+                   help="skip the up-front memory estimate that refuses sizes larger than the machine")
     _add_method_args(g)
     g.set_defaults(func=cmd_generate)
 
@@ -152,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=positive_int, default=32, help="images per step")
     t.add_argument("--threads", type=positive_int, default=1,
                    help="torch CPU threads (float sums, so the weights, depend on it; shipped v2: 1, v1: 2)")
-    t.add_argument("--max-minutes", type=finite_float, default=120.0,
+    t.add_argument("--max-minutes", type=positive_float, default=120.0,
                    help="stop (resumably) after this many minutes; run again to continue")
     t.add_argument("--world", choices=["v1", "v2"], default="v2",
                    help="toy world to train on (the shipped v1 weights: --world v1 --steps 4000)")
@@ -160,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval-toy", help="score the toy model: prompt accuracy per mode and scale")
     e.add_argument("--model", default=None, help="toy weights folder (default: the shipped model)")
-    e.add_argument("--scales", type=finite_float, nargs="+", default=[1, 2, 4], help="side scale factors")
+    e.add_argument("--scales", type=positive_float, nargs="+", default=[1, 2, 4], help="side scale factors (> 0)")
     e.add_argument("--modes", nargs="+", default=["direct", "scaled_pe", "resdit"], choices=sorted(MODES),
                    help="modes to score")
     e.add_argument("--prompts", type=positive_int, default=64, help="prompts (balanced over places and colours)")
@@ -175,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval_toy)
 
     b = sub.add_parser("bench", help="time modes and phases against direct inference on the toy model")
-    b.add_argument("--scales", type=finite_float, nargs="+", default=[2.0, 4.0, 8.0], help="side scale factors")
+    b.add_argument("--scales", type=positive_float, nargs="+", default=[2.0, 4.0, 8.0],
+                   help="side scale factors (> 0)")
     b.add_argument("--steps", type=positive_int, default=35, help="steps of the whole-generation rows")
     b.add_argument("--repeats", type=positive_int, default=3, help="timed repeats (median reported)")
     b.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
@@ -191,14 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(func, args) -> int:
+    """One rule for every subcommand: a bad option, path or model folder is one ``error:`` line and exit status 2;
+    an interrupt is one line and exit status 130 (no half-written file either way: results are written
+    atomically)."""
     try:
-        return args.func(args)
+        return func(args)
     except (ResDiTConfigError, ModelLoadError, ValueError) as err:
         message = " ".join(str(err).split())  # one line
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 
@@ -113,6 +114,9 @@ MODES: dict[str, ModeSpec] = {
 
 # SPEC 1: of 35 steps, the first 10 global only and the last 15 local only.
 REFERENCE_STEPS = 35
+#: the narrowest splice (window units): at 0.01 the farther window's weight one token past the midpoint of two
+#: windows of >= 8 tokens is below exp(-600), a hard nearest-centre cut, so narrower widths give the same splice
+SIGMA_MIN = 0.01
 DEFAULT_GLOBAL_FRACTION = 10 / REFERENCE_STEPS
 DEFAULT_LOCAL_FRACTION = 15 / REFERENCE_STEPS
 
@@ -124,9 +128,8 @@ class ResDiTConfigError(ValueError):
 def check_size(height, width, px: int) -> tuple[int, int]:
     """A requested size in pixels as a token grid; ResDiTConfigError for a size no model can take."""
     for name, value in (("height", height), ("width", width)):
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or value != int(value) or value < px):
-            raise ResDiTConfigError(f"{name}={value!r} must be a whole number of pixels >= {px} (one token).")
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < px:
+            raise ResDiTConfigError(f"{name}={value!r} must be a whole number (int) of pixels >= {px} (one token).")
         if value % px:
             lower, upper = value - value % px, value - value % px + px
             raise ResDiTConfigError(
@@ -225,19 +228,28 @@ class ResDiTConfig:
     strength: float = 0.6
 
     def __post_init__(self):
-        if self.mode not in MODES:
+        if not isinstance(self.mode, str) or self.mode not in MODES:
             raise ResDiTConfigError(f"Unknown mode {self.mode!r}; choose one of {sorted(MODES)}.")
-        for name in ("cutoff", "sigma", "watershed", "strength", "ntk_factor", "mu"):
+        for name in ("cutoff", "sigma", "watershed", "strength", "ntk_factor", "mu", "vae_tiling_above"):
             value = getattr(self, name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+            if name == "mu" and (value is None or isinstance(value, str)):
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ResDiTConfigError(f"{name}={value!r} must be a number (got {type(value).__name__}).")
+            if not math.isfinite(value):
                 raise ResDiTConfigError(f"{name}={value} is not a finite number.")
+        for name in ("proportional_attention", "key_bias"):
+            if not any(getattr(self, name) is v for v in (None, True, False)):
+                raise ResDiTConfigError(f"{name}={getattr(self, name)!r}: use True, False or None (the mode's own).")
         if not (0.0 <= self.cutoff <= math.sqrt(2) + 1e-12):
             raise ResDiTConfigError(
                 f"cutoff={self.cutoff} is outside [0, sqrt(2)]: it is a normalised radial frequency "
                 "(0 keeps no global frequency, sqrt(2) keeps all of them; the paper uses 0.2)."
             )
-        if not self.sigma > 0:
-            raise ResDiTConfigError(f"sigma={self.sigma} must be positive (window units; default 0.5).")
+        if not self.sigma >= SIGMA_MIN:
+            raise ResDiTConfigError(
+                f"sigma={self.sigma} is below {SIGMA_MIN} window units: the splice is already a hard cut at the nearest "
+                f"window centre there (default 0.5); use sigma={SIGMA_MIN} for it.")
         for name in ("global_steps", "local_steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value != int(value) or value < 0):
@@ -266,8 +278,6 @@ class ResDiTConfig:
             raise ResDiTConfigError(f"global_tokens={self.global_tokens!r}: use 'full' or 'base'.")
         if self.pool_phases not in (None, "all", "fused"):
             raise ResDiTConfigError(f"pool_phases={self.pool_phases!r}: use 'all' or 'fused'.")
-        if self.key_bias not in (None, True, False):
-            raise ResDiTConfigError(f"key_bias={self.key_bias!r}: use True, False or None (the mode's own).")
         if self.upsampler not in ("bilinear", "fft"):
             raise ResDiTConfigError(f"upsampler={self.upsampler!r}: use 'bilinear' or 'fft'.")
         if self.tokens == "base":
@@ -282,9 +292,12 @@ class ResDiTConfig:
         if self.vae_tiling not in (True, False, "auto"):
             raise ResDiTConfigError(f"vae_tiling={self.vae_tiling!r}: use 'auto', True or False.")
         if self.base_size is not None:
-            self.base_size = (int(self.base_size[0]), int(self.base_size[1]))
-            if min(self.base_size) <= 0:
-                raise ResDiTConfigError(f"base_size={self.base_size} must be positive pixels (height, width).")
+            size = self.base_size
+            if (isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2
+                    or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0 for v in size)):
+                raise ResDiTConfigError(
+                    f"base_size={size!r} must be (height, width): two whole numbers of pixels > 0, e.g. (1024, 1024).")
+            self.base_size = (int(size[0]), int(size[1]))
 
     @property
     def spec(self) -> ModeSpec:

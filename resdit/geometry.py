@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 
 from .config import ResDiTConfigError
@@ -112,11 +114,19 @@ class WindowPartition:
         if weighting == "gaussian":
             dy = (r - (wh - 1) / 2.0) / (sigma * wh)
             dx = (c - (ww - 1) / 2.0) / (sigma * ww)
-            raw = torch.exp(-0.5 * (dy[:, None] ** 2 + dx[None, :] ** 2)).reshape(-1).double()
+            log_raw = (-0.5 * (dy[:, None] ** 2 + dx[None, :] ** 2)).reshape(-1)
         else:
-            raw = torch.ones(wh * ww, dtype=torch.float64)
-        raw = raw.expand(index.shape[0], -1)
-        total = torch.zeros(H * W, dtype=torch.float64).index_add_(0, index.reshape(-1), raw.reshape(-1))
+            log_raw = torch.zeros(wh * ww)
+        raw = torch.exp(log_raw).double().expand(index.shape[0], -1)
+        log_raw = log_raw.double().expand(index.shape[0], -1)
+        flat = index.reshape(-1)
+        total = torch.zeros(H * W, dtype=torch.float64).index_add_(0, flat, raw.reshape(-1))
+        if not bool((total > 0).all()):  # a narrow splice underflowed somewhere: normalise in log space instead,
+            # where each token's largest weight is exp(0), so no width gives 0 / 0
+            peak = torch.full((H * W,), -math.inf, dtype=torch.float64).scatter_reduce(0, flat, log_raw.reshape(-1),
+                                                                                      "amax")
+            raw = torch.exp(log_raw - peak[index])
+            total = torch.zeros(H * W, dtype=torch.float64).index_add_(0, flat, raw.reshape(-1))
         weights = (raw / total[index]).float()
         # Nearest window centre per token, per axis (windows form a product grid).
         local_r = _nearest_local(H, rows, wh)

@@ -27,6 +27,26 @@ def atomic_write(path: str | Path, binary: bool = False):
         raise
 
 
+def check_writable(path: str | Path, directory: bool = False) -> None:
+    """ValueError now, before any work, if ``path`` cannot be written: an existing directory where a file is
+    due (or a file where a folder is), or a place where no file can be created. Creates nothing that stays."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        kind = "a directory" if path.is_dir() else "a file"
+        raise ValueError(f"{path} is {kind}; give {'a folder' if directory else 'a file name'}.")
+    probe_in = path if directory and path.is_dir() else path.parent
+    while not probe_in.exists():  # the nearest folder that exists: atomic_write creates the rest
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise ValueError(f"cannot write {path}: {probe_in} is a file, not a folder.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".resdit-write-check.", dir=probe_in)
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {probe_in} is not writable ({err.strerror}).") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def finite_or_none(obj):
     """``obj`` with every NaN or infinity replaced by None (strict JSON has no NaN), recursively."""
     if isinstance(obj, float):

@@ -42,3 +42,38 @@ def window_chunk(config, num_windows: int, per_window_bytes: int, device) -> int
         budget = AUTO_FRACTION * free_bytes(device)
         return int(max(1, min(num_windows, budget // max(per_window_bytes, 1))))
     return int(min(chunk, num_windows))
+
+
+def total_bytes(device) -> int:
+    """All memory of ``device``: CUDA's total, else physical memory (Linux; 2**62 where unknown)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[1])
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+#: live copies of a block's token activations (q, k, v, attention output, the MLP's 4x hidden, residual)
+ACTIVATION_COPIES = 8
+
+
+def generation_bytes(height: int, width: int, pixels_per_token: int, hidden: int, itemsize: int = 4) -> int:
+    """A lower bound on a generation's peak memory: ``ACTIVATION_COPIES`` copies of one block's image-token
+    activations (``tokens x hidden``). FLUX.1 at 4096^2 in bf16: 3.2 GB; attention scores, weights and the VAE
+    come on top."""
+    tokens = (height // pixels_per_token) * (width // pixels_per_token)
+    return ACTIVATION_COPIES * tokens * hidden * itemsize
+
+
+def check_memory(height: int, width: int, pixels_per_token: int, hidden: int | None, device="cpu",
+                 itemsize: int = 4) -> None:
+    """ValueError before any work if even :func:`generation_bytes` exceeds the device's memory."""
+    if hidden is None:
+        return
+    need, have = generation_bytes(height, width, pixels_per_token, hidden, itemsize), total_bytes(device)
+    if need > have:
+        raise ValueError(f"{height}x{width} px needs at least {need / 2**30:.1f} GiB of activations on {device} "
+                         f"(tokens x width x {ACTIVATION_COPIES}), more than its {have / 2**30:.1f} GiB; ask for a "
+                         "smaller size, or pass --force-size to try anyway.")

@@ -352,6 +352,10 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
     pipe, transformer = _split(target)
     state = get_state(transformer)
     owned = state is None
+    cache = AttentionCache(attention_layers(transformer), {
+        "points": list(points), "probes": [list(p) if not isinstance(p, int) else p for p in probes]})
+    # checks the points and layers before anything is installed, so a bad request leaves the model as it was
+    recorder = Recorder(cache, points, layers, None if steps is None else set(steps), list(probes), budget)
     if owned:
         # An untouched model: observe it through processors that compute exactly what the
         # stock ones do (global attention, its own integer grid, nothing on the pipeline).
@@ -360,10 +364,7 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
         raise RuntimeError("A recorder is already attached to this model; leave the other `record` block first.")
     elif not state.config.spec.patched:
         raise RuntimeError("Mode 'direct' leaves the model untouched; record before applying it, or use 'extrapolate'.")
-    cache = AttentionCache(attention_layers(transformer), {
-        "mode": state.config.mode, "points": list(points), "probes": [list(p) if not isinstance(p, int) else p
-                                                                      for p in probes]})
-    recorder = Recorder(cache, points, layers, None if steps is None else set(steps), list(probes), budget)
+    cache.meta = {"mode": state.config.mode, **cache.meta}
     unsubscribe = [state.subscribe("call", recorder.on_call), state.subscribe("attention", recorder.on_attention),
                    state.subscribe("branches", recorder.on_branch_outputs)]
     try:

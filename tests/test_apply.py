@@ -30,12 +30,18 @@ def test_every_mode_reproduces_the_model_at_its_base_grid(transformer, mode, pha
     assert (out - reference).abs().max().item() < 1e-5
 
 
-@pytest.mark.parametrize("mode", ["scaled_pe", "patch_pe", "patch_pe_local", "resdit"])
-def test_modes_change_the_output_beyond_the_base_grid(transformer, mode):
+def test_modes_change_the_output_beyond_the_base_grid_each_in_its_own_way(transformer):
     inputs = flux_inputs((16, 12))
     with torch.no_grad():
         reference = transformer(**inputs).sample
-    assert (run(transformer, inputs, mode, STEPS["fused"]) - reference).abs().max().item() > 1e-3
+    modes = ["scaled_pe", "patch_pe", "patch_pe_local", "resdit", "resdit_paper", "resdit_no_psf", "resdit_no_pipe"]
+    outs = {m: run(transformer, inputs, m, STEPS["fused"]) for m in modes}
+    for m in modes:
+        assert (outs[m] - reference).abs().max().item() > 1e-3, m
+    for i, a in enumerate(modes):  # a mode wired to another's branches would repeat its output
+        for b in modes[i + 1:]:
+            if {a, b} != {"resdit", "resdit_paper"}:  # the same fused step (they differ in schedule and scale)
+                assert (outs[a] - outs[b]).abs().max().item() > 1e-4, (a, b)
 
 
 def test_remove_restores_processors_and_output_bit_for_bit(transformer):

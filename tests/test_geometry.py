@@ -69,13 +69,6 @@ def test_splice_of_gathered_tensor_is_identity():
     torch.testing.assert_close(part.splice(part.gather(x)), x, atol=1e-5, rtol=0)
 
 
-def test_gaussian_weights_prefer_the_nearer_window_centre():
-    part = WindowPartition.build((1 * 12, 2), (8, 2), sigma=0.25)  # rows: windows at 0 and 4
-    # row 1 is nearer window 0's centre (3.5) than window 1's (7.5)
-    w0 = part.weights[0][part.index[0] == 1 * 2].item()
-    assert w0 > 0.5
-
-
 def test_grid_layout_tiles_without_overlap_when_divisible():
     assert grid_starts(24, 8) == [0, 8, 16]
     assert grid_starts(20, 8) == [0, 8, 12]

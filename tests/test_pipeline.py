@@ -115,4 +115,13 @@ def test_non_square_requests_run_in_every_mode(pipe, size):
             image = generate(pipe, size)
         assert image.shape == (1, *size, 3) and np.isfinite(image).all()
         if state.plan is not None:
-            assert state.plan.grid == (size[0] // 2, size[1] // 2)
+            grid = (size[0] // 2, size[1] // 2)
+            assert state.plan.grid == grid
+            part = state.plan.partition  # every token in a window, windows of the base grid clipped per axis
+            assert set(part.index.unique().tolist()) == set(range(grid[0] * grid[1]))
+            assert part.window == (min(8, grid[0]), min(8, grid[1]))
+            spec = state.config.spec
+            if spec.global_ids == "scaled" and spec.rope == "base" and not spec.tiled:  # PES per axis: i / (H / h)
+                ids = state.plan.global_ids.reshape(*grid, 3)
+                torch.testing.assert_close(ids[:, 0, 1], torch.arange(grid[0]) * min(8 / grid[0], 1.0))
+                torch.testing.assert_close(ids[0, :, 2], torch.arange(grid[1]) * min(8 / grid[1], 1.0))

@@ -23,9 +23,17 @@ def test_shipped_model_draws_the_prompted_object_at_its_base_size(pipe):
 
 
 def test_shipped_model_was_trained_up_to_its_base_size_only(pipe):
+    """The training sampler, with the shipped run's seed and square share, draws canvases up to the base size and
+    never beyond it (so every scale above 1 is out of distribution)."""
+    import numpy as np
+
+    from resdit.toy.train import canvas_size
+
     card = pipe.card
-    assert card["base_size_px"] == [32, 32] and card["train"]["steps"] > 0
-    assert card["transformer"]["in_channels"] == 12
+    rng = np.random.default_rng(card["train"]["seed"])
+    sizes = np.array([canvas_size(rng, card["train"]["p_square"]) for _ in range(5000)])
+    assert sizes.max() == card["base_size_px"][0] == 32 and sizes.min() >= card["min_side_px"]
+    assert (sizes % 2 == 0).all() and len({tuple(s) for s in sizes}) > 10  # many sizes, all at most the base
 
 
 def test_resdit_and_direct_give_identical_images_at_base_size(tmp_path):

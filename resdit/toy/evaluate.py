@@ -94,6 +94,12 @@ def evaluate_cli(args) -> int:
     from ..io import atomic_write
     from .pipeline import load_pipeline
 
+    from ..io import check_writable
+    from ..loading import check_folder
+
+    if args.out:
+        check_writable(args.out)
+    check_folder(args.model)
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,

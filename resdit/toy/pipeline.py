@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,8 @@ class ToyFluxPipeline:
 
     def check_inputs(self, prompt, height: int, width: int) -> None:
         for name, value in (("height", height), ("width", width)):
-            if value % toy.PIXELS_PER_TOKEN or value < 2 * toy.PIXELS_PER_TOKEN:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value % toy.PIXELS_PER_TOKEN or (
+                    value < 2 * toy.PIXELS_PER_TOKEN):
                 raise ValueError(f"{name}={value} must be an even number of pixels >= 4 (2x2 pixels per token).")
         c = self.text_encoder.config  # clear error for unknown words, or words this model never saw
         tokenize([prompt] if isinstance(prompt, str) else list(prompt), c["max_tokens"], c["vocab_size"], self.world)
@@ -92,8 +94,8 @@ class ToyFluxPipeline:
 
         ``latents`` (``[B, 3, H, W]``) replaces the sampled noise.
         """
-        height = height or self.base_size[0]
-        width = width or self.base_size[1]
+        height = self.base_size[0] if height is None else height
+        width = self.base_size[1] if width is None else width
         self.check_inputs(prompt, height, width)
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength={strength} must lie in (0, 1].")
