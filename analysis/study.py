@@ -31,7 +31,7 @@ from resdit.toy.world import parse_prompt
 from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config
 from .metrics import RandomFeatures, base_size_crops, kid, truth
 from .scoring import METRICS, score_case
-from .stats import bootstrap_ci
+from .stats import cluster_ci, proportion_ci
 
 
 @dataclass
@@ -284,18 +284,23 @@ def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
                                                                      if kv[0][0] in CONDITIONS else 99)):
         entry = {"condition": cond, "scale": scale, "n": len(rs), "size": rs[0]["size"],
                  "seconds_per_image": float(np.mean([r["seconds"] for r in rs]))}
+        prompts = np.array([r["prompt_index"] for r in rs])
+        entry["prompts"] = int(len(np.unique(prompts)))
         for m in METRICS:
-            vals = np.array([r.get(m, float("nan")) for r in rs], dtype=float)  # NaN: scored before metric m
-            lo, hi = bootstrap_ci(vals)
-            entry[m] = {"mean": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
-                        "ci95": [lo, hi]}
+            vals = np.array([np.nan if r.get(m) is None else r.get(m, np.nan) for r in rs], dtype=float)
+            mean, lo, hi = cluster_ci(vals, prompts)  # NaN: undefined for that case, or scored before metric m
+            entry[m] = {"mean": mean, "ci95": [lo, hi], "n": int(np.isfinite(vals).sum())}
+            if m == "correct":
+                entry[m]["ci95_exact"] = list(proportion_ci(int(np.nansum(vals)), int(np.isfinite(vals).sum())))
         base = tuple(rs[0].get("base", (32, 32)))
         entry.update(_kid_scores(out, cond, scale, rs, base))
         summary.append(entry)
     result = {"provenance": provenance(argv=None), "sources": made_by, "groups": summary, "metrics": list(METRICS),
-              "notes": "mean and 95% bootstrap CI over prompts x seeds; correct = one object of the prompted colour "
-                       "in the prompted cell; detail = texture-band energy relative to the exact render; seam = "
-                       "gradient energy on base-window borders over elsewhere (1 = none)."}
+              "notes": "mean over prompts of each prompt's mean over its seeds, with a 95% BCa interval from "
+                       "resampling prompts (seeds nested); correct also has an exact binomial interval over samples "
+                       "(ci95_exact); n: samples where the metric is defined; correct = one object of the prompted "
+                       "colour in the prompted cell; detail = texture-band energy of the drawn object relative to the "
+                       "exact render; seam = gradient energy on base-window borders over elsewhere (1 = none)."}
     with atomic_write(out / "summary.json") as f:
         f.write(dumps_strict(result, indent=1))
     return result

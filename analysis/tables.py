@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import paired_difference
+from .stats import multiplicity_note, paired_difference, verdict
 
 # (claim, condition with the ingredient, condition without it, metric, the direction the paper expects)
 CLAIMS = [
@@ -39,24 +39,38 @@ CLAIMS = [
 ]
 
 
-def claims_table(out: str | Path, scales=(2.0, 4.0)) -> str:
-    """Markdown rows: each claim's paired difference and a verdict per scale."""
-    rows = [json.loads(line) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
-    lines = ["| claim | metric | " + " | ".join(f"{s:g}x: difference [95% CI], n" for s in scales) + " |",
+def load_rows(*outs: str | Path) -> list[dict]:
+    """Every row of one or more study folders (later folders win on the same case key)."""
+    rows: dict[str, dict] = {}
+    for out in outs:
+        for line in (Path(out) / "results.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            rows[row.get("key", str(len(rows)))] = row
+    return list(rows.values())
+
+
+def claims_table(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = ()) -> str:
+    """Markdown rows: each claim's paired difference (cluster bootstrap over prompts) and a verdict per scale,
+    with the multiplicity note under the table. ``extra``: further study folders whose rows pair with ``out``'s
+    (same prompts, seeds and noise)."""
+    rows = load_rows(out, *extra)
+    claims = CLAIMS if claims is None else claims
+    lines = ["| claim | metric | " + " | ".join(f"{s:g}x: difference [95% CI], pairs/prompts" for s in scales) + " |",
              "|---|---|" + "---|" * len(scales)]
-    for claim, a, b, metric, sign in CLAIMS:
+    compared = 0
+    for claim, a, b, metric, sign in claims:
         cells = []
         for scale in scales:
             d = paired_difference(rows, a, b, metric, scale)
             if d is None:
                 cells.append(_missing(rows, a, b, scale))
                 continue
+            compared += 1
             lo, hi = d["ci95"]
-            ends = (sign * lo, sign * hi)
-            verdict = "reproduced" if min(ends) > 0 else "contradicted" if max(ends) < 0 else "not separated"
-            cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}: {verdict}")
+            cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}/{d['prompts']}: "
+                         f"{verdict(d, sign, metric)}")
         lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) + f"\n\n{multiplicity_note(compared)}"
 
 
 def _missing(rows: list[dict], a: str, b: str, scale: float) -> str:
@@ -73,7 +87,7 @@ def baselines_table(out: str | Path, reference: str = "resdit", scales=(2.0, 4.0
                     baselines=BASELINES) -> str:
     """Markdown rows: ``reference`` minus each baseline, paired by prompt and seed (mean [95 % CI]) per metric
     and scale, with both conditions' seconds per image."""
-    rows = [json.loads(line) for line in (Path(out) / "results.jsonl").read_text().splitlines()]
+    rows = load_rows(out)
     seconds = {}
     for r in rows:
         seconds.setdefault((r["condition"], r["scale"]), []).append(r.get("seconds", float("nan")))

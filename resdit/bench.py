@@ -191,6 +191,54 @@ def add_time_predictions(results: list[dict], model: TimeModel, config, base_gri
         r["predicted_ratio_time"] = predicted
 
 
+#: whole generations timed end to end by :func:`bench_generations`: label -> ResDiTConfig keyword arguments
+GENERATION_CASES = {
+    "direct": dict(mode="direct"),
+    "resdit": dict(mode="resdit"),
+    "resdit+base_tokens": dict(mode="resdit", global_tokens="base"),
+    "resdit_fast": dict(mode="resdit_fast"),
+    "two_stage": dict(mode="two_stage"),
+    "tiling": dict(mode="tiling"),
+}
+
+
+def bench_generations(pipe, scales=(4, 8), steps: int = 20, repeats: int = 1, cases=None, progress: bool = True,
+                      prompt: str = "a red striped circle at top left on waves") -> list[dict]:
+    """Whole generations timed end to end (``resdit.generate``: every step, the two passes of ``two_stage``, the
+    decoding), the cases interleaved within each repeat (median over repeats), with each one's ratio to direct
+    and to two-stage at the same size and the cost model's FLOP ratio beside it."""
+    from .generate import generate
+
+    cases = GENERATION_CASES if cases is None else cases
+    base = tuple(pipe.base_size)
+    config = pipe.transformer.config
+    px = 2 * config.patch_size
+    text = int(pipe.text_encoder.config.get("max_tokens", 1))
+    rows = []
+    for scale in scales:
+        h, w = (2 * int(round(s * scale / 2)) for s in base)
+        grid, base_grid = (h // px, w // px), (base[0] // px, base[1] // px)
+        times = {k: [] for k in cases}
+        for _ in range(repeats):
+            for label, kwargs in cases.items():
+                cfg = ResDiTConfig(base_size=base, **kwargs)
+                t0 = time.perf_counter()
+                generate(pipe, prompt, cfg, h, w, steps, seed=0)
+                times[label].append(time.perf_counter() - t0)
+                if progress:
+                    print(f"{scale:>4g}x {label:>20s}  {times[label][-1]:8.1f} s", flush=True)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        flop_direct = generation_flops(config, grid, base_grid, text, "direct", steps)
+        for label, seconds in med.items():
+            cfg = ResDiTConfig(base_size=base, **cases[label])
+            rows.append(dict(mode=label, config=cases[label], phase="generation", kind="measured", scale=scale,
+                             size=[h, w], steps=steps, seconds=seconds, repeats=repeats,
+                             ratio_to_direct=seconds / med["direct"] if "direct" in med else None,
+                             ratio_to_two_stage=seconds / med["two_stage"] if "two_stage" in med else None,
+                             predicted_ratio=generation_flops(config, grid, base_grid, text, cfg, steps) / flop_direct))
+    return rows
+
+
 #: FLUX.1-dev's transformer config (19 dual + 38 single blocks, d = 3072): timing needs no weights.
 FLUX_DEV_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
                        num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
@@ -218,6 +266,8 @@ def build_model(name: str, device: str):
 
 def main(args) -> int:
     torch.set_num_threads(args.threads)
+    if getattr(args, "generations", False):
+        return _main_generations(args)
     model, base_grid, text_tokens = build_model(getattr(args, "config", "toy"), getattr(args, "device", "cpu"))
     results = bench(model, base_grid, tuple(args.scales), args.steps, args.repeats, memory=not args.no_memory,
                     progress=not args.json, text_tokens=text_tokens)
@@ -236,4 +286,28 @@ def main(args) -> int:
         for r in results:
             print(f"{r['scale']:>4g}x {r['mode']:>16s} {r['phase']:>10s}  {r['ratio_to_direct']:.3f} / "
                   f"{r['predicted_ratio']:.3f} / {r['predicted_ratio_time']:.3f}")
+    return 0
+
+
+def _main_generations(args) -> int:
+    from .io import atomic_write
+    from .provenance import provenance
+    from .toy import load_pipeline
+
+    if getattr(args, "config", "toy") != "toy":
+        raise ValueError("--generations times the toy pipeline; for FLUX.1-dev geometry use scripts/flux_geometry.py.")
+    pipe = load_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    rows = bench_generations(pipe, tuple(args.scales), args.steps, args.repeats, progress=not args.json)
+    record = {"provenance": provenance(config={k: v for k, v in vars(args).items() if k != "func"}),
+              "results": rows, "threads": args.threads}
+    if args.out:
+        with atomic_write(args.out) as f:
+            f.write(dumps_strict(record, indent=1) + "\n")
+    if args.json:
+        print(dumps_strict(record))
+    else:
+        for r in rows:
+            print(f"{r['scale']:>4g}x {r['mode']:>20s}  {r['seconds']:8.1f} s  x direct {r['ratio_to_direct']:.3f}  "
+                  f"x two-stage {r['ratio_to_two_stage']:.3f}  (FLOP model x direct {r['predicted_ratio']:.3f})")
     return 0

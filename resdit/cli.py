@@ -131,6 +131,8 @@ def cmd_eval_toy(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
+    if args.out:
+        check_writable(args.out)
     return bench_main(args)
 
 
@@ -197,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the shipped toy model, or a random full-size FLUX.1-dev transformer (for a GPU)")
     b.add_argument("--device", default="cpu", help="torch device")
     b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.add_argument("--generations", action="store_true",
+                   help="time whole generations end to end (toy pipeline; direct, the defaults, the base-token "
+                        "branch, resdit_fast, two-stage, tiling), interleaved")
+    b.add_argument("--out", default=None, help="with --generations: JSON file for the results")
     b.set_defaults(func=cmd_bench)
 
     for command in entry_points(group=COMMANDS_GROUP):  # e.g. `study` and `report` from the analysis package

@@ -46,10 +46,11 @@ def attention_flops(config, seq: int, batch_windows: int = 1) -> float:
 
 
 def step_flops(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
-               windows: str = "mop", pool: int = 1) -> float:
+               windows: str = "mop", pool=1, pool_all: bool = False) -> float:
     """FLOPs of one forward in a phase: ``"global"`` (= direct), ``"local"``, ``"fused"``, ``"tiling"``
-    (``pool``: the fused phase's global pooling factor)."""
-    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows, pool)
+    (``pool``: the global branch's block size, an int or ``(ph, pw)``; ``pool_all``: pooled in the global-only
+    phase too)."""
+    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows, pool, pool_all)
     return lin + att
 
 
@@ -68,10 +69,11 @@ def step_rows(config, grid: tuple[int, int], base: tuple[int, int], text_len: in
 
 
 def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
-               windows: str = "mop", pool: int = 1) -> tuple[float, float, float]:
-    """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase. With ``pool > 1``
-    beyond the base size the fused phase's global branch attends over ``ceil(H/p) x ceil(W/p)`` blocks (rows:
-    the blocks, plus one pass over the tokens to pool and upsample)."""
+               windows: str = "mop", pool=1, pool_all: bool = False) -> tuple[float, float, float]:
+    """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase. With a block size
+    ``pool`` > 1 (int or ``(ph, pw)``) beyond the base size the fused phase's global branch (and with
+    ``pool_all`` the global-only phase's) attends over ``ceil(H/ph) x ceil(W/pw)`` blocks (rows: the blocks, plus
+    one pass over the tokens to pool and upsample)."""
     _, dual, single, *_ = _dims(config)
     n = grid[0] * grid[1]
     part = WindowPartition.build(grid, base, layout=windows)
@@ -80,11 +82,15 @@ def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: i
     lin = linear_flops(config, n, text_len)
     glob = attention_flops(config, text_len + n)
     local = attention_flops(config, text_len + L, part.num_windows)
+    ph, pw = (pool, pool) if isinstance(pool, int) else pool
     fused_global, fused_rows = glob, own
-    if pool > 1 and (grid[0] > base[0] or grid[1] > base[1]):
-        blocks = -(-grid[0] // pool) * -(-grid[1] // pool)
+    global_only = (lin, glob, own)
+    if (ph > 1 or pw > 1) and (grid[0] > base[0] or grid[1] > base[1]):
+        blocks = -(-grid[0] // ph) * -(-grid[1] // pw)
         fused_global, fused_rows = attention_flops(config, text_len + blocks), text_len + blocks + n
-    parts = {GLOBAL: (lin, glob, own), LOCAL: (lin, local, own + folded),
+        if pool_all:
+            global_only = (lin, fused_global, own + fused_rows)
+    parts = {GLOBAL: global_only, LOCAL: (lin, local, own + folded),
              FUSED: (lin, fused_global + local, own + fused_rows + folded),
              "tiling": (part.num_windows * linear_flops(config, L, text_len), local, folded)}
     if phase not in parts:
@@ -157,20 +163,26 @@ class TimeModel:
             t_el = best(elementwise)
         return cls(t_lin / (2 * rows * d * 4 * d), t_att / (4 * 4 * seq * seq * hd * heads), t_el / rows)
 
-    def step(self, config, grid, base, text_len: int, phase: str, pool: int = 1) -> float:
-        lin, att, rows = step_parts(config, grid, base, text_len, phase, pool=pool)
+    def step(self, config, grid, base, text_len: int, phase: str, pool=1, pool_all: bool = False) -> float:
+        lin, att, rows = step_parts(config, grid, base, text_len, phase, pool=pool, pool_all=pool_all)
         return self.per_linear_flop * lin + self.per_attention_flop * att + self.per_row * rows
 
 
-def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, strength: float = 0.6) -> float:
-    """FLOPs of a whole generation of ``steps`` steps in a mode, read from its :class:`~resdit.config.ModeSpec`:
-    tiled modes run base-size tiles every step, two-pass modes a base-size pass (plus, for ``two_stage``, the
-    re-noised steps at the target size), the others their schedule's phases."""
-    from .config import MODES
+def generation_flops(config, grid, base, text_len: int, mode, steps: int, strength: float = 0.6) -> float:
+    """FLOPs of a whole generation of ``steps`` steps in a mode (a name, or a :class:`~resdit.ResDiTConfig`,
+    whose own options count: the global branch's pooling and its phases), read from its
+    :class:`~resdit.config.ModeSpec`: tiled modes run base-size tiles every step, two-pass modes a base-size pass
+    (plus, for ``two_stage``, the re-noised steps at the target size), the others their schedule's phases."""
+    from .config import MODES, ResDiTConfig
+    from .plan import pool_factors
 
-    if mode not in MODES:
+    if isinstance(mode, ResDiTConfig):
+        rc = mode
+    elif mode in MODES:
+        rc = ResDiTConfig(mode=mode)
+    else:
         raise ValueError(f"No cost model for mode {mode!r}; choose one of {sorted(MODES)}.")
-    spec = MODES[mode]
+    spec = rc.spec
     if spec.tiled:
         return steps * step_flops(config, grid, base, text_len, "tiling", spec.windows)
     if spec.two_pass is not None:
@@ -178,7 +190,9 @@ def generation_flops(config, grid, base, text_len: int, mode: str, steps: int, s
         second = two_stage_steps(steps, strength) if spec.two_pass == "two_stage" else 0
         return first + second * step_flops(config, grid, base, text_len, GLOBAL)
     if spec.schedule == "phased":
-        counts = zip(phase_lengths(steps, local_fraction=spec.local_fraction), (GLOBAL, FUSED, LOCAL))
+        counts = zip(phase_lengths(steps, rc.global_steps, rc.local_steps, rc.local_fraction), (GLOBAL, FUSED, LOCAL))
     else:
         counts = [(steps, GLOBAL if spec.schedule == "global" else LOCAL)]
-    return sum(k * step_flops(config, grid, base, text_len, p, spec.windows, spec.global_pool) for k, p in counts)
+    pool = pool_factors(rc, grid, base)
+    return sum(k * step_flops(config, grid, base, text_len, p, spec.windows, pool, rc.pooled_phases == "all")
+               for k, p in counts)

@@ -43,3 +43,18 @@ def test_compose_builds_generations_along_the_schedule():
     assert whole["direct"] == 35 and whole["resdit"] == 10 * 1.0 + 25 * 2.0
     assert whole["resdit_fast"] == 10 * 1.0 + 25 * 0.25
     assert whole["two_stage"] == 35 * 0.1 + 21 * 1.0
+
+
+def test_whole_generations_are_timed_end_to_end_with_ratios_and_predictions():
+    from resdit.bench import bench_generations
+    from resdit.toy import load_pipeline
+
+    pipe = load_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    cases = {"direct": dict(mode="direct"), "resdit+base_tokens": dict(mode="resdit", global_tokens="base"),
+             "two_stage": dict(mode="two_stage")}
+    rows = bench_generations(pipe, scales=(2,), steps=2, cases=cases, progress=False)
+    by = {r["mode"]: r for r in rows}
+    assert set(by) == set(cases) and by["direct"]["ratio_to_direct"] == 1.0
+    assert by["two_stage"]["ratio_to_two_stage"] == 1.0 and all(r["seconds"] > 0 for r in rows)
+    assert by["resdit+base_tokens"]["predicted_ratio"] != by["direct"]["predicted_ratio"]

@@ -56,6 +56,41 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_n():
     assert hi_l - lo_l < (hi_s - lo_s) / 3
 
 
+def test_one_pair_and_floor_cases_never_read_reproduced():
+    from analysis.stats import paired_difference, verdict
+
+    one = [dict(condition=c, scale=4.0, prompt_index=0, seed=0, detail=v) for c, v in (("a", 0.3), ("b", 0.2))]
+    d = paired_difference(one, "a", "b", "detail", 4.0)
+    assert d["ci95"] == [d["mean"], d["mean"]] and verdict(d, +1, "detail").startswith("too few pairs")
+    floor = [dict(condition=c, scale=4.0, prompt_index=p, seed=s, correct=0) for c in "ab" for p in range(16)
+             for s in range(2)]
+    assert verdict(paired_difference(floor, "a", "b", "correct", 4.0), +1, "correct") == "floor (both 0)"
+    same = [dict(condition=c, scale=2.0, prompt_index=p, seed=s, detail=0.5 + 0.001 * ((p + s) % 3))
+            for c in "ab" for p in range(16) for s in range(2)]
+    assert verdict(paired_difference(same, "a", "b", "detail", 2.0), +1, "detail").startswith("equivalent")
+
+
+def test_cluster_bootstrap_covers_a_clustered_mean_and_the_independent_one_does_not():
+    """16 prompts x 2 seeds whose seeds share most of their prompt's value: resampling prompts keeps the nominal
+    coverage; treating the 32 samples as independent is overconfident."""
+    import numpy as np
+
+    from analysis.stats import bootstrap_ci, cluster_ci
+
+    rng = np.random.default_rng(0)
+    prompts = np.repeat(np.arange(16), 2)
+    hit_cluster = hit_independent = 0
+    trials = 200
+    for t in range(trials):
+        values = rng.normal(size=16)[prompts] + 0.1 * rng.normal(size=32)  # true mean 0
+        _, lo, hi = cluster_ci(values, prompts, n_boot=400, seed=t)
+        hit_cluster += lo <= 0 <= hi
+        lo_i, hi_i = bootstrap_ci(values, n_boot=400, seed=t)
+        hit_independent += lo_i <= 0 <= hi_i
+    assert hit_cluster / trials >= 0.88
+    assert hit_independent / trials < hit_cluster / trials - 0.05  # the independent interval is too narrow
+
+
 def test_paired_difference_matches_cases_by_prompt_and_seed():
     from analysis.stats import paired_difference
 
@@ -70,7 +105,7 @@ def test_claims_verdicts_follow_the_expected_direction(tmp_path):
     from analysis.tables import claims_table
 
     rows = []
-    for p in range(8):  # resdit has fewer objects (good for a "-1" claim) and more correct (good for "+1")
+    for p in range(12):  # resdit has fewer objects (good for a "-1" claim) and more correct (good for "+1")
         rows += [dict(key=f"resdit|{p}", condition="resdit", scale=2.0, prompt_index=p, seed=0, count=1, correct=1),
                  dict(key=f"psf|{p}", condition="resdit_no_psf", scale=2.0, prompt_index=p, seed=0, count=3,
                       correct=1),
@@ -78,9 +113,11 @@ def test_claims_verdicts_follow_the_expected_direction(tmp_path):
                       correct=0)]
     (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     table = claims_table(tmp_path, scales=(2.0,))
-    assert "| PSF avoids repetition (full vs w/o PSF: spatial average) | count | -2.00 [-2.00, -2.00], 8: reproduced" \
-        in table
-    assert "| PES fixes layout inside ResDiT (full vs w/o PES) | correct | +1.00 [+1.00, +1.00], 8: reproduced" in table
+    assert "| PSF avoids repetition (full vs w/o PSF: spatial average) | count | -2.00 [-2.00, -2.00], 12/12: " \
+           "reproduced" in table
+    assert "| PES fixes layout inside ResDiT (full vs w/o PES) | correct | +1.00 [+1.00, +1.00], 12/12: reproduced" \
+           in table
+    assert "comparisons at 95 % each" in table
 
 
 def test_baselines_table_pairs_cases_and_reports_seconds(tmp_path):
