@@ -7,8 +7,7 @@ They join the ``resdit`` command line through the ``resdit.commands`` entry-poin
 
 from __future__ import annotations
 
-from resdit.args import Parser, positive_float, positive_int, shard
-from resdit.cli import run_command
+from resdit.args import Parser, positive_float, positive_int, run_command, shard
 
 
 def add_study(sub) -> None:

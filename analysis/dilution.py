@@ -116,6 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from resdit.cli import run_command
+    from resdit.args import run_command
 
     raise SystemExit(run_command(lambda _: main(), None))

@@ -136,3 +136,54 @@ def sweep_table(groups: list[dict], conditions=SWEEP_CONDITIONS) -> str:
                  else "-" for s in scales]
         lines.append(f"| {cond} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+#: one colour per method in every figure (colour-blind-safe Okabe-Ito order; direct always black)
+METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit@defaults": "#0072B2",
+                  "resdit": "#0072B2", "resdit_fast@defaults": "#56B4E9", "two_stage": "#009E73", "tiling": "#CC79A7",
+                  "upscale": "#E69F00", "scaled_pe+pa": "#999999", "scaled_pe": "#666666", "patch_pe_local": "#F0E442"}
+METHOD_LABELS = {"resdit+base_tokens": "ResDiT, global branch at base tokens", "resdit@defaults":
+                 "ResDiT, full-size global branch", "resdit_fast@defaults": "resdit_fast (2x2 blocks, fused only)",
+                 "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)",
+                 "upscale": "bicubic upscale of the base image", "scaled_pe+pa": "scaled PE + proportional attention"}
+SCALE_CONDITIONS = ("resdit+base_tokens", "resdit@defaults", "two_stage", "tiling", "upscale", "scaled_pe+pa")
+
+
+def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: float | None = None):
+    """Layout, fragmentation and drawn-object detail against the scale factor (2x-8x), one line per method with
+    its 95 % interval as error bars; missing points are absent, not zero. ``base_detail``: the base size's
+    drawn-object detail, drawn as the 0.7 target line."""
+    import matplotlib.pyplot as plt
+
+    panels = (("correct", "layout: share correct", (0, 1.05)), ("fragments", "pieces of the prompted colour", None),
+              ("detail", "drawn-object detail (texture band)", None))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    for ax, (metric, title, ylim) in zip(axes, panels):
+        for k, cond in enumerate(conditions):
+            pts = sorted((g["scale"], g[metric]["mean"], *g[metric]["ci95"]) for g in groups
+                         if g["condition"] == cond and g["scale"] > 1 and g[metric]["mean"] is not None
+                         and np.isfinite(g[metric]["mean"]))
+            if not pts:
+                continue
+            s, m, lo, hi = (np.array(v, dtype=float) for v in zip(*pts))
+            offset = s * (1 + 0.015 * (k - len(conditions) / 2))  # keep error bars apart
+            ax.errorbar(offset, m, yerr=[np.maximum(m - lo, 0), np.maximum(hi - m, 0)], marker="o", ms=4,
+                        capsize=2, lw=1.5, color=METHOD_COLOURS.get(cond), label=METHOD_LABELS.get(cond, cond))
+        if metric == "detail" and base_detail:
+            ax.axhline(0.7 * base_detail, color="grey", ls=":", lw=1)
+            ax.text(2, 0.7 * base_detail, " 0.7 x base size", va="bottom", fontsize=8, color="grey")
+        ax.set_xscale("log")
+        ticks = sorted({g["scale"] for g in groups if g["scale"] > 1})
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("scale factor (side / training side)", fontsize=9)
+        ax.set_title(title, fontsize=10)
+        if ylim:
+            ax.set_ylim(*ylim)
+    axes[1].set_ylabel("connected pieces per image", fontsize=9)
+    axes[2].set_ylabel("band energy / exact render's", fontsize=9)
+    axes[0].set_ylabel("fraction of 32 samples", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig

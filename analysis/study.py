@@ -295,7 +295,8 @@ def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
         base = tuple(rs[0].get("base", (32, 32)))
         entry.update(_kid_scores(out, cond, scale, rs, base))
         summary.append(entry)
-    result = {"provenance": provenance(argv=None), "sources": made_by, "groups": summary, "metrics": list(METRICS),
+    model = next((r["provenance"]["model"] for r in rows.values() if r.get("provenance")), None)
+    result = {"provenance": provenance(model=model), "sources": made_by, "groups": summary, "metrics": list(METRICS),
               "notes": "mean over prompts of each prompt's mean over its seeds, with a 95% BCa interval from "
                        "resampling prompts (seeds nested); correct also has an exact binomial interval over samples "
                        "(ci95_exact); n: samples where the metric is defined; correct = one object of the prompted "

@@ -39,6 +39,33 @@ CLAIMS = [
 ]
 
 
+# The global branch at the training token count (global_tokens="base"), against what it replaces and competes with,
+# and one factor at a time against its own settings.
+TOKEN_CLAIMS = [
+    ("Base-token branch vs today's defaults: layout", "resdit+base_tokens", "resdit@defaults", "correct", +1),
+    ("Base-token branch vs today's defaults: fragments", "resdit+base_tokens", "resdit@defaults", "fragments", -1),
+    ("Base-token branch vs today's defaults: drawn-object detail", "resdit+base_tokens", "resdit@defaults", "detail",
+     +1),
+    ("Base-token branch vs two-stage: layout", "resdit+base_tokens", "two_stage", "correct", +1),
+    ("Base-token branch vs two-stage: drawn-object detail", "resdit+base_tokens", "two_stage", "detail", +1),
+    ("Base-token branch vs upscale: drawn-object detail", "resdit+base_tokens", "upscale", "detail", +1),
+    ("Base-token branch vs tiling: layout", "resdit+base_tokens", "tiling", "correct", +1),
+    ("Base-token branch vs tiling: drawn-object detail (the limit: same windows)", "resdit+base_tokens", "tiling",
+     "detail", +1),
+    ("Base-token branch vs scaled PE + proportional attention: layout", "resdit+base_tokens", "scaled_pe+pa",
+     "correct", +1),
+    ("Base-token branch vs scaled PE + proportional attention: detail", "resdit+base_tokens", "scaled_pe+pa",
+     "detail", +1),
+    ("Pooled in every phase vs in the fused phase only: layout", "resdit+base_tokens",
+     "resdit+base_tokens@fused_only", "correct", +1),
+    ("No key bias vs log-count key bias: layout", "resdit+base_tokens", "resdit+base_tokens+key_bias", "correct", +1),
+    ("Proportional attention on vs off (base tokens): layout", "resdit+base_tokens", "resdit+base_tokens-pa",
+     "correct", +1),
+    ("FFT vs bilinear upsampler: layout", "resdit+base_tokens+fft", "resdit+base_tokens", "correct", +1),
+    ("FFT vs bilinear upsampler: drawn-object detail", "resdit+base_tokens+fft", "resdit+base_tokens", "detail", +1),
+]
+
+
 def load_rows(*outs: str | Path) -> list[dict]:
     """Every row of one or more study folders (later folders win on the same case key)."""
     rows: dict[str, dict] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 
 class Parser(argparse.ArgumentParser):
@@ -75,3 +76,18 @@ def chunk(text: str):
 
 def mu(text: str):
     return text if text in ("base", "pipeline") else finite_float(text)
+
+
+def run_command(func, args) -> int:
+    """One rule for every subcommand: a bad option, path or model folder (any ValueError, ResDiTConfigError and
+    ModelLoadError included) is one ``error:`` line and exit status 2; an interrupt is one line and exit status 130
+    (no half-written file either way: results are written atomically)."""
+    try:
+        return func(args)
+    except ValueError as err:
+        message = " ".join(str(err).split())  # one line
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130

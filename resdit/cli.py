@@ -16,7 +16,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .args import Parser, chunk, finite_float, mu, non_negative_int, positive_float, positive_int, size
+from .args import Parser, chunk, run_command, finite_float, mu, non_negative_int, positive_float, positive_int, size
 from .config import MODES, ResDiTConfig, ResDiTConfigError, check_mode_for, check_size
 from .io import check_writable
 from .loading import ModelLoadError, base_size_of, check_folder, load_any_pipeline, peek
@@ -208,21 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in entry_points(group=COMMANDS_GROUP):  # e.g. `study` and `report` from the analysis package
         command.load()(sub)
     return parser
-
-
-def run_command(func, args) -> int:
-    """One rule for every subcommand: a bad option, path or model folder is one ``error:`` line and exit status 2;
-    an interrupt is one line and exit status 130 (no half-written file either way: results are written
-    atomically)."""
-    try:
-        return func(args)
-    except (ResDiTConfigError, ModelLoadError, ValueError) as err:
-        message = " ".join(str(err).split())  # one line
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; nothing half-written was left behind", file=sys.stderr)
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
