@@ -51,13 +51,22 @@ CONDITIONS: dict[str, dict] = {
     # (10 or 12 of 20 at the base size's shift; the defaults' 10 of 35 is 6 of 20 either way).
     "resdit@global_16of35": dict(mode="resdit", phase_by="sigma", global_steps=16),
     "resdit@global_21of35": dict(mode="resdit", phase_by="sigma", global_steps=21),
-    # The global branch at the training token count (global_tokens="base"): ResDiT's defaults with the global
-    # branch on ceil(H/h) x ceil(W/w) blocks in every phase, no key bias, bilinear upsampling; then one factor each.
-    "resdit+base_tokens": dict(mode="resdit", global_tokens="base"),
-    "resdit+base_tokens+fft": dict(mode="resdit", global_tokens="base", upsampler="fft"),
-    "resdit+base_tokens+key_bias": dict(mode="resdit", global_tokens="base", key_bias=True),
-    "resdit+base_tokens-pa": dict(mode="resdit", global_tokens="base", proportional_attention=False),
-    "resdit+base_tokens@fused_only": dict(mode="resdit", global_tokens="base", pool_phases="fused"),
+    # The global branch at the training token count (global_tokens="base"): the global branch on ceil(H/h) x
+    # ceil(W/w) blocks in every phase, no key bias, bilinear upsampling, proportional attention, fusion to the last
+    # step; then one factor each. Every factor is spelled out, so the names keep their meaning when defaults move.
+    "resdit+base_tokens": dict(mode="resdit", global_tokens="base", upsampler="bilinear", key_bias=False,
+                               pool_phases="all", proportional_attention=True),
+    "resdit+base_tokens+fft": dict(mode="resdit", global_tokens="base", upsampler="fft", key_bias=False,
+                                   pool_phases="all", proportional_attention=True),
+    "resdit+base_tokens+key_bias": dict(mode="resdit", global_tokens="base", upsampler="bilinear", key_bias=True,
+                                        pool_phases="all", proportional_attention=True),
+    "resdit+base_tokens-pa": dict(mode="resdit", global_tokens="base", upsampler="bilinear", key_bias=False,
+                                  pool_phases="all", proportional_attention=False),
+    "resdit+base_tokens@fused_only": dict(mode="resdit", global_tokens="base", upsampler="bilinear",
+                                          key_bias=False, pool_phases="fused", proportional_attention=True),
+    # The defaults before the base-token branch: the full-size global branch (rows named resdit@defaults made before
+    # the switch ran exactly this).
+    "resdit+full_tokens": dict(mode="resdit", global_tokens="full"),
 }
 SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
 

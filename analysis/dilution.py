@@ -28,7 +28,12 @@ from resdit.toy.evaluate import canvas_size, evaluation_prompts
 from .conditions import condition_config
 from .study import case_noise
 
-SETTINGS = {"off": "scaled_pe", "on": "scaled_pe+pa"}  # proportional attention -> study condition
+# label -> study condition: the full-size global branch without and with proportional attention, and the global
+# branch at the training token count (blocks of ceil(H/h) x ceil(W/w) tokens) with and without it
+SETTINGS = {"off": "scaled_pe", "on": "scaled_pe+pa", "base tokens": "resdit+base_tokens+fft",
+            "base tokens, no pa": "resdit+base_tokens-pa"}
+#: settings whose global branch attends over every token: recorded up to this scale (8x costs ~20 min a setting)
+FULL_UP_TO = 4.0
 
 
 def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: int = 20,
@@ -46,6 +51,8 @@ def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: in
         h, w = canvas_size(base, scale)
         noise = torch.stack([case_noise(p, 0, h, w) for p in range(prompts)])
         for pa, cond in SETTINGS.items():
+            if scale > FULL_UP_TO and not pa.startswith("base tokens"):
+                continue
             config = condition_config(cond, base)
             with resdit.enabled(pipe, config), resdit.record(pipe, points=["entropy"], steps=list(record_steps)) as cache:
                 pipe(texts, height=h, width=w, num_inference_steps=steps, latents=noise, output_type="pt")
@@ -54,10 +61,10 @@ def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: in
                 values = [v.float().mean().item() for (name, s, _, branch), v in cache.entries.items()
                           if s == step and branch == "global" and name.endswith(".entropy")]
                 per_step[step] = float(np.mean(values))
-            rows.append({"scale": scale, "proportional_attention": pa, "size": [h, w],
+            rows.append({"scale": scale, "proportional_attention": pa, "setting": pa, "condition": cond, "size": [h, w],
                          "grid": cache.meta.get("grid"), "entropy": per_step})
             if progress:
-                print(f"{scale:g}x proportional attention {pa:>3s}: entropy "
+                print(f"{scale:g}x {pa:>18s}: entropy "
                       + " ".join(f"{per_step[s]:.2f}" for s in record_steps), flush=True)
     _relative(rows)
     return rows
@@ -74,11 +81,12 @@ def _relative(rows: list[dict]) -> None:
 def table(rows: list[dict]) -> str:
     """Markdown: one row per scale and setting, the spread at each recorded step."""
     steps = list(rows[0]["entropy"])
-    lines = ["| scale | proportional attention | tokens (x base) | " + " | ".join(f"spread at step {s}" for s in steps)
+    lines = ["| scale | global branch | tokens (x base) | " + " | ".join(f"spread at step {s}" for s in steps)
              + " | " + " | ".join(f"entropy at step {s}" for s in steps) + " |",
              "|---|---|---|" + "---|" * (2 * len(steps))]
     for r in rows:
-        lines.append(f"| {r['scale']:g}x | {r['proportional_attention']} | {r['tokens']:g} | "
+        label = {"off": "full size", "on": "full size, proportional attention"}.get(r["setting"], r["setting"])
+        lines.append(f"| {r['scale']:g}x | {label} | {r['tokens']:g} | "
                      + " | ".join(f"{r['spread'][s]:.2f}" for s in steps) + " | "
                      + " | ".join(f"{r['entropy'][s]:.2f}" for s in steps) + " |")
     return "\n".join(lines)

@@ -49,12 +49,20 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-chunk", type=chunk, default=None,
                    help="windows per local-branch call: a number, or 'auto' (sized from free memory)")
     p.add_argument("--strength", type=finite_float, default=None, help="two_stage: re-noising strength in (0, 1]")
+    p.add_argument("--global-tokens", choices=["full", "base"], default=None,
+                   help="global branch over every token or on blocks at the training token count (resdit: base)")
+    p.add_argument("--upsampler", choices=["bilinear", "fft"], default=None,
+                   help="how a pooled global branch returns to the token grid (default: fft for base tokens)")
+    p.add_argument("--key-bias", action=argparse.BooleanOptionalAction, default=None,
+                   help="log(tokens per block) on pooled keys (default: off for base tokens, on for resdit_fast)")
+    p.add_argument("--pool-phases", choices=["all", "fused"], default=None,
+                   help="phases whose global branch is pooled (default: all for base tokens)")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
     """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
     names = ("cutoff", "sigma", "global_steps", "local_steps", "phase_by", "proportional_attention", "mu",
-             "window_chunk", "strength")
+             "window_chunk", "strength", "global_tokens", "upsampler", "key_bias", "pool_phases")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 

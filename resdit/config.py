@@ -88,9 +88,10 @@ MODES: dict[str, ModeSpec] = {
     "scaled_pe": ModeSpec(global_ids="scaled", local_ids=None, schedule="global"),
     "patch_pe": ModeSpec(global_ids="patch", local_ids=None, schedule="global"),
     "patch_pe_local": ModeSpec(local_ids="window", schedule="local"),
-    # The method with the defaults the toy study supports (docs/decisions.md): proportional attention in the
-    # global branch and fusion to the last step (no local-only phase).
-    "resdit": ModeSpec(proportional_default=True, local_fraction=0.0),
+    # The method with the defaults the toy study supports (docs/decisions.md): the global branch at the training
+    # token count (blocks of ceil(H/h) x ceil(W/w) tokens in every phase, FFT upsampling), proportional attention
+    # and fusion to the last step (no local-only phase). SD3, whose global branch is the whole model, keeps it full.
+    "resdit": ModeSpec(proportional_default=True, local_fraction=0.0, global_tokens="base"),
     # ... paying for global attention only where its frequencies survive.
     "resdit_fast": ModeSpec(proportional_default=True, local_fraction=0.0, global_pool=2),
     # The paper's method as specified: 10 global / 10 fused / 15 local steps of 35, no attention scaling.
@@ -198,7 +199,7 @@ class ResDiTConfig:
             mass of the tokens it stands for (None: on with ``global_pool``, off with ``global_tokens="base"``).
         upsampler: how pooled outputs return to the token grid: ``"bilinear"`` or ``"fft"`` (band-limited: zero-
             padded spectrum with the block mean's response divided out, exact for a periodic field below the pooled
-            grid's Nyquist limit).
+            grid's Nyquist limit). None: ``"fft"`` with ``global_tokens="base"``, ``"bilinear"`` with ``global_pool``.
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
             interpolation to NTK (Lumina-Next: 0.3).
@@ -220,7 +221,7 @@ class ResDiTConfig:
     global_tokens: str | None = None
     pool_phases: str | None = None
     key_bias: bool | None = None
-    upsampler: str = "bilinear"
+    upsampler: str | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
@@ -278,14 +279,14 @@ class ResDiTConfig:
             raise ResDiTConfigError(f"global_tokens={self.global_tokens!r}: use 'full' or 'base'.")
         if self.pool_phases not in (None, "all", "fused"):
             raise ResDiTConfigError(f"pool_phases={self.pool_phases!r}: use 'all' or 'fused'.")
-        if self.upsampler not in ("bilinear", "fft"):
+        if self.upsampler not in (None, "bilinear", "fft"):
             raise ResDiTConfigError(f"upsampler={self.upsampler!r}: use 'bilinear' or 'fft'.")
         if self.tokens == "base":
             if self.spec.schedule != "phased" or not self.spec.patched:
                 raise ResDiTConfigError(
                     f"global_tokens='base' runs ResDiT's global branch at the training token count; mode "
                     f"{self.mode!r} has no phased global branch. Use it with resdit, resdit_paper or an ablation.")
-            if self.global_pool not in (None, 1):
+            if self.global_tokens == "base" and self.global_pool not in (None, 1):
                 raise ResDiTConfigError(
                     f"global_pool={self.global_pool} and global_tokens='base' both set the global branch's pooling; "
                     "choose one (global_tokens='base' picks the factor from the size).")
@@ -322,8 +323,13 @@ class ResDiTConfig:
 
     @property
     def tokens(self) -> str:
-        """The global branch's token count this config runs: ``"full"`` or ``"base"``."""
-        return self.spec.global_tokens if self.global_tokens is None else self.global_tokens
+        """The global branch's token count this config runs: ``"full"`` or ``"base"`` (an explicit ``global_pool``
+        with ``global_tokens`` unset means the pooled full-size branch of ``resdit_fast``)."""
+        if self.global_tokens is not None:
+            return self.global_tokens
+        if self.global_pool not in (None, 1):
+            return "full"
+        return self.spec.global_tokens
 
     @property
     def pooled_phases(self) -> str:
@@ -331,6 +337,13 @@ class ResDiTConfig:
         if self.pool_phases is not None:
             return self.pool_phases
         return "all" if self.tokens == "base" else "fused"
+
+    @property
+    def upsampling(self) -> str:
+        """The upsampler of a pooled global branch this config runs."""
+        if self.upsampler is not None:
+            return self.upsampler
+        return "fft" if self.tokens == "base" else "bilinear"
 
     @property
     def uses_key_bias(self) -> bool:

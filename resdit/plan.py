@@ -278,7 +278,7 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
     pooled = None
     if factors != (1, 1):
         pooled = _pooled_global(pos_embed, txt, gids, grid, base, variant, factors, cfg.uses_key_bias,
-                                cfg.pooled_phases, cfg.upsampler)
+                                cfg.pooled_phases, cfg.upsampling)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
                 None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale,
                 pooled)

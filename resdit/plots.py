@@ -39,9 +39,19 @@ def image_grid(images, titles=None, ncols: int | None = None, size: float = 2.4)
     return fig
 
 
-def probe_map(probs: np.ndarray, grid: tuple[int, int], text_len: int) -> np.ndarray:
-    """One probe's attention row ``[text + H*W]`` -> ``[H, W]`` map over image keys."""
-    return np.asarray(probs)[text_len:].reshape(grid)
+def probe_map(probs: np.ndarray, grid: tuple[int, int], text_len: int, factors=None) -> np.ndarray:
+    """One probe's attention row ``[text + H*W]`` -> ``[H, W]`` map over image keys. A row over ``ph x pw`` blocks
+    (a pooled global branch: ``factors``) is drawn on the token grid with each block's mass spread evenly over the
+    tokens it holds, so maps of both branches read as attention per token."""
+    row = np.asarray(probs)[text_len:]
+    if factors is None or row.size == grid[0] * grid[1]:
+        return row.reshape(grid)
+    ph, pw = factors
+    hp, wp = -(-grid[0] // ph), -(-grid[1] // pw)
+    counts = np.outer([min(ph, grid[0] - i) for i in range(0, grid[0], ph)],
+                      [min(pw, grid[1] - j) for j in range(0, grid[1], pw)])
+    density = row.reshape(hp, wp) / counts
+    return np.repeat(np.repeat(density, ph, 0), pw, 1)[:grid[0], :grid[1]]
 
 
 def attention_map_figure(cache, layer: int, step: int, branch: str, head: int, probe: int, image=None):
@@ -50,7 +60,7 @@ def attention_map_figure(cache, layer: int, step: int, branch: str, head: int, p
     meta = cache.meta
     grid, text_len = tuple(meta["grid"]), meta["text_len"]
     probs = cache.get("probs", layer, step=step, branch=branch)[0, head, probe].numpy()
-    amap = probe_map(probs, grid, text_len)
+    amap = probe_map(probs, grid, text_len, meta.get("pooled_factors") if branch == "global" else None)
     fig, axes = plt.subplots(1, 2 if image is not None else 1, figsize=(7 if image is not None else 3.6, 3.4),
                              squeeze=False)
     ax = axes[0, 0]
@@ -145,7 +155,7 @@ def probe_maps_figure(cache, layer: int, step: int, image=None, branches=("globa
         probs = cache.get("probs", layer, step=step, branch=branch)[0].float().mean(0).numpy()  # [probes, keys]
         for i, probe in enumerate(probes):
             ax = axes[i, j]
-            amap = probe_map(probs[i], grid, text_len)
+            amap = probe_map(probs[i], grid, text_len, meta.get("pooled_factors") if branch == "global" else None)
             extent = (0, grid[1], grid[0], 0)
             if backdrop is not None:
                 ax.imshow(backdrop, cmap="gray", extent=extent, interpolation="nearest")

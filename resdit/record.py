@@ -372,6 +372,10 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
         if state.plan is not None:
             cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=state.plan.text_len,
                               window=list(state.plan.partition.window), cutoff=state.config.cutoff)
+            pooled = getattr(state.plan, "pooled", None)
+            if pooled is not None:  # the global branch's rows and keys are these blocks
+                cache.meta.update(pooled_grid=list(pooled.grid), pooled_factors=list(pooled.factors),
+                                  pooled_phases=pooled.phases)
     finally:
         for undo in unsubscribe:
             undo()

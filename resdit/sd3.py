@@ -341,12 +341,12 @@ def install_sd3(state) -> None:
     if state.config.pool > 1:
         raise ResDiTConfigError("global_pool > 1 pools FLUX's global attention; SD3's global branch is the whole model "
                                 "and has no pooled form here. Use global_pool=1 (mode resdit) for SD3.")
-    if state.config.tokens == "base":
+    if state.config.global_tokens == "base":  # asked for; mode resdit's own default stays full here
         raise ResDiTConfigError(
             "global_tokens='base' pools FLUX's global attention to the training token count. SD3's global branch is "
             "the whole model, so on the pooled grid it would be a base-size generation run on block means of the "
             "noisy latent, whose noise is p x smaller than its timestep says (docs/decisions.md); it is not "
-            "available for SD3. Use global_tokens='full' (the default of every SD3 mode).")
+            "available for SD3: leave global_tokens unset (SD3 runs every mode's global branch at full size).")
     if getattr(transformer, "pos_embed", None) is None or transformer.pos_embed.pos_embed_max_size is None:
         raise ResDiTConfigError(f"{type(transformer).__name__} has no cropped sin-cos PE (pos_embed_max_size).")
     if not (state.config.spec.patched or state.config.spec.tiled):

@@ -165,3 +165,16 @@ def test_recording_under_pooling_records_the_blocks_that_ran(transformer, monkey
     blocks = torch.tensor([(r // 2) * 8 + c // 2 for r, c in probes]) + T
     mixed = torch.einsum("bhqk,bkhd->bqhd", probs, value.float())
     torch.testing.assert_close(mixed, out[:, blocks].float(), atol=1e-5, rtol=1e-4)
+
+
+def test_pooled_probe_maps_spread_each_blocks_mass_over_its_tokens():
+    import numpy as np
+
+    from resdit.plots import probe_map
+
+    grid, factors, text = (5, 4), (2, 2), 3  # blocks 3 x 2, the last row of blocks one token high
+    row = np.r_[np.full(text, 0.1), np.arange(1, 7, dtype=float)]
+    row[text:] *= 0.7 / row[text:].sum()
+    amap = probe_map(row, grid, text, factors)
+    assert amap.shape == grid and np.isclose(amap.sum(), 0.7)
+    assert np.allclose(amap[0:2, 0:2], row[text] / 4) and np.allclose(amap[4, 2:4], row[text + 5] / 2)

@@ -172,13 +172,14 @@ def test_local_branch_is_stock_attention_on_each_window_with_its_own_indices(tra
 def test_pooling_factor_one_is_full_resdit_bit_for_bit(transformer):
     inputs = flux_inputs((16, 12))
     for step in (0, 15, 30):
-        full = _run(transformer, inputs, step=step, mode="resdit")
+        full = _run(transformer, inputs, step=step, mode="resdit", global_tokens="full")
         assert torch.equal(_run(transformer, inputs, step=step, mode="resdit_fast", global_pool=1), full)
-        assert torch.equal(_run(transformer, inputs, step=step, mode="resdit", global_pool=1), full)
-    fused = _run(transformer, inputs, step=15, mode="resdit")
+        assert torch.equal(_run(transformer, inputs, step=step, mode="resdit", global_pool=1, global_tokens="full"),
+                           full)
+    fused = _run(transformer, inputs, step=15, mode="resdit", global_tokens="full")
     assert not torch.equal(_run(transformer, inputs, step=15, mode="resdit_fast"), fused)  # pooling does something
-    assert torch.equal(_run(transformer, inputs, step=0, mode="resdit_fast"), _run(transformer, inputs, step=0,
-                                                                                    mode="resdit"))  # fused phase only
+    assert torch.equal(_run(transformer, inputs, step=0, mode="resdit_fast"), _run(
+        transformer, inputs, step=0, mode="resdit", global_tokens="full"))  # fused phase only
 
 
 def test_pooled_blocks_sit_at_their_tokens_centres_and_upsampling_is_exact_on_smooth_grids():

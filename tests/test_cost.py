@@ -32,12 +32,19 @@ def test_phases_compose_from_branches():
 def test_resdit_generation_is_the_schedule_weighted_sum():
     grid, base, t = (32, 32), (8, 8), 3
 
-    def weighted(g, f, loc, pool=1):
-        return sum(k * step_flops(CFG, grid, base, t, p, pool=pool)
+    from resdit import ResDiTConfig
+
+    def weighted(g, f, loc, pool=1, pool_all=False):
+        return sum(k * step_flops(CFG, grid, base, t, p, pool=pool, pool_all=pool_all)
                    for k, p in ((g, "global"), (f, "fused"), (loc, "local")))
 
     assert generation_flops(CFG, grid, base, t, "resdit_paper", 35) == pytest.approx(weighted(10, 10, 15))
-    assert generation_flops(CFG, grid, base, t, "resdit", 35) == pytest.approx(weighted(10, 25, 0))  # fuses to the end
+    full = ResDiTConfig(mode="resdit", global_tokens="full")
+    assert generation_flops(CFG, grid, base, t, full, 35) == pytest.approx(weighted(10, 25, 0))  # fuses to the end
+    # the default: the global branch on 4x4 blocks (8x8 of them, the base count) in every phase
+    assert generation_flops(CFG, grid, base, t, "resdit", 35) == pytest.approx(weighted(10, 25, 0, (4, 4), True))
+    assert step_flops(CFG, grid, base, t, "global", pool=(4, 4), pool_all=True) < step_flops(CFG, grid, base, t,
+                                                                                               "global")
     assert generation_flops(CFG, grid, base, t, "resdit_fast", 35) == pytest.approx(weighted(10, 25, 0, pool=2))
     assert generation_flops(CFG, grid, base, t, "resdit_paper", 35) < generation_flops(CFG, grid, base, t, "direct", 35)
 
@@ -77,7 +84,8 @@ def test_step_flops_match_torchs_flop_counter_on_a_real_forward():
     left_out = set()
     for grid in ((32, 32), (40, 24)):
         for mode, phase, step in (("direct", "global", 0), ("patch_pe_local", "local", 0), ("resdit", "fused", 15)):
-            with resdit.enabled(model, ResDiTConfig(mode=mode), base_grid=(16, 16)):
+            with resdit.enabled(model, ResDiTConfig(mode=mode, global_tokens="full" if mode == "resdit" else None),
+                                base_grid=(16, 16)):
                 resdit.set_step(model, step, 35)
                 with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, torch.no_grad():
                     model(**flux_inputs(grid))

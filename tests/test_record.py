@@ -62,9 +62,9 @@ def test_probability_rows_sum_to_one_for_both_branches(transformer):
         resdit.set_step(transformer, 15, 35)
         with resdit.record(transformer, points=["probs"], layers=[0, -1], probes=[(0, 0), (15, 15), (0.5, 0.5)]) as c:
             forward(transformer, flux_inputs((16, 16), text_len=5))
-    for branch in ("global", "local"):
+    for branch, keys in (("global", 5 + 64), ("local", 5 + 256)):  # the global branch ran on 8x8 blocks
         p = c.get("probs", -1, branch=branch)
-        assert p.shape == (1, 2, 3, 5 + 256)
+        assert p.shape == (1, 2, 3, keys)
         torch.testing.assert_close(p.sum(-1), torch.ones(1, 2, 3))
     local = c.get("probs", 0, branch="local")
     # the probe at (0, 0) only sees text and its own window (the top-left 8x8)

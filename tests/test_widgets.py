@@ -16,7 +16,7 @@ from resdit.widgets import AttentionExplorer, GenerationExplorer
 def saved_cache(tmp_path_factory):
     model = tiny_flux()
     path = tmp_path_factory.mktemp("cache") / "cache"
-    with resdit.enabled(model, ResDiTConfig(mode="resdit"), base_grid=(8, 8)):
+    with resdit.enabled(model, ResDiTConfig(mode="resdit", global_tokens="full"), base_grid=(8, 8)):
         resdit.set_step(model, 15, 35)  # fused phase: both branches recorded
         with resdit.record(model, points=["probs", "entropy", "distance"], probes=[(2, 3), (12, 12)]) as cache:
             with torch.no_grad():
