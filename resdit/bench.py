@@ -194,8 +194,8 @@ def add_time_predictions(results: list[dict], model: TimeModel, config, base_gri
 #: whole generations timed end to end by :func:`bench_generations`: label -> ResDiTConfig keyword arguments
 GENERATION_CASES = {
     "direct": dict(mode="direct"),
-    "resdit": dict(mode="resdit"),
-    "resdit+base_tokens": dict(mode="resdit", global_tokens="base"),
+    "resdit": dict(mode="resdit"),  # the defaults: the global branch at the training token count
+    "resdit+full_tokens": dict(mode="resdit", global_tokens="full"),  # the defaults before it
     "resdit_fast": dict(mode="resdit_fast"),
     "two_stage": dict(mode="two_stage"),
     "tiling": dict(mode="tiling"),

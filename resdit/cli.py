@@ -208,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", help="torch device")
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.add_argument("--generations", action="store_true",
-                   help="time whole generations end to end (toy pipeline; direct, the defaults, the base-token "
-                        "branch, resdit_fast, two-stage, tiling), interleaved")
+                   help="time whole generations end to end (toy pipeline; direct, the defaults, the full-size "
+                        "global branch, resdit_fast, two-stage, tiling), interleaved")
     b.add_argument("--out", default=None, help="with --generations: JSON file for the results")
     b.set_defaults(func=cmd_bench)
 
