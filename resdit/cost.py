@@ -196,3 +196,53 @@ def generation_flops(config, grid, base, text_len: int, mode, steps: int, streng
     pool = pool_factors(rc, grid, base)
     return sum(k * step_flops(config, grid, base, text_len, p, spec.windows, pool, rc.pooled_phases == "all")
                for k, p in counts)
+
+
+#: the modes of :func:`flux_dev_table`: label -> ResDiTConfig keyword arguments
+TABLE_CASES = {"resdit": dict(mode="resdit"), "resdit+full_tokens": dict(mode="resdit", global_tokens="full"),
+               "resdit_fast": dict(mode="resdit_fast"), "resdit_paper": dict(mode="resdit_paper"),
+               "two_stage": dict(mode="two_stage"), "tiling": dict(mode="tiling")}
+
+
+def flux_dev_table(sides=(2048, 3072, 4096, 8192), steps: int = 35, strength: float = 0.6) -> list[dict]:
+    """FLOP ratios to direct of whole FLUX.1-dev generations (19 + 38 blocks, d = 3072, 512 text tokens, base
+    1024^2 = 64x64 tokens, 16 px per token) for every case of :data:`TABLE_CASES`, per side in pixels."""
+    from .bench import FLUX_DEV_CONFIG
+    from .config import ResDiTConfig
+
+    rows = []
+    base = (64, 64)
+    for side in sides:
+        grid = (side // 16, side // 16)
+        direct = generation_flops(FLUX_DEV_CONFIG, grid, base, 512, "direct", steps)
+        row = {"side": side, "tokens": grid[0] * grid[1], "direct_step_tflop": step_flops(
+            FLUX_DEV_CONFIG, grid, base, 512, GLOBAL) / 1e12}
+        for label, kwargs in TABLE_CASES.items():
+            row[label] = generation_flops(FLUX_DEV_CONFIG, grid, base, 512, ResDiTConfig(**kwargs), steps,
+                                          strength) / direct
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from .io import atomic_write, dumps_strict
+    from .provenance import provenance
+
+    p = argparse.ArgumentParser(prog="python -m resdit.cost", description="FLUX.1-dev's FLOP ratios to direct")
+    p.add_argument("--out", default=None, help="JSON file (default: print)")
+    args = p.parse_args(argv)
+    record = {"provenance": provenance(model="random:flux-dev-geometry", config={"steps": 35, "strength": 0.6}),
+              "cases": TABLE_CASES, "rows": flux_dev_table()}
+    text = dumps_strict(record, indent=1) + "\n"
+    if args.out:
+        with atomic_write(args.out) as f:
+            f.write(text)
+    for r in record["rows"]:
+        print(f"{r['side']}^2: " + ", ".join(f"{k} {r[k]:.3f}" for k in TABLE_CASES))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -57,8 +57,12 @@ def score(images: np.ndarray, prompts: list[str], world: str | None = None) -> d
     objects: list[SceneObject] = [parse_prompt(p, world).objects[0] for p in prompts]
     correct = [prompt_correct(im, o, world) for im, o in zip(images, objects)]
     counts = [detect(im, o.colour, world=world).count for im, o in zip(images, objects)]
-    return {"accuracy": float(np.mean(correct)), "correct": int(np.sum(correct)), "n": len(prompts),
-            "mean_count": float(np.mean(counts))}
+    from scipy.stats import binomtest
+
+    k, n = int(np.sum(correct)), len(prompts)
+    ci = binomtest(k, n).proportion_ci(method="exact")  # Clopper-Pearson 95 %
+    return {"accuracy": float(np.mean(correct)), "correct": k, "n": n, "ci95_exact": [float(ci.low), float(ci.high)],
+            "mean_count": float(np.mean(counts)), "objects_above_1": int(np.sum(np.array(counts) > 1))}
 
 
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
