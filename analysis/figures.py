@@ -171,7 +171,8 @@ def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: 
                         capsize=2, lw=1.5, color=METHOD_COLOURS.get(cond), label=METHOD_LABELS.get(cond, cond))
         if metric == "detail" and base_detail:
             ax.axhline(0.7 * base_detail, color="grey", ls=":", lw=1)
-            ax.text(2, 0.7 * base_detail, " 0.7 x base size", va="bottom", fontsize=8, color="grey")
+            ax.text(0.99, 0.7 * base_detail, "0.7 x base size ", va="bottom", ha="right", fontsize=8, color="grey",
+                    transform=ax.get_yaxis_transform())
         ax.set_xscale("log")
         ticks = sorted({g["scale"] for g in groups if g["scale"] > 1})
         ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
@@ -186,4 +187,35 @@ def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: 
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
+def sample_strip(out, scale: float, conditions, cases, rows: list[dict], size: float = 1.9):
+    """The same prompts and noise (``cases``: ``(prompt_index, seed)``) under each condition at one scale, from a
+    study's stored images, each panel titled with its scores (correct, pieces of the prompted colour, drawn-object
+    detail). Nearest-neighbour display: every pixel the model drew is visible."""
+    import matplotlib.pyplot as plt
+
+    from .study import case_key, load_images
+
+    images = {c: load_images(out, c, scale) for c in conditions}
+    index = {r["key"]: r for r in rows}
+    fig, axes = plt.subplots(len(cases), len(conditions), figsize=(size * 1.15 * len(conditions),
+                                                                   size * 1.2 * len(cases) + 0.3), squeeze=False)
+    for j, cond in enumerate(conditions):
+        for i, (p, s) in enumerate(cases):
+            ax = axes[i, j]
+            ax.axis("off")
+            key = case_key(cond, scale, p, s)
+            if key not in images[cond]:
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+                continue
+            ax.imshow(np.clip(images[cond][key].transpose(1, 2, 0), 0, 1), interpolation="nearest")
+            r = index.get(key, {})
+            detail = r.get("detail")
+            scores = (f"{'correct' if r.get('correct') else 'wrong'}, {r.get('fragments', '?')} pcs"
+                      + (f", detail {detail:.2f}" if detail is not None else ""))
+            head = METHOD_LABELS.get(cond, cond).replace(", ", ",\n", 1) + "\n" if i == 0 else ""
+            ax.set_title(head + scores, fontsize=7.5)
+    fig.subplots_adjust(wspace=0.08, hspace=0.25, top=0.86)
     return fig

@@ -252,6 +252,32 @@ def sources(rows) -> list[dict]:
     return list(found.values())
 
 
+def group_summary(rows: list[dict], out: str | Path | None = None) -> list[dict]:
+    """Per condition and scale: mean and 95 % interval of every metric (prompt bootstrap), KID where ``out``
+    holds the group's features, seconds per image."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["condition"], r["scale"]), []).append(r)
+    summary = []
+    for (cond, scale), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], list(CONDITIONS).index(kv[0][0])
+                                                                     if kv[0][0] in CONDITIONS else 99)):
+        entry = {"condition": cond, "scale": scale, "n": len(rs), "size": rs[0]["size"],
+                 "seconds_per_image": float(np.mean([r["seconds"] for r in rs]))}
+        prompts = np.array([r["prompt_index"] for r in rs])
+        entry["prompts"] = int(len(np.unique(prompts)))
+        for m in METRICS:
+            vals = np.array([np.nan if r.get(m) is None else r.get(m, np.nan) for r in rs], dtype=float)
+            mean, lo, hi = cluster_ci(vals, prompts)  # NaN: undefined for that case, or scored before metric m
+            entry[m] = {"mean": mean, "ci95": [lo, hi], "n": int(np.isfinite(vals).sum())}
+            if m == "correct":
+                entry[m]["ci95_exact"] = list(proportion_ci(int(np.nansum(vals)), int(np.isfinite(vals).sum())))
+        base = tuple(rs[0].get("base", (32, 32)))
+        if out is not None:
+            entry.update(_kid_scores(Path(out), cond, scale, rs, base))
+        summary.append(entry)
+    return summary
+
+
 def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
     """Merge shard files into ``results.jsonl`` and write ``summary.json``.
 
@@ -276,25 +302,7 @@ def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
     _write(out / "results.jsonl", rows)
     for path in out.glob("results.*.jsonl"):
         path.unlink()
-    groups: dict[tuple[str, float], list[dict]] = {}
-    for r in rows.values():
-        groups.setdefault((r["condition"], r["scale"]), []).append(r)
-    summary = []
-    for (cond, scale), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], list(CONDITIONS).index(kv[0][0])
-                                                                     if kv[0][0] in CONDITIONS else 99)):
-        entry = {"condition": cond, "scale": scale, "n": len(rs), "size": rs[0]["size"],
-                 "seconds_per_image": float(np.mean([r["seconds"] for r in rs]))}
-        prompts = np.array([r["prompt_index"] for r in rs])
-        entry["prompts"] = int(len(np.unique(prompts)))
-        for m in METRICS:
-            vals = np.array([np.nan if r.get(m) is None else r.get(m, np.nan) for r in rs], dtype=float)
-            mean, lo, hi = cluster_ci(vals, prompts)  # NaN: undefined for that case, or scored before metric m
-            entry[m] = {"mean": mean, "ci95": [lo, hi], "n": int(np.isfinite(vals).sum())}
-            if m == "correct":
-                entry[m]["ci95_exact"] = list(proportion_ci(int(np.nansum(vals)), int(np.isfinite(vals).sum())))
-        base = tuple(rs[0].get("base", (32, 32)))
-        entry.update(_kid_scores(out, cond, scale, rs, base))
-        summary.append(entry)
+    summary = group_summary(list(rows.values()), out)
     model = next((r["provenance"]["model"] for r in rows.values() if r.get("provenance")), None)
     result = {"provenance": provenance(model=model), "sources": made_by, "groups": summary, "metrics": list(METRICS),
               "notes": "mean over prompts of each prompt's mean over its seeds, with a 95% BCa interval from "

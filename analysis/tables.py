@@ -61,7 +61,16 @@ TOKEN_CLAIMS = [
     ("No key bias vs log-count key bias: layout", "resdit+base_tokens", "resdit+base_tokens+key_bias", "correct", +1),
     ("Proportional attention on vs off (base tokens): layout", "resdit+base_tokens", "resdit+base_tokens-pa",
      "correct", +1),
+    ("Pooled in every phase vs in the fused phase only: fragments", "resdit+base_tokens",
+     "resdit+base_tokens@fused_only", "fragments", -1),
+    ("Pooled in every phase vs in the fused phase only: detail", "resdit+base_tokens",
+     "resdit+base_tokens@fused_only", "detail", +1),
+    ("No key bias vs log-count key bias: fragments", "resdit+base_tokens", "resdit+base_tokens+key_bias",
+     "fragments", -1),
+    ("Proportional attention on vs off (base tokens): fragments", "resdit+base_tokens", "resdit+base_tokens-pa",
+     "fragments", -1),
     ("FFT vs bilinear upsampler: layout", "resdit+base_tokens+fft", "resdit+base_tokens", "correct", +1),
+    ("FFT vs bilinear upsampler: fragments", "resdit+base_tokens+fft", "resdit+base_tokens", "fragments", -1),
     ("FFT vs bilinear upsampler: drawn-object detail", "resdit+base_tokens+fft", "resdit+base_tokens", "detail", +1),
 ]
 
@@ -76,28 +85,57 @@ def load_rows(*outs: str | Path) -> list[dict]:
     return list(rows.values())
 
 
-def claims_table(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = ()) -> str:
-    """Markdown rows: each claim's paired difference (cluster bootstrap over prompts) and a verdict per scale,
-    with the multiplicity note under the table. ``extra``: further study folders whose rows pair with ``out``'s
-    (same prompts, seeds and noise)."""
+def claim_rows(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = ()) -> list[dict]:
+    """Every claim at every scale: the paired difference (cluster bootstrap over prompts), its verdict, or why there
+    is none. ``extra``: further study folders whose rows pair with ``out``'s (same prompts, seeds and noise)."""
     rows = load_rows(out, *extra)
-    claims = CLAIMS if claims is None else claims
+    found = []
+    for claim, a, b, metric, sign in (CLAIMS if claims is None else claims):
+        for scale in scales:
+            d = paired_difference(rows, a, b, metric, scale)
+            entry = {"claim": claim, "a": a, "b": b, "metric": metric, "expected_sign": sign, "scale": scale}
+            if d is None:
+                entry["verdict"] = _missing(rows, a, b, scale)
+            else:
+                entry.update(d, verdict=verdict(d, sign, metric))
+            found.append(entry)
+    return found
+
+
+def claims_table(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = (), rows=None) -> str:
+    """Markdown rows: each claim's paired difference (cluster bootstrap over prompts) and a verdict per scale,
+    with the multiplicity note under the table (``rows``: from :func:`claim_rows`, computed if not given)."""
+    rows = claim_rows(out, scales, claims, extra) if rows is None else rows
     lines = ["| claim | metric | " + " | ".join(f"{s:g}x: difference [95% CI], pairs/prompts" for s in scales) + " |",
              "|---|---|" + "---|" * len(scales)]
     compared = 0
-    for claim, a, b, metric, sign in claims:
-        cells = []
+    for claim in dict.fromkeys(r["claim"] for r in rows):
+        cells, metric = [], None
         for scale in scales:
-            d = paired_difference(rows, a, b, metric, scale)
-            if d is None:
-                cells.append(_missing(rows, a, b, scale))
+            r = next(x for x in rows if x["claim"] == claim and x["scale"] == scale)
+            metric = r["metric"]
+            if "mean" not in r:
+                cells.append(r["verdict"])
                 continue
             compared += 1
-            lo, hi = d["ci95"]
-            cells.append(f"{d['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {d['n']}/{d['prompts']}: "
-                         f"{verdict(d, sign, metric)}")
+            lo, hi = r["ci95"]
+            cells.append(f"{r['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {r['n']}/{r['prompts']}: {r['verdict']}")
         lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n{multiplicity_note(compared)}"
+
+
+def write_claims(out: str | Path, path: str | Path, scales, claims=None, extra: tuple = ()) -> str:
+    """Claims as JSON (with provenance: prose quotes it) and as the markdown table it renders."""
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+
+    rows = claim_rows(out, scales, claims, extra)
+    table = claims_table(out, scales, claims, extra, rows=rows)
+    record = {"provenance": provenance(config={"study": str(out), "extra": [str(e) for e in extra],
+                                               "scales": list(scales)}), "claims": rows, "table": table}
+    with atomic_write(path) as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+    return table
 
 
 def _missing(rows: list[dict], a: str, b: str, scale: float) -> str:
