@@ -9,7 +9,7 @@ The reference is ``FILE#PATH``: a JSON file relative to the repository, then a p
 indices (``[3]``) and list selections (``[field=value,field=value]``: the one element whose fields equal the values;
 numbers compare as numbers). :func:`check` reads every tagged number of a markdown file and says where the written
 number differs from the file's value rounded to the written number of decimals (``+`` and ``%`` are allowed:
-``+0.12``, ``62 %`` with ``*100`` after the path: ``...correct.mean*100``). ``python -m analysis.quotes FILE...``
+``+0.12``, ``62 %`` with ``*100`` after the path: ``...correct.mean*100``; a ratio of two values: ``REF~REF``). ``python -m analysis.quotes FILE...``
 prints the mismatches; ``tests/test_quotes.py`` runs it on README, the docs and the model card.
 """
 
@@ -39,7 +39,10 @@ def _match(element, selector: str) -> bool:
 
 
 def resolve(ref: str, root: Path = REPO):
-    """The value a reference ``FILE#PATH[*factor]`` points at."""
+    """The value a reference ``FILE#PATH[*factor]`` points at (``REF~REF``: the first divided by the second)."""
+    if "~" in ref:
+        top, bottom = ref.split("~", 1)
+        return resolve(top, root) / resolve(bottom, root)
     target, _, path = ref.partition("#")
     path, _, factor = path.partition("*")
     value = json.loads((root / target).read_text())

@@ -24,7 +24,7 @@ import torch
 from .apply import enabled, set_step
 from .config import MODES, ResDiTConfig
 from .io import dumps_strict
-from .cost import TimeModel, generation_flops, step_flops, two_stage_steps
+from .cost import FLUX_DEV_CONFIG, TimeModel, generation_flops, step_flops, two_stage_steps
 from .schedule import FUSED, GLOBAL, LOCAL, phase_lengths
 
 TEXT_TOKENS = 20
@@ -238,11 +238,6 @@ def bench_generations(pipe, scales=(4, 8), steps: int = 20, repeats: int = 1, ca
                              predicted_ratio=generation_flops(config, grid, base_grid, text, cfg, steps) / flop_direct))
     return rows
 
-
-#: FLUX.1-dev's transformer config (19 dual + 38 single blocks, d = 3072): timing needs no weights.
-FLUX_DEV_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-                       num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
-                       guidance_embeds=True, axes_dims_rope=(16, 56, 56))
 
 
 def build_model(name: str, device: str):

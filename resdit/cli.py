@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .provenance import set_command
+
+    set_command(["resdit", *(sys.argv[1:] if argv is None else argv)])
     args = build_parser().parse_args(argv)
     return run_command(args.func, args)
 

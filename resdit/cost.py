@@ -198,6 +198,12 @@ def generation_flops(config, grid, base, text_len: int, mode, steps: int, streng
                for k, p in counts)
 
 
+#: FLUX.1-dev's transformer config (19 dual + 38 single blocks, d = 3072): timing needs no weights.
+FLUX_DEV_CONFIG = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                       num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                       guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+
+
 #: the modes of :func:`flux_dev_table`: label -> ResDiTConfig keyword arguments
 TABLE_CASES = {"resdit": dict(mode="resdit"), "resdit+full_tokens": dict(mode="resdit", global_tokens="full"),
                "resdit_fast": dict(mode="resdit_fast"), "resdit_paper": dict(mode="resdit_paper"),
@@ -207,7 +213,6 @@ TABLE_CASES = {"resdit": dict(mode="resdit"), "resdit+full_tokens": dict(mode="r
 def flux_dev_table(sides=(2048, 3072, 4096, 8192), steps: int = 35, strength: float = 0.6) -> list[dict]:
     """FLOP ratios to direct of whole FLUX.1-dev generations (19 + 38 blocks, d = 3072, 512 text tokens, base
     1024^2 = 64x64 tokens, 16 px per token) for every case of :data:`TABLE_CASES`, per side in pixels."""
-    from .bench import FLUX_DEV_CONFIG
     from .config import ResDiTConfig
 
     rows = []

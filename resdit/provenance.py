@@ -23,6 +23,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+_COMMAND: list[str] | None = None
+
+
+def set_command(argv: list[str]) -> None:
+    """The command line the results of this process come from (``resdit.cli.main`` calls it; default: sys.argv)."""
+    global _COMMAND
+    _COMMAND = list(argv)
 
 
 @functools.lru_cache(maxsize=None)
@@ -123,7 +130,7 @@ def provenance(*, config=None, model: str | Path | None = None, seeds=None, devi
     if Path(model).is_dir() and Path(model).resolve().is_relative_to(REPO):
         model = Path(model).resolve().relative_to(REPO)  # a path that means the same in any clone
     head, dirty = commit()
-    argv = sys.argv if argv is None else argv
+    argv = (_COMMAND or sys.argv) if argv is None else argv
     return {
         "commit": head, "dirty": dirty,
         "command": shlex.join([Path(argv[0]).name, *argv[1:]]) if argv else None,

@@ -1,6 +1,10 @@
-"""Figures of the 3x-8x study: layout, fragments and detail against the scale, and samples side by side.
+"""The 3x-8x study across both studies: one summary with one statistic, its figures.
 
-    python scripts/figures_scales.py     # writes figures/scales.png and figures/samples_3x.png
+    python scripts/figures_scales.py     # results/study-v3/scales.json, figures/scales.png, figures/samples_3x.png
+
+``scales.json`` holds every group of ``results/study-v2`` and ``results/study-v3`` (same prompts, seeds and noise)
+summarised alike (mean over prompts, prompt-bootstrap BCa intervals, exact binomial intervals for correct), so
+prose and figures can compare a condition of one study with a condition of the other.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from analysis.tables import load_rows  # noqa: E402
 def main() -> int:
     v3, v2 = ROOT / "results/study-v3", ROOT / "results/study-v2"
     rows_v3 = load_rows(v3)
-    groups = group_summary(load_rows(v2) + rows_v3)  # one statistic (prompt bootstrap) for both studies
+    groups = group_summary(load_rows(v2, v3))  # one statistic (prompt bootstrap) for both studies, cases once
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+
+    with atomic_write(v3 / "scales.json") as f:
+        f.write(dumps_strict({"provenance": provenance(config={"studies": ["results/study-v2", "results/study-v3"]}),
+                              "groups": groups}, indent=1) + "\n")
     base = next(g for g in groups if g["condition"] == "base")
     fig = scales_figure(groups, base_detail=base["detail"]["mean"])
     fig.savefig(ROOT / "figures/scales.png", dpi=130, bbox_inches="tight")

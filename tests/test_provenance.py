@@ -79,3 +79,22 @@ def test_eval_toy_json_carries_provenance(tiny_toy, tmp_path):
     _check(record["provenance"], tiny_toy)
     assert record["rows"][0]["mode"] == "direct"
     assert record["provenance"]["config"]["modes"] == ["direct"]
+
+
+def test_rerunning_a_rows_recorded_command_reproduces_the_summary(tiny_toy, tmp_path):
+    import shlex
+
+    from resdit.cli import main
+
+    first = tmp_path / "first"
+    assert main(["study", "--smoke", "--out", str(first), "--model", str(tiny_toy), "--threads", "1",
+                 "--conditions", "base", "scaled_pe"]) == 0
+    row = json.loads((first / "results.jsonl").read_text().splitlines()[0])
+    argv = shlex.split(row["provenance"]["command"])[1:]
+    again = tmp_path / "again"
+    argv[argv.index("--out") + 1] = str(again)
+    assert main(argv) == 0
+    a, b = (json.loads((d / "summary.json").read_text())["groups"] for d in (first, again))
+    drop = {"seconds_per_image"}
+    assert [{k: v for k, v in g.items() if k not in drop} for g in a] == [
+        {k: v for k, v in g.items() if k not in drop} for g in b]

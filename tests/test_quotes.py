@@ -24,6 +24,7 @@ def test_an_edited_number_fails_and_selectors_pick_one_element(tmp_path):
                                                             {"condition": "a", "scale": 4.0, "x": {"mean": 0.5}}]}))
     ref = "r.json#groups[condition=a,scale=2].x.mean"
     assert resolve(ref, tmp_path) == 0.974
+    assert resolve(f"{ref}~r.json#groups[condition=a,scale=4].x.mean", tmp_path) == pytest.approx(1.948)
     good, bad = tmp_path / "good.md", tmp_path / "bad.md"
     good.write_text(f"ResDiT keeps 0.97<!-- q:{ref} --> and 97 %<!-- q:{ref}*100 -->.")
     bad.write_text(f"ResDiT keeps 0.98<!-- q:{ref} -->.")
