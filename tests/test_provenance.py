@@ -98,3 +98,15 @@ def test_rerunning_a_rows_recorded_command_reproduces_the_summary(tiny_toy, tmp_
     drop = {"seconds_per_image"}
     assert [{k: v for k, v in g.items() if k not in drop} for g in a] == [
         {k: v for k, v in g.items() if k not in drop} for g in b]
+
+
+def test_committed_result_files_are_strict_json():
+    """No bare NaN or Infinity in any committed result (strict JSON readers refuse them)."""
+    def strict(text):
+        json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+    for path in sorted(REPO.glob("results/**/*.json")) + sorted(REPO.glob("results/**/*.jsonl")):
+        text = path.read_text()
+        for line in (text.splitlines() if path.suffix == ".jsonl" else [text]):
+            if line.strip():
+                strict(line)
