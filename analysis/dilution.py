@@ -37,7 +37,7 @@ FULL_UP_TO = 4.0
 
 
 def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: int = 20,
-                       record_steps=(0, 3, 6), progress: bool = True) -> list[dict]:
+                       record_steps=(0, 3, 6), progress: bool = True, full_up_to: float = FULL_UP_TO) -> list[dict]:
     """One row per scale and proportional-attention setting: entropy per recorded step, ``spread`` and
     ``tokens`` relative to the base size (same prompts and noise as the study's seed 0)."""
     if any(s >= steps for s in record_steps):
@@ -51,7 +51,7 @@ def attention_dilution(pipe, scales=(1.0, 2.0, 4.0), prompts: int = 4, steps: in
         h, w = canvas_size(base, scale)
         noise = torch.stack([case_noise(p, 0, h, w) for p in range(prompts)])
         for pa, cond in SETTINGS.items():
-            if scale > FULL_UP_TO and not pa.startswith("base tokens"):
+            if scale > full_up_to and not pa.startswith("base tokens"):
                 continue
             config = condition_config(cond, base)
             with resdit.enabled(pipe, config), resdit.record(pipe, points=["entropy"], steps=list(record_steps)) as cache:
@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=positive_int, default=20)
     p.add_argument("--record-steps", type=non_negative_int, nargs="+", default=[0, 3, 6])
     p.add_argument("--threads", type=positive_int, default=None)
+    p.add_argument("--full-up-to", type=positive_float, default=FULL_UP_TO,
+                   help="largest scale at which the full-size settings run (they cost minutes beyond 4x)")
     args = p.parse_args(argv)
     from resdit.io import check_writable
     from resdit.loading import check_folder
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pipe = load_pipeline(args.model)
     pipe.set_progress_bar_config(disable=True)
-    rows = attention_dilution(pipe, tuple(args.scales), args.prompts, args.steps, tuple(args.record_steps))
+    rows = attention_dilution(pipe, tuple(args.scales), args.prompts, args.steps, tuple(args.record_steps),
+                              full_up_to=args.full_up_to)
     text = table(rows)
     print(text)
     with atomic_write(args.out) as f:
