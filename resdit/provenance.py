@@ -41,12 +41,18 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+#: what does not make a result: its outputs and prose (a tree is not dirty for a regenerated result or an edited doc)
+NOT_SOURCE = ("results", "figures", "docs", "*.md")
+
+
 def commit() -> tuple[str | None, bool | None]:
-    """``(HEAD's hash, whether tracked files differ from it)``; ``(None, None)`` outside a git checkout."""
+    """``(HEAD's hash, whether tracked source files differ from it)`` (outputs and prose, :data:`NOT_SOURCE`, do not
+    count); ``(None, None)`` outside a git checkout."""
     head = _git("rev-parse", "HEAD")
     if head is None:
         return None, None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *(f":(exclude){p}" for p in NOT_SOURCE))
     return head, None if status is None else bool(status)
 
 
