@@ -65,6 +65,9 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+commit()  # read once, when the process starts: a result records the commit its code came from, not the one at its end
+
+
 def weights_checksum(folder: str | Path | None) -> dict[str, str] | None:
     """sha256 of every ``*.safetensors`` under a model folder (relative name -> hex); None for a hub id or no
     folder."""
