@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TAG = re.compile(r"(?P<number>[+-]?\d+(?:\.\d+)?)\s*%?\s*<!--\s*q:(?P<ref>[^\s>]+)\s*-->")
-STEP = re.compile(r"\.([A-Za-z_][\w@+\-]*)|\[(\d+)\]|\[([^\]]+)\]")
+STEP = re.compile(r"\.([\w@+\-]+)|\[(\d+)\]|\[([^\]]+)\]")
 
 
 def _match(element, selector: str) -> bool:
