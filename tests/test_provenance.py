@@ -110,3 +110,29 @@ def test_committed_result_files_are_strict_json():
         for line in (text.splitlines() if path.suffix == ".jsonl" else [text]):
             if line.strip():
                 strict(line)
+
+
+def test_dilution_and_bench_files_carry_provenance(tiny_toy, tmp_path, monkeypatch):
+    import argparse
+
+    from analysis.dilution import main as dilution_main
+    from resdit import bench
+
+    out = tmp_path / "dilution.json"
+    assert dilution_main(["--model", str(tiny_toy), "--scales", "1", "2", "--prompts", "1", "--steps", "2",
+                          "--record-steps", "0", "--threads", "1", "--full-up-to", "2", "--out", str(out)]) == 0
+    _check(json.loads(out.read_text())["provenance"], tiny_toy)
+
+    from resdit.toy import load_pipeline
+
+    monkeypatch.setattr("resdit.toy.load_pipeline", lambda *a, **k: load_pipeline(tiny_toy))
+    monkeypatch.setattr(bench, "GENERATION_CASES", {"direct": dict(mode="direct"), "two_stage": dict(mode="two_stage")})
+    path = tmp_path / "generations.json"
+    args = argparse.Namespace(scales=[2.0], steps=1, repeats=1, threads=1, json=False, out=str(path), config="toy",
+                              generations=True)
+    assert bench.main(args) == 0
+    record = json.loads(path.read_text())
+    assert record["provenance"]["config"]["scales"] == [2.0] and {r["mode"] for r in record["results"]} == {
+        "direct", "two_stage"}
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert record["provenance"]["commit"] == (head or None)
