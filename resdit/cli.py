@@ -17,9 +17,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .args import Parser, chunk, run_command, finite_float, mu, non_negative_int, positive_float, positive_int, size
-from .config import MODES, ResDiTConfig, ResDiTConfigError, check_mode_for, check_size
+from .config import MODES, ResDiTConfig, check_mode_for, check_size
 from .io import check_writable
-from .loading import ModelLoadError, base_size_of, check_folder, load_any_pipeline, peek
+from .loading import base_size_of, check_folder, load_any_pipeline, peek
 from .schedule import check_steps
 
 #: entry-point group through which other packages add subcommands (``analysis`` adds ``study`` and ``report``)

@@ -16,15 +16,20 @@ import torch
 AUTO_FRACTION = 0.5
 
 
-def free_bytes(device) -> int:
-    """Memory free on ``device`` now: CUDA's ``mem_get_info``, else available physical memory (Linux)."""
+def _device_bytes(device, free: bool) -> int:
+    """CUDA's ``mem_get_info`` (free or total), else available or all physical memory (Linux; 2**62 where unknown)."""
     device = torch.device(device)
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        return int(torch.cuda.mem_get_info(device)[0 if free else 1])
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        return int(os.sysconf("SC_AVPHYS_PAGES" if free else "SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # not Linux: no bound known
         return 1 << 62
+
+
+def free_bytes(device) -> int:
+    """Memory free on ``device`` now: CUDA's ``mem_get_info``, else available physical memory (Linux)."""
+    return _device_bytes(device, free=True)
 
 
 def attention_window_bytes(batch: int, seq: int, heads: int, head_dim: int, itemsize: int = 4) -> int:
@@ -46,13 +51,7 @@ def window_chunk(config, num_windows: int, per_window_bytes: int, device) -> int
 
 def total_bytes(device) -> int:
     """All memory of ``device``: CUDA's total, else physical memory (Linux; 2**62 where unknown)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[1])
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 1 << 62
+    return _device_bytes(device, free=False)
 
 
 #: live copies of a block's token activations (q, k, v, attention output, the MLP's 4x hidden, residual)

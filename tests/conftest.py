@@ -39,3 +39,15 @@ def flux_inputs(grid, text_len: int = 5, batch: int = 1, seed: int = 0, channels
 @pytest.fixture
 def transformer():
     return tiny_flux()
+
+
+@pytest.fixture(scope="module")
+def tiny_toy(tmp_path_factory):
+    """A one-block toy model folder (untrained, written the way train-toy writes one)."""
+    from resdit.toy.model import build_text_encoder, build_transformer
+    from resdit.toy.train import TrainConfig, export
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("toy") / "model"
+    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder("v2"), path, TrainConfig(),
+                  [(0, 1.0, 0.0)], 0.0)

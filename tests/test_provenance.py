@@ -9,16 +9,6 @@ import torch
 
 from analysis.study import MixedStudyError, StudyConfig, run_study, summarize
 from resdit.provenance import REPO, provenance
-from resdit.toy.model import build_text_encoder, build_transformer
-from resdit.toy.train import TrainConfig, export
-
-
-@pytest.fixture(scope="module")
-def tiny_toy(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("toy") / "model"
-    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder("v2"), path, TrainConfig(),
-                  [(0, 1.0, 0.0)], 0.0)
 
 
 def _check(prov: dict, model_dir):

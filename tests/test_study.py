@@ -1,20 +1,9 @@
 import json
 
 import pytest
-import torch
 
 from analysis.stats import bootstrap_ci
 from analysis.study import StudyConfig, run_study, summarize
-from resdit.toy.model import build_text_encoder, build_transformer
-from resdit.toy.train import TrainConfig, export
-
-
-@pytest.fixture(scope="module")
-def tiny_toy(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("toy") / "model"
-    return export(build_transformer(num_layers=1, num_single_layers=1), build_text_encoder("v2"), path, TrainConfig(),
-                  [(0, 1.0, 0.0)], 0.0)
 
 
 def test_study_writes_results_and_a_summary_and_resumes(tiny_toy, tmp_path):
