@@ -75,11 +75,6 @@ class PooledGlobal:
     phases: str = "fused"
     upsampler: str = "bilinear"
 
-    @property
-    def factor(self) -> int:
-        """The larger of the two factors (one number for square pooling)."""
-        return max(self.factors)
-
     def runs_in(self, phase: str) -> bool:
         return phase == FUSED or (self.phases == "all" and phase == GLOBAL)
 
@@ -93,6 +88,14 @@ def base_token_factors(grid: tuple[int, int], base: tuple[int, int]) -> tuple[in
         ((3, 3), (2, 4))
     """
     return tuple(max(1, -(-g // b)) for g, b in zip(grid, base))
+
+
+def block_counts(grid: tuple[int, int], factors) -> torch.Tensor:
+    """Tokens in each ``ph x pw`` block of a grid ``[Hp, Wp]`` (the last row and column of blocks may be partial)."""
+    ph, pw = _factors(factors)
+    rows = torch.tensor([min(ph, grid[0] - i) for i in range(0, grid[0], ph)], dtype=torch.float32)
+    cols = torch.tensor([min(pw, grid[1] - j) for j in range(0, grid[1], pw)], dtype=torch.float32)
+    return rows[:, None] * cols[None, :]
 
 
 def _factors(p) -> tuple[int, int]:
@@ -173,16 +176,13 @@ def _fft_upsample_axis(x: torch.Tensor, axis: int, p: int) -> torch.Tensor:
 
 def _pooled_global(pos_embed, txt, gids, grid, base, variant, factors: tuple[int, int], key_bias: bool = True,
                    phases: str = "fused", upsampler: str = "bilinear") -> PooledGlobal:
-    ph, pw = factors
     ids = pool_grid(gids[None].double(), grid, factors)[0].float()
-    rows = torch.tensor([min(ph, grid[0] - i) for i in range(0, grid[0], ph)], dtype=torch.float32)
-    cols = torch.tensor([min(pw, grid[1] - j) for j in range(0, grid[1], pw)], dtype=torch.float32)
+    counts = block_counts(grid, factors)
     bias = None
     if key_bias:
-        counts = (rows[:, None] * cols[None, :]).reshape(-1).to(gids.device)
-        bias = torch.cat([torch.zeros(txt.shape[0], device=gids.device), counts.log()])
+        bias = torch.cat([torch.zeros(txt.shape[0], device=gids.device), counts.reshape(-1).to(gids.device).log()])
     rope = _global_rope(pos_embed, torch.cat([txt, ids]), variant, grid, base)
-    return PooledGlobal(tuple(factors), (len(rows), len(cols)), tuple(rope), bias, phases, upsampler)
+    return PooledGlobal(tuple(factors), tuple(counts.shape), tuple(rope), bias, phases, upsampler)
 
 
 def proportional_scale(image_tokens: int, base_tokens: int, head_dim: int) -> float | None:

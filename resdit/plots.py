@@ -46,12 +46,11 @@ def probe_map(probs: np.ndarray, grid: tuple[int, int], text_len: int, factors=N
     row = np.asarray(probs)[text_len:]
     if factors is None or row.size == grid[0] * grid[1]:
         return row.reshape(grid)
-    ph, pw = factors
-    hp, wp = -(-grid[0] // ph), -(-grid[1] // pw)
-    counts = np.outer([min(ph, grid[0] - i) for i in range(0, grid[0], ph)],
-                      [min(pw, grid[1] - j) for j in range(0, grid[1], pw)])
-    density = row.reshape(hp, wp) / counts
-    return np.repeat(np.repeat(density, ph, 0), pw, 1)[:grid[0], :grid[1]]
+    from .plan import block_counts
+
+    counts = block_counts(grid, factors).numpy()
+    density = row.reshape(counts.shape) / counts
+    return np.repeat(np.repeat(density, factors[0], 0), factors[1], 1)[:grid[0], :grid[1]]
 
 
 def attention_map_figure(cache, layer: int, step: int, branch: str, head: int, probe: int, image=None):
