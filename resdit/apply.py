@@ -1,9 +1,9 @@
-"""Turn ResDiT on and off on a FLUX pipeline or a bare ``FluxTransformer2DModel``.
+"""Turn ResDiT on and off on a pipeline or a bare transformer of any supported family (:mod:`resdit.families`).
 
-``apply_resdit`` installs one :class:`~resdit.processors.ResDiTFluxAttnProcessor` per
-attention layer and one forward pre-hook on the transformer, which reads the token grid
-from ``img_ids``, the text length from ``txt_ids`` and the step from the scheduler, and
-keeps the shared :class:`ResDiTState` (plan + phase) current. On a pipeline it also makes
+``apply_resdit`` finds the model's family and lets it install ResDiT (FLUX and Chroma: one
+:class:`~resdit.processors.ResDiTFluxAttnProcessor` per attention layer and a forward pre-hook that reads the
+token grid from ``img_ids``, the text length from ``txt_ids`` and the step from the scheduler, and keeps the shared
+:class:`ResDiTState` (plan + phase) current; SD3: whole-model branches). On a pipeline it also makes
 the position ids float32, checks sizes before any work, and optionally overrides the
 scheduler shift. ``remove_resdit`` restores the exact original processor objects and
 methods.
@@ -24,44 +24,33 @@ import inspect
 import torch
 
 from .config import ResDiTConfig, ResDiTConfigError, check_size
-from .processors import ResDiTFluxAttnProcessor
+from .families import family_of, supported_classes
 from .scheduler import base_shift, patch_shift, scheduler_position, scheduler_sigma, sigma_boundaries
-from .sd3 import install_sd3, install_sd3_controlnet
 from .state import STATE_ATTR, ResDiTState, grid_from_ids, patch_attr
-from .tiling import tiled_forward
 
 __all__ = ["ResDiTState", "apply_resdit", "base_shift", "check_request", "enabled", "family", "get_state",
            "grid_from_ids", "install", "pixels_per_token", "remove_resdit", "set_step"]
 
 
 def _supported_classes() -> dict[type, str]:
-    """Per-model registry: transformer (or ControlNet) class -> family name."""
-    from diffusers import (
-        FluxControlNetModel,
-        FluxTransformer2DModel,
-        SD3ControlNetModel,
-        SD3Transformer2DModel,
-    )
-
-    return {FluxTransformer2DModel: "flux", FluxControlNetModel: "flux", SD3Transformer2DModel: "sd3",
-            SD3ControlNetModel: "sd3_controlnet"}
+    """Every supported transformer (or ControlNet) class -> its family's name (:mod:`resdit.families`)."""
+    return {cls: fam.name for cls, (fam, _) in supported_classes().items()}
 
 
 def family(model) -> str:
-    """``"flux"``, ``"sd3"`` or ``"sd3_controlnet"``; TypeError for anything else."""
-    _check_supported(model)
-    return _supported_classes()[type(model)]
+    """The family name of a transformer or ControlNet (``"flux"``, ``"chroma"``, ``"sd3"``); TypeError otherwise."""
+    return family_of(model)[0].name
 
 
 def pixels_per_token(pipe) -> int:
-    """Pixels per token side: the VAE factor x the patch (FLUX's 2x2 packing; SD3's ``patch_size``).
+    """Pixels per token side: the VAE factor x the family's patch (FLUX's 2x2 packing; SD3's ``patch_size``).
 
-    FLUX.1 and SD3: 16; the toy model: 2.
+    FLUX.1, Chroma and SD3: 16; the toy model: 2.
     """
     transformer = getattr(pipe, "transformer", None)
     patch = 2
-    if transformer is not None and _supported_classes().get(type(transformer)) == "sd3":
-        patch = int(transformer.config.patch_size)
+    if transformer is not None and type(transformer) in supported_classes():
+        patch = family_of(transformer)[0].patch(dict(transformer.config))
     return int(getattr(pipe, "vae_scale_factor", 8)) * patch
 
 
@@ -74,13 +63,7 @@ def _split(target):
 
 
 def _check_supported(transformer) -> None:
-    supported = _supported_classes()
-    if type(transformer) not in supported:
-        names = ", ".join(c.__name__ for c in supported)
-        raise TypeError(
-            f"ResDiT does not support {type(transformer).__name__}; supported models: {names}. "
-            "Pass a FLUX or SD3 pipeline (any pipeline with such a .transformer) or the transformer itself."
-        )
+    family_of(transformer)
 
 
 def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | None = None, scheduler=None) -> ResDiTState:
@@ -160,63 +143,23 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
         if existing.observer:
             raise RuntimeError("resdit.record(...) is observing this model: apply ResDiT first, then enter record().")
         raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
-    kind = family(transformer)
+    fam, is_controlnet = family_of(transformer)
+    fam.check_mode(config.mode)
+    if observer and not fam.records:
+        raise ResDiTConfigError(f"Attention recording does not support {fam.label} yet (its processors emit no "
+                                "attention hook point).")
     state = ResDiTState(config, base_grid, transformer, pipeline=pipe, observer=observer)
     scheduler = pipe.scheduler if pipe is not None else scheduler
     if scheduler is not None:
         state.step_fn = lambda: scheduler_position(scheduler)
         state.sigma_fn = lambda: scheduler_sigma(scheduler)
         if config.phase_by == "sigma" and base_grid is not None:
-            state.sigma_boundaries = sigma_boundaries(scheduler, base_grid, config)
-
-    if kind != "flux":
-        if observer:
-            raise ResDiTConfigError("Attention recording supports FLUX-family models only (SD3 has no ResDiT processor).")
-        if (config.spec.patched or config.spec.tiled) and base_grid is None:
-            raise ResDiTConfigError("ResDiT for SD3 needs a base grid.")
-        (install_sd3 if kind == "sd3" else install_sd3_controlnet)(state)
-    elif config.spec.patched:
-        _track_call_context(state, transformer)
-        originals = dict(transformer.attn_processors)
-        procs = {k: ResDiTFluxAttnProcessor(state, k.rsplit(".processor", 1)[0]) for k in originals}
-        transformer.set_attn_processor(procs)
-        state._undo.append(lambda: transformer.set_attn_processor(dict(originals)))
-
-        def pre_forward(module, args, kwargs):
-            hidden = kwargs.get("hidden_states", args[0] if args else None)
-            timestep = kwargs.get("timestep")
-            sigma = None if timestep is None else float(timestep.reshape(-1)[0])  # FLUX passes t / 1000
-            state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device, sigma)
-            state.emit("call", state)
-            return args, kwargs
-
-        handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
-        state._undo.append(handle.remove)
-    elif config.spec.tiled:
-        if base_grid is None:
-            raise ResDiTConfigError("Tiling needs a base grid.")
-        patch_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
+            state.sigma_boundaries = sigma_boundaries(scheduler, base_grid, config, fam.base_mu)
+    if (config.spec.patched or config.spec.tiled) and base_grid is None and fam.name == "sd3":
+        raise ResDiTConfigError("ResDiT for SD3 needs a base grid.")
+    fam.install(state, is_controlnet)
     patch_attr(state, transformer, STATE_ATTR, state)
     return state
-
-
-def _track_call_context(state: ResDiTState, transformer) -> None:
-    """Keep ``state.call_context`` at the name of the ``transformer.cache_context(name)`` block the pipeline
-    runs the current call in (FluxPipeline: ``"cond"``, and ``"uncond"`` under true CFG); None outside one."""
-    original = getattr(transformer, "cache_context", None)
-    if original is None:
-        return
-
-    @contextlib.contextmanager
-    def cache_context(name, *args, **kwargs):
-        previous, state.call_context = state.call_context, name
-        try:
-            with original(name, *args, **kwargs):
-                yield
-        finally:
-            state.call_context = previous
-
-    patch_attr(state, transformer, "cache_context", cache_context)
 
 
 def _patch_pipeline(state: ResDiTState, pipe) -> None:
@@ -243,7 +186,7 @@ def _patch_pipeline(state: ResDiTState, pipe) -> None:
 
         patch_attr(state, pipe, "check_inputs", checked)
 
-    patch_shift(state, pipe.scheduler)
+    patch_shift(state, pipe.scheduler, family_of(state.transformer)[0].base_mu)
 
 
 def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:

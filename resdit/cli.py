@@ -17,7 +17,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .args import Parser, chunk, run_command, finite_float, mu, non_negative_int, positive_float, positive_int, size
-from .config import MODES, ResDiTConfig, check_mode_for, check_size
+from .config import MODES, ResDiTConfig, check_size
+from .families import by_name
 from .io import check_writable
 from .loading import base_size_of, check_folder, load_any_pipeline, peek
 from .schedule import check_steps
@@ -82,7 +83,7 @@ def check_generate_args(args) -> None:
     check_folder(args.model)
     info = peek(args.model)
     if info.family is not None:
-        check_mode_for(info.family, args.mode)
+        by_name(info.family).check_mode(args.mode)
     if info.pixels_per_token is not None:
         check_size(args.height, args.width, info.pixels_per_token)
         if not args.force_size:

@@ -141,8 +141,9 @@ def check_size(height, width, px: int) -> tuple[int, int]:
 
 
 def modes_for(family: str) -> list[str]:
-    """The modes a model family supports (``"flux"``: all; ``"sd3"``: those whose ``ModeSpec.sd3``)."""
-    return [m for m, spec in MODES.items() if family == "flux" or spec.sd3]
+    """The modes a model family supports (``"sd3"``: those whose ``ModeSpec.sd3``; the RoPE families: all).
+    :meth:`resdit.families.Family.check_mode` is the check for any family."""
+    return [m for m, spec in MODES.items() if family != "sd3" or spec.sd3]
 
 
 def check_mode_for(family: str, mode: str) -> None:

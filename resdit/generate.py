@@ -38,15 +38,12 @@ def _base_latents(latents: torch.Tensor, base: tuple[int, int]) -> torch.Tensor:
 
 def _img2img(pipe, prompt, image, height, width, steps, strength, latents, generator):
     if hasattr(pipe, "card"):  # the toy pipeline denoises pixels directly
-        return pipe(prompt, height=height, width=width, num_inference_steps=steps, image=image, strength=strength,
-                    latents=latents, generator=generator, output_type="pt").images
-    from diffusers import FluxImg2ImgPipeline, StableDiffusion3Img2ImgPipeline
+        return pipe(prompt=prompt, height=height, width=width, num_inference_steps=steps, image=image,
+                    strength=strength, latents=latents, generator=generator, output_type="pt").images
+    from .families import family_of
 
-    from .apply import family
-
-    img2img = StableDiffusion3Img2ImgPipeline if family(pipe.transformer) == "sd3" else FluxImg2ImgPipeline
-    second = img2img.from_pipe(pipe)
-    return second(prompt, image=image, height=height, width=width, num_inference_steps=steps, strength=strength,
+    second = family_of(pipe.transformer)[0].img2img_pipeline(pipe)
+    return second(prompt=prompt, image=image, height=height, width=width, num_inference_steps=steps, strength=strength,
                   generator=generator, output_type="pt").images
 
 
@@ -73,16 +70,20 @@ def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_in
         common["generator"] = generator
     if spec.two_pass is None:
         with enabled(pipe, config):
-            return pipe(prompt, height=height, width=width, **common).images
+            return pipe(prompt=prompt, height=height, width=width, **common).images
     if config.base_size is None:
         raise ResDiTConfigError(f"Mode {config.mode!r} needs ResDiTConfig(base_size=...).")
+    if spec.two_pass != "upscale" and not hasattr(pipe, "card"):
+        from .families import family_of
+
+        family_of(pipe.transformer)[0].check_img2img()  # before the first pass
     base = config.base_size
     first_kwargs = dict(common)
     if latents is not None:
         first_kwargs["latents"] = _base_latents(latents, base)
     elif seed is not None:
         first_kwargs["generator"] = torch.Generator().manual_seed(seed)
-    first = pipe(prompt, height=base[0], width=base[1], **first_kwargs).images
+    first = pipe(prompt=prompt, height=base[0], width=base[1], **first_kwargs).images
     upsampled = F.interpolate(first.float(), size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
     if spec.two_pass == "upscale":
         return upsampled

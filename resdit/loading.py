@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .families import FAMILIES, pipeline_family
+
 FLUX_BASE_SIZE = (1024, 1024)
 _TOY_WEIGHTS = Path(__file__).parent / "toy" / "weights"
-# model_index.json `_class_name` prefix -> family
-_PIPELINE_FAMILIES = (("StableDiffusion3", "sd3"), ("Flux", "flux"))
 
 
 class ModelLoadError(ValueError):
@@ -32,7 +32,7 @@ class ModelInfo:
     """What a model is, read from its JSON files.
 
     Attributes:
-        family: ``"flux"`` or ``"sd3"``; None where it cannot be told without loading (a hub id).
+        family: a family name (:mod:`resdit.families`); None where it cannot be told without loading (a hub id).
         pixels_per_token: image pixels per token side (toy: 2; FLUX.1, SD3: 16); None if unknown.
         world: the toy world of a toy model (``"v1"``, ``"v2"``), else None.
     """
@@ -150,15 +150,14 @@ def peek(model: str | Path | None) -> ModelInfo:
         return ModelInfo(None, None)  # a hub id: decided after loading
     index = read_config(root / "model_index.json")
     name = str(index.get("_class_name", ""))
-    family = next((f for prefix, f in _PIPELINE_FAMILIES if name.startswith(prefix)), None)
-    if family is None:
-        raise ModelLoadError(f"{model!r} is a {name or 'pipeline of unknown class'}; resdit supports FLUX and SD3 "
-                             "pipelines (FluxPipeline, StableDiffusion3Pipeline and their ControlNet variants).")
+    fam = pipeline_family(name)
+    if fam is None:
+        raise ModelLoadError(f"{model!r} is a {name or 'pipeline of unknown class'}; resdit supports the pipelines "
+                             f"of {', '.join(f.label for f in FAMILIES.values())} (and their ControlNet variants).")
     vae = _read_json(root / "vae" / "config.json") or {}
     vae_factor = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
     transformer = _read_json(root / "transformer" / "config.json") or {}
-    patch = 2 if family == "flux" else int(transformer.get("patch_size", 2))
-    return ModelInfo(family, vae_factor * patch, hidden=_width(transformer))
+    return ModelInfo(fam.name, vae_factor * fam.patch(transformer), hidden=_width(transformer))
 
 
 def _width(config: dict) -> int | None:
@@ -169,18 +168,17 @@ def _width(config: dict) -> int | None:
 
 
 def base_size_of(pipe, override=None) -> tuple[int, int]:
-    """Training size in pixels: ``override``, the toy model's card, SD3's ``sample_size`` x the VAE
-    factor (1024x1024 for SD3 and SD3.5), or FLUX.1's 1024x1024."""
+    """Training size in pixels: ``override``, the toy model's card, or the family's (SD3: ``sample_size`` x the
+    VAE factor, 1024x1024 for SD3 and SD3.5; FLUX.1 and Chroma: 1024x1024)."""
     if override is not None:
         return tuple(int(x) for x in override)
     if hasattr(pipe, "base_size"):
         return tuple(pipe.base_size)
-    from .apply import _supported_classes
+    from .families import family_of, supported_classes
 
     transformer = getattr(pipe, "transformer", None)
-    if _supported_classes().get(type(transformer)) == "sd3":
-        side = int(transformer.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
-        return side, side
+    if type(transformer) in supported_classes():
+        return family_of(transformer)[0].pipeline_base_size(pipe)
     return FLUX_BASE_SIZE
 
 

@@ -213,19 +213,28 @@ def rope_variant(cfg: ResDiTConfig, progress: float | None, sigma: float | None)
 
 
 def _global_rope(pos_embed, ids: torch.Tensor, variant, grid, base):
-    """Global rotary table for ids ``[S, 3]`` under a frequency variant."""
+    """Global rotary table for ids ``[S, n]`` (columns 1 and 2: row and column) under a frequency variant."""
     _, kind, param = variant
     if kind == "base":
         return pos_embed(ids)
     axes, theta = list(pos_embed.axes_dim), pos_embed.theta
     scales = (1.0, *scale_factors(grid, base))  # axis 0 (unused by FLUX images) keeps its frequencies
+    rest = [None] * (len(axes) - 3)  # axes after row and column (FLUX.2's layer) keep their frequencies
     if kind == "ntk":
-        freqs = [None] + [ntk_frequencies(axes[a], theta, scales[a], param) for a in (1, 2)]
+        freqs = [None] + [ntk_frequencies(axes[a], theta, scales[a], param) for a in (1, 2)] + rest
     elif kind == "dynamic":  # scale decays from s (pure noise, t = 1) to 1 (clean) as 1 + (s - 1) t^2
-        freqs = [None] + [dynamic_ntk_frequencies(axes[a], theta, 1 + (scales[a] - 1) * param) for a in (1, 2)]
+        freqs = [None] + [dynamic_ntk_frequencies(axes[a], theta, 1 + (scales[a] - 1) * param) for a in (1, 2)] + rest
     else:
         raise ResDiTConfigError(f"Unknown frequency variant {kind!r}.")
     return rope_table(ids, axes, theta, freqs)
+
+
+def widen(ids: torch.Tensor, width: int) -> torch.Tensor:
+    """Image ids ``[N, 3]`` = ``(0, row, col)`` with zero columns appended up to the model's id width (FLUX.2:
+    ``(t, row, col, layer)`` with the generated image at ``t = 0, layer = 0``)."""
+    if width == ids.shape[-1]:
+        return ids
+    return torch.cat([ids, ids.new_zeros(*ids.shape[:-1], width - ids.shape[-1])], -1)
 
 
 def pool_factors(cfg: ResDiTConfig, grid: tuple[int, int], base: tuple[int, int]) -> tuple[int, int]:
@@ -260,11 +269,11 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
             "least 2 tokens along each axis."
         )
     txt = txt_ids.to(device=device, dtype=torch.float32)
-    gids = global_ids(variant[0], grid, base, partition).to(device)
+    gids = widen(global_ids(variant[0], grid, base, partition), txt.shape[-1]).to(device)
     global_rope = _global_rope(pos_embed, torch.cat([txt, gids]), variant, grid, base)
     local_ids = local_rope = None
     if spec.local_ids == "window":
-        local_ids = window_ids((wh, ww)).to(device).expand(partition.num_windows, -1, -1)
+        local_ids = widen(window_ids((wh, ww)), txt.shape[-1]).to(device).expand(partition.num_windows, -1, -1)
         local_rope = pos_embed(torch.cat([txt, local_ids[0]]))
     elif spec.local_ids == "global":
         part = partition.to(device)

@@ -217,10 +217,11 @@ class Recorder:
             self._attention_points(name, GLOBAL, g["query"], g["key"], scale, plan, g["bias"], g["grid"],
                                    g["factors"])
         if run_local:
-            self._local_points(name, query, key, plan)
+            self._local_points(name, query, key, plan, ((ran or {}).get("local") or {}).get("bias"))
 
-    def _local_points(self, name, query, key, plan) -> None:
-        """Local branch: probes attend inside their own window; entropy/distance over all windows."""
+    def _local_points(self, name, query, key, plan, bias=None) -> None:
+        """Local branch: probes attend inside their own window (``bias``: the mask the windows ran with, as a key
+        bias); entropy/distance over all windows."""
         T, part = plan.text_len, plan.partition
         cos, sin = plan.local_rope
         scale = 1.0 / math.sqrt(query.shape[-1])
@@ -238,14 +239,14 @@ class Recorder:
             tc, ts = (cos[w], sin[w]) if cos.ndim == 3 else (cos, sin)
             q, k = apply_rope(query[:, sel], tc, ts), apply_rope(key[:, sel], tc, ts)
             if stats:
-                e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=idx, query_index=idx)
+                e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=idx, query_index=idx, bias=bias)
                 ent, dist, count = ent + e * idx.numel(), dist + d * idx.numel(), count + idx.numel()
             if probe_idx is not None:
                 for j, p in enumerate(probe_idx.tolist()):
                     if home[p] != w:
                         continue
                     pos = (idx == p).nonzero()[0, 0]
-                    row = torch.softmax(self._logits(q[:, T + pos:T + pos + 1], k, scale), -1)[:, :, 0]
+                    row = torch.softmax(self._logits(q[:, T + pos:T + pos + 1], k, scale, bias), -1)[:, :, 0]
                     full = row.new_zeros(row.shape[0], row.shape[1], T + plan.image_tokens)
                     full[:, :, :T] = row[:, :, :T]
                     full[:, :, T + idx] = row[:, :, T:]
@@ -273,7 +274,8 @@ class Recorder:
 
     @staticmethod
     def _logits(q, k, scale, bias=None) -> torch.Tensor:
-        """``[B, heads, q, k]`` logits from ``[B, S, heads, D]`` layouts (``bias [k]`` added per key)."""
+        """``[B, heads, q, k]`` logits from ``[B, S, heads, D]`` layouts (``bias`` ``[k]`` or ``[B, 1, 1, k]`` added
+        per key)."""
         logits = torch.einsum("bqhd,bkhd->bhqk", q.float(), k.float()) * scale
         return logits if bias is None else logits + bias.float().to(logits.device)
 

@@ -29,14 +29,16 @@ def scheduler_sigma(scheduler) -> float | None:
     return float(sigmas[index])
 
 
-def sigma_boundaries(scheduler, base_grid: tuple[int, int], config: ResDiTConfig) -> tuple[float, float]:
+def sigma_boundaries(scheduler, base_grid: tuple[int, int], config: ResDiTConfig,
+                     base_mu=None) -> tuple[float, float]:
     """Noise levels of the first fused and the first local step of the paper's 35 steps (10 and 20 by default)
     on the base size's schedule: a fresh scheduler of the same config, FLUX's sigmas ``linspace(1, 1/35, 35)``,
-    shifted with the base size's ``mu`` where the scheduler shifts by resolution."""
+    shifted with the base size's ``mu`` where the scheduler shifts by resolution (``base_mu``: the family's
+    ``mu(scheduler, base_grid, num_steps)``, default :func:`base_shift`)."""
     fresh = type(scheduler).from_config(scheduler.config)
     kwargs = {}
     if getattr(fresh.config, "use_dynamic_shifting", False):
-        kwargs["mu"] = base_shift(fresh, base_grid)
+        kwargs["mu"] = (base_mu or _linear_mu)(fresh, base_grid, REFERENCE_STEPS)
     fresh.set_timesteps(sigmas=np.linspace(1.0, 1 / REFERENCE_STEPS, REFERENCE_STEPS), **kwargs)
     first_fused, first_local = reference_steps(config.global_steps, config.local_steps, config.local_fraction)
     sigmas = fresh.sigmas  # REFERENCE_STEPS + 1 values: the last is 0, so no local phase when first_local = 35
@@ -50,10 +52,16 @@ def base_shift(scheduler, base_grid: tuple[int, int]) -> float:
     return c.base_shift + slope * (base_grid[0] * base_grid[1] - c.base_image_seq_len)
 
 
-def patch_shift(state: ResDiTState, scheduler) -> None:
+def _linear_mu(scheduler, base_grid, num_steps) -> float:
+    return base_shift(scheduler, base_grid)
+
+
+def patch_shift(state: ResDiTState, scheduler, base_mu=None) -> None:
     """The scheduler shift of ``config.shift``, computed in a form that cannot overflow at any size.
 
-    A scheduler with a static shift (SD3.5's) has no size-dependent shift to replace.
+    ``base_mu(scheduler, base_grid, num_steps)``: the family's shift at the base size (default :func:`base_shift`,
+    FLUX.1's linear rule; FLUX.2 also reads the step count). A scheduler with a static shift (SD3.5's) has no
+    size-dependent shift to replace.
     """
     if not getattr(scheduler.config, "use_dynamic_shifting", False):
         return
@@ -70,11 +78,16 @@ def patch_shift(state: ResDiTState, scheduler) -> None:
     if shift == "pipeline":
         return
     set_timesteps = scheduler.set_timesteps
-    mu = base_shift(scheduler, state.base_grid) if shift == "base" else float(shift)
 
     @functools.wraps(set_timesteps)  # pipelines inspect its signature
     def shifted(*args, **kwargs):
-        kwargs["mu"] = mu
+        if shift == "base":
+            steps = kwargs.get("num_inference_steps", args[0] if args else None)
+            if steps is None and kwargs.get("sigmas") is not None:
+                steps = len(kwargs["sigmas"])
+            kwargs["mu"] = (base_mu or _linear_mu)(scheduler, state.base_grid, steps)
+        else:
+            kwargs["mu"] = float(shift)
         return set_timesteps(*args, **kwargs)
 
     patch_attr(state, scheduler, "set_timesteps", shifted)

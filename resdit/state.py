@@ -88,9 +88,10 @@ class ResDiTState:
         progress = None if self.step is None else self.step / max(self.num_steps, 1)
         variant = rope_variant(self.config, progress, sigma)
         t = self.transformer
+        txt = txt_ids[0] if txt_ids.ndim == 3 else txt_ids  # FLUX.2 passes [B, T, 4]; every row the same
         self.plan = self.cached(
-            ("plan", grid, int(txt_ids.shape[-2]), str(device), variant),
-            lambda: build_plan(self.config, t.pos_embed, grid, self.base_grid or grid, txt_ids.reshape(-1, 3),
+            ("plan", grid, tuple(txt.shape), str(device), variant),
+            lambda: build_plan(self.config, t.pos_embed, grid, self.base_grid or grid, txt,
                                t.config.attention_head_dim, device, variant))
 
     def cached(self, key, build: Callable[[], object]):
@@ -132,13 +133,14 @@ class ResDiTState:
 
 
 def grid_from_ids(img_ids: torch.Tensor, image_tokens: int) -> tuple[int, int]:
-    """The ``(H, W)`` token grid of row-major FLUX ids ``[H*W, 3]``.
+    """The ``(H, W)`` token grid of row-major ids ``[H*W, n]`` (or ``[B, H*W, n]``) whose columns 1 and 2 are row and
+    column (FLUX.1 and Chroma: ``(0, row, col)``; FLUX.2: ``(t, row, col, layer)``).
 
     Raises:
         ResDiTConfigError: if the ids are not an integer row-major grid of ``image_tokens``
-            tokens (e.g. bf16 ids above 256, which collide).
+            tokens (e.g. bf16 ids above 256, which collide; FLUX.2's reference-image tokens).
     """
-    ids = img_ids.reshape(-1, 3).float()
+    ids = (img_ids[0] if img_ids.ndim == 3 else img_ids).float()
     rows, cols = ids[:, 1], ids[:, 2]
     H, W = int(rows.max().round()) + 1, int(cols.max().round()) + 1
     ok = H * W == image_tokens == ids.shape[0]
@@ -150,7 +152,7 @@ def grid_from_ids(img_ids: torch.Tensor, image_tokens: int) -> tuple[int, int]:
         raise ResDiTConfigError(
             f"img_ids do not form an integer row-major grid of {image_tokens} tokens. ResDiT reads the token grid "
             "from them; build them in float32 (bf16 is exact only up to 256) or apply ResDiT to the pipeline, "
-            "which does that for you."
+            "which does that for you. Image tokens of other images (FLUX.2's reference images) are not supported."
         )
     return H, W
 

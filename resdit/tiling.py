@@ -12,6 +12,7 @@ import torch
 
 from .fusion import build_partition, merge
 from .memory import attention_window_bytes, window_chunk
+from .plan import widen
 from .positions import window_ids
 from .schedule import LOCAL
 from .state import grid_from_ids
@@ -39,28 +40,44 @@ def tile_chunks(state, part, batch: int, text, device):
         yield lo, idx, rep
 
 
+#: keyword arguments that are not per-sample tensors: passed to every tile as they are
+_SHARED = ("img_ids", "txt_ids", "joint_attention_kwargs", "return_dict", "attention_mask")
+
+
 def tiled_forward(state, original_forward):
-    """A replacement for ``FluxTransformer2DModel.forward`` that runs tiles and splices them."""
+    """A replacement for a FLUX-like transformer's ``forward`` (FLUX, Chroma) that runs tiles and splices them.
+
+    Per-sample tensors (first dimension the batch) are repeated per tile; an ``attention_mask`` ``[B, T + N]``
+    (Chroma's text padding) keeps its text part and each tile's own image entries."""
+    import inspect
+
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
-    def forward(hidden_states, encoder_hidden_states=None, pooled_projections=None, timestep=None, img_ids=None,
-                txt_ids=None, guidance=None, joint_attention_kwargs=None, return_dict=True, **kwargs):
+    signature = inspect.signature(original_forward)
+
+    def forward(*args, **kwargs):
+        kwargs = dict(signature.bind(*args, **kwargs).arguments)
         if kwargs.get("controlnet_block_samples") is not None:
             raise NotImplementedError("Tiling cannot split ControlNet residuals; use another mode with ControlNet.")
+        hidden_states, img_ids = kwargs.pop("hidden_states"), kwargs["img_ids"]
+        return_dict = kwargs.pop("return_dict", True)
         grid = grid_from_ids(img_ids, hidden_states.shape[1])
         device = hidden_states.device
         part = state.cached(("tiles", grid, str(device)),
                             lambda: build_partition(state.config, grid, state.base_grid).to(device))
         b = hidden_states.shape[0]
-        ids = window_ids(part.window).to(img_ids.device)
+        text = kwargs.get("encoder_hidden_states")
+        mask = kwargs.get("attention_mask")
         outs = []
-        for lo, idx, rep in tile_chunks(state, part, b, encoder_hidden_states, hidden_states.device):
+        for lo, idx, rep in tile_chunks(state, part, b, text, device):
             c = idx.shape[0]
-            tiles = hidden_states[:, idx].flatten(0, 1)
-            out = original_forward(hidden_states=tiles, encoder_hidden_states=rep(encoder_hidden_states),
-                                   pooled_projections=rep(pooled_projections), timestep=rep(timestep), img_ids=ids,
-                                   txt_ids=txt_ids, guidance=rep(guidance), joint_attention_kwargs=joint_attention_kwargs,
-                                   return_dict=False)[0]
+            tile = {k: rep(v) if k not in _SHARED and torch.is_tensor(v) and v.shape[:1] == (b,) else v
+                    for k, v in kwargs.items()}
+            tile["img_ids"] = widen(window_ids(part.window), img_ids.shape[-1]).to(img_ids.device)
+            if mask is not None:  # [B, T + N]: each tile keeps the text part and its own image tokens' entries
+                t = mask.shape[1] - hidden_states.shape[1]
+                tile["attention_mask"] = torch.cat([rep(mask[:, :t]), mask[:, t:][:, idx].flatten(0, 1)], 1)
+            out = original_forward(hidden_states=hidden_states[:, idx].flatten(0, 1), return_dict=False, **tile)[0]
             outs.append(out.view(b, c, idx.shape[1], -1))
         sample, _ = merge(LOCAL, state.config.spec.fusion, part, None, local_windows=torch.cat(outs, dim=1))
         return Transformer2DModelOutput(sample=sample) if return_dict else (sample,)

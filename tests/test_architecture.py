@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("config", "geometry", "positions", "spectral", "schedule", "plan", "fusion", "processors", "apply", "state",
-        "scheduler", "sd3", "tiling", "memory")
+        "scheduler", "sd3", "tiling", "memory", "families", "families.base", "families.flux", "families.chroma",
+        "families.sd3")
 NOT_IN_CORE = ("toy", "record", "plots", "widgets", "bench", "cli", "loading", "generate")
 
 

@@ -74,5 +74,5 @@ def test_a_pipeline_resdit_does_not_support_is_refused_by_name(tmp_path, capsys)
     code = main(["generate", "--model", str(folder), "--prompt", "a cat", "--height", "32", "--width", "32",
                  "--out", str(tmp_path / "x.png")])
     err = capsys.readouterr().err
-    assert code == 2 and "DDPMPipeline" in err and "resdit supports FLUX and SD3" in err
+    assert code == 2 and "DDPMPipeline" in err and "resdit supports the pipelines of FLUX.1, Chroma" in err
     assert not (tmp_path / "x.png").exists()

@@ -154,3 +154,72 @@ def tiny_flux_controlnet_pipeline(seed: int = 0):
                                   tokenizer=clip_tokenizer(), text_encoder_2=_t5(), tokenizer_2=t5_tokenizer(),
                                   transformer=transformer, controlnet=net)
     return _finish(pipe)
+
+
+def tiny_chroma(seed: int = 0, **overrides):
+    """ChromaTransformer2DModel with the config of diffusers' own Chroma tests (FLUX's RoPE axes 4/4/8)."""
+    from diffusers import ChromaTransformer2DModel
+
+    torch.manual_seed(seed)
+    config = dict(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                  num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=(4, 4, 8), approximator_num_channels=8,
+                  approximator_hidden_dim=16, approximator_layers=1)
+    config.update(overrides)
+    return ChromaTransformer2DModel(**config).eval()
+
+
+def tiny_chroma_pipeline(seed: int = 0):
+    """A ChromaPipeline (T5 only; the prompt's padding is masked in every attention) with FLUX's scheduler."""
+    from diffusers import ChromaPipeline
+
+    torch.manual_seed(seed)
+    pipe = ChromaPipeline(scheduler=_flux_scheduler(), vae=_vae(1), text_encoder=_t5(), tokenizer=t5_tokenizer(),
+                          transformer=tiny_chroma(seed))
+    return _finish(pipe)
+
+
+def qwen_tokenizer():
+    """A byte-level BPE tokenizer in Qwen2's form (no merges) with Qwen's chat markers and a minimal chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import Qwen2TokenizerFast
+
+    vocab = {s: i for i, s in enumerate(_byte_symbols())}
+    for special in ("<|endoftext|>", "<|im_start|>", "<|im_end|>"):
+        vocab[special] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tokenizer = Qwen2TokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+    tokenizer.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                               "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    return tokenizer
+
+
+def tiny_flux2(seed: int = 0, **overrides):
+    """Flux2Transformer2DModel with the config of diffusers' own FLUX.2 tests (four RoPE axes of 4)."""
+    from diffusers import Flux2Transformer2DModel
+
+    torch.manual_seed(seed)
+    config = dict(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                  num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32,
+                  axes_dims_rope=(4, 4, 4, 4))
+    config.update(overrides)
+    return Flux2Transformer2DModel(**config).eval()
+
+
+def tiny_flux2_pipeline(seed: int = 0):
+    """A Flux2KleinPipeline: a 28-layer Qwen3 of width 16 (the pipeline reads its layers 9, 18 and 27), FLUX.2's
+    VAE with one block (scale 1; latents patchified 2x2 to the transformer's 16 channels)."""
+    from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=300, hidden_size=16, intermediate_size=32,
+                                                num_hidden_layers=28, num_attention_heads=2, num_key_value_heads=2,
+                                                head_dim=8, max_position_embeddings=600))
+    vae = AutoencoderKLFlux2(sample_size=32, in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",),
+                             up_block_types=("UpDecoderBlock2D",), block_out_channels=(4,), layers_per_block=1,
+                             latent_channels=4, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False)
+    pipe = Flux2KleinPipeline(scheduler=_flux_scheduler(), vae=vae, text_encoder=text_encoder,
+                              tokenizer=qwen_tokenizer(), transformer=tiny_flux2(seed))
+    return _finish(pipe)

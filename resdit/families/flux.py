@@ -1,0 +1,89 @@
+"""FLUX.1 (``FluxTransformer2DModel``, ``FluxControlNetModel``): RoPE over float ``(0, row, col)`` ids that the
+pipeline passes as ``img_ids`` / ``txt_ids``; joint attention in ``FluxAttention`` with text first.
+
+ResDiT installs one :class:`~resdit.processors.ResDiTFluxAttnProcessor` per attention layer and a forward pre-hook
+that sets the call's phase and plan from the ids, the noise level and the scheduler's step. Chroma uses the same
+path (:mod:`resdit.families.chroma`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .base import Family, register
+
+# The family table is read by the command line before torch loads: the generation path is imported when a
+# family installs itself, not here.
+
+
+def install_flux(state, controlnet: bool = False, processor=None) -> None:
+    """Processors and the pre-hook for the phased and patched modes; the tile loop for tiled modes.
+
+    ``processor(state, name, stock)``: the ResDiT processor that replaces a stock one (default: FLUX's, for
+    every layer)."""
+    from ..config import ResDiTConfigError
+    from ..state import patch_attr
+    from ..tiling import tiled_forward
+
+    transformer, config = state.transformer, state.config
+    if config.spec.patched:
+        install_processors(state, processor)
+    elif config.spec.tiled:
+        if state.base_grid is None:
+            raise ResDiTConfigError("Tiling needs a base grid.")
+        patch_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
+
+
+def install_processors(state, processor=None) -> None:
+    """One ResDiT processor per attention layer (``processor(state, name, stock)``; default
+    :class:`~resdit.processors.ResDiTFluxAttnProcessor`; the originals come back on undo) and the pre-hook that
+    prepares each call from ``img_ids`` / ``txt_ids`` and the timestep (FLUX passes t / 1000)."""
+    if processor is None:
+        from ..processors import ResDiTFluxAttnProcessor
+
+        def processor(state, name, stock):
+            return ResDiTFluxAttnProcessor(state, name)
+    transformer = state.transformer
+    _track_call_context(state, transformer)
+    originals = dict(transformer.attn_processors)
+    procs = {k: processor(state, k.rsplit(".processor", 1)[0], v) for k, v in originals.items()}
+    transformer.set_attn_processor(procs)
+    state._undo.append(lambda: transformer.set_attn_processor(dict(originals)))
+
+    def pre_forward(module, args, kwargs):
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        timestep = kwargs.get("timestep")
+        sigma = None if timestep is None else float(timestep.reshape(-1)[0])
+        state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device, sigma)
+        state.emit("call", state)
+        return args, kwargs
+
+    handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
+    state._undo.append(handle.remove)
+
+
+def _track_call_context(state, transformer) -> None:
+    """Keep ``state.call_context`` at the name of the ``transformer.cache_context(name)`` block the pipeline
+    runs the current call in (FluxPipeline: ``"cond"``, and ``"uncond"`` under true CFG); None outside one."""
+    from ..state import patch_attr
+
+    original = getattr(transformer, "cache_context", None)
+    if original is None:
+        return
+
+    @contextlib.contextmanager
+    def cache_context(name, *args, **kwargs):
+        previous, state.call_context = state.call_context, name
+        try:
+            with original(name, *args, **kwargs):
+                yield
+        finally:
+            state.call_context = previous
+
+    patch_attr(state, transformer, "cache_context", cache_context)
+
+
+FLUX = register(Family(
+    name="flux", label="FLUX.1", transformers=("FluxTransformer2DModel",), controlnets=("FluxControlNetModel",),
+    pipelines=("Flux",), install=install_flux, img2img="FluxImg2ImgPipeline",
+))

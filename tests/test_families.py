@@ -1,0 +1,297 @@
+"""Every model family through the same checks, on tiny randomly initialised models built like diffusers' own
+tests: the stock model at the base size in every mode, exact removal, scaled positions equal to independent
+position interpolation, the local branch equal to stock attention on each window, generations at 2x and 1:2,
+and recorded probabilities that reproduce the attention output. Chroma runs with its text-padding mask."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import flux_inputs, tiny_flux
+from tiny_pipelines import (
+    tiny_chroma,
+    tiny_chroma_pipeline,
+    tiny_flux2,
+    tiny_flux2_pipeline,
+    tiny_flux_pipeline,
+)
+
+import resdit
+from resdit import MODES, ResDiTConfig
+from resdit.families import FAMILIES, by_name, family_of, pipeline_family
+
+PROMPT = "a red cat"
+TEXT = 5
+# the tiny models' families whose path is FLUX's processor; SD3 has its own whole-model checks (test_real_models)
+ROPE_FAMILIES = ("flux", "chroma", "flux2")
+
+
+def _model(family):
+    return {"flux": tiny_flux, "chroma": tiny_chroma, "flux2": tiny_flux2}[family]()
+
+
+def _pipe(family):
+    return {"flux": tiny_flux_pipeline, "chroma": tiny_chroma_pipeline, "flux2": tiny_flux2_pipeline}[family]()
+
+
+def _inputs(family, grid, masked_text=2, seed=0):
+    """Transformer inputs of the family; Chroma's last ``masked_text`` text tokens are padding (its mask); FLUX.2's
+    ids are ``[1, S, 4]`` integer ``(t, row, col, layer)`` as its pipelines build them."""
+    inputs = flux_inputs(grid, text_len=TEXT, seed=seed)
+    if family == "flux2":
+        g = torch.Generator().manual_seed(seed)
+        rows, cols = _mesh(*grid)
+        text = torch.zeros(TEXT, 4, dtype=torch.long)
+        text[:, 3] = torch.arange(TEXT)
+        return dict(hidden_states=torch.randn(1, grid[0] * grid[1], 16, generator=g),
+                    encoder_hidden_states=torch.randn(1, TEXT, 48, generator=g), timestep=torch.full((1,), 0.5),
+                    guidance=torch.full((1,), 3.5), img_ids=_ids(rows, cols, family).long()[None], txt_ids=text[None])
+    if family == "chroma":
+        del inputs["pooled_projections"]
+        mask = torch.ones(1, TEXT + grid[0] * grid[1])
+        mask[:, TEXT - masked_text:TEXT] = 0  # ChromaPipeline passes a float 0/1 mask
+        inputs["attention_mask"] = mask
+    return inputs
+
+
+def _forward(model, inputs):
+    with torch.no_grad():
+        return model(**inputs).sample
+
+
+def _ids(rows, cols, family="flux"):
+    """Image ids from row and column coordinates, built here (not with resdit.positions)."""
+    zero = torch.zeros_like(rows)
+    columns = [zero, rows, cols] + ([zero] if family == "flux2" else [])
+    return torch.stack(columns, -1).float()
+
+
+def _text_ids(family):
+    if family == "flux2":
+        return torch.stack([torch.zeros(TEXT), torch.zeros(TEXT), torch.zeros(TEXT), torch.arange(TEXT).float()], -1)
+    return torch.zeros(TEXT, 3)
+
+
+def _mesh(h, w, step_h=1.0, step_w=1.0):
+    return (torch.arange(h, dtype=torch.float32).repeat_interleave(w) * step_h,
+            torch.arange(w, dtype=torch.float32).repeat(h) * step_w)
+
+
+# ------------------------------------------------------------------------------------------------ the table
+def test_every_family_is_found_by_its_classes_and_its_pipelines_name():
+    assert family_of(tiny_chroma())[0].name == "chroma"
+    assert family_of(tiny_flux())[0].name == "flux"
+    assert pipeline_family("ChromaPipeline").name == "chroma"
+    assert pipeline_family("FluxControlNetPipeline").name == "flux"
+    assert pipeline_family("StableDiffusion3Pipeline").name == "sd3"
+    assert pipeline_family("KandinskyPipeline") is None
+    with pytest.raises(TypeError, match="ChromaTransformer2DModel"):  # the error names what is supported
+        family_of(torch.nn.Linear(2, 2))
+
+
+def test_sd3_refuses_rope_modes_by_name_and_the_rope_families_take_every_mode():
+    assert set(FAMILIES["chroma"].modes()) == set(MODES)
+    with pytest.raises(resdit.ResDiTConfigError, match="does not apply to SD3.*SD3 modes"):
+        by_name("sd3").check_mode("ntk")
+
+
+def test_peek_reads_a_chroma_folder_without_loading(tmp_path):
+    from resdit.loading import peek
+
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "transformer").mkdir()
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "ChromaPipeline"}))
+    (tmp_path / "vae" / "config.json").write_text(json.dumps({"block_out_channels": [128, 256, 512, 512]}))
+    (tmp_path / "transformer" / "config.json").write_text(json.dumps({"num_attention_heads": 24,
+                                                                      "attention_head_dim": 128}))
+    info = peek(tmp_path)
+    assert (info.family, info.pixels_per_token, info.hidden) == ("chroma", 16, 3072)
+
+
+# ------------------------------------------------------------------------------------------------ pipelines
+@pytest.fixture(scope="module", params=ROPE_FAMILIES)
+def family_pipe(request):
+    return request.param, _pipe(request.param)
+
+
+def _call(pipe, height, width, steps=2):
+    return pipe(prompt=PROMPT, height=height, width=width, num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(0), output_type="pt").images
+
+
+def test_every_mode_is_the_stock_pipeline_at_the_base_size(family_pipe):
+    family, pipe = family_pipe
+    stock = _call(pipe, 32, 32)
+    for mode, spec in MODES.items():
+        if spec.two_pass:
+            continue
+        with resdit.enabled(pipe, ResDiTConfig(base_size=(32, 32), mode=mode)):
+            out = _call(pipe, 32, 32)
+        assert torch.equal(out, stock), f"{family}/{mode} changes the base-size image"
+
+
+def test_generations_at_2x_and_1_2_are_finite_images_that_differ_from_direct(family_pipe):
+    family, pipe = family_pipe
+    for h, w in ((64, 64), (32, 64)):
+        direct = resdit.generate(pipe, PROMPT, ResDiTConfig(base_size=(32, 32), mode="direct"), h, w, 2)
+        for mode in ("resdit", "resdit_fast", "resdit_paper", "tiling", "two_stage"):
+            if mode == "two_stage" and FAMILIES[family].img2img is None:
+                calls = []
+                pipe.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+                with pytest.raises(resdit.ResDiTConfigError, match="image-to-image"):  # before the first pass
+                    resdit.generate(pipe, PROMPT, ResDiTConfig(base_size=(32, 32), mode=mode), h, w, 2)
+                pipe.transformer._forward_pre_hooks.clear()
+                assert calls == []
+                continue
+            out = resdit.generate(pipe, PROMPT, ResDiTConfig(base_size=(32, 32), mode=mode), h, w, 2)
+            assert out.shape == (1, 3, h, w) and out.isfinite().all() and out.std() > 1e-3, (family, mode, h, w)
+            assert not torch.allclose(out, direct, atol=1e-4), (family, mode, h, w)
+
+
+def test_removal_restores_the_exact_processors_methods_and_hooks(family_pipe):
+    family, pipe = family_pipe
+    t = pipe.transformer
+    processors = dict(t.attn_processors)
+    pipe_attrs, t_attrs = set(vars(pipe)), set(vars(t))
+    for mode in ("resdit", "tiling"):
+        with resdit.enabled(pipe, ResDiTConfig(base_size=(32, 32), mode=mode)):
+            assert set(vars(t)) != t_attrs or dict(t.attn_processors) != processors
+        assert all(t.attn_processors[k] is v for k, v in processors.items())
+        assert set(vars(pipe)) == pipe_attrs and set(vars(t)) == t_attrs
+        assert not t._forward_pre_hooks and resdit.get_state(pipe) is None
+
+
+# ------------------------------------------------------------------------------------------------ branches
+@pytest.mark.parametrize("family", ROPE_FAMILIES)
+def test_scaled_positions_are_position_interpolation(family):
+    model, inputs = _model(family), _inputs(family, (16, 12))
+    interpolated = dict(inputs, img_ids=_ids(*_mesh(16, 12, 8 / 16, 8 / 12), family))  # i / (H / h), built here
+    with resdit.enabled(model, ResDiTConfig(mode="scaled_pe"), base_grid=(8, 8)):
+        out = _forward(model, inputs)
+    torch.testing.assert_close(out, _forward(model, interpolated), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", ROPE_FAMILIES)
+def test_local_branch_is_stock_attention_on_each_window(family):
+    """Local phase on a hard grid of two windows: image outputs equal the stock layer on each window's tokens with
+    indices 0..7 (and, for Chroma, the stock mask restricted to the window); text outputs are the windows' mean."""
+    model, inputs = _model(family), _inputs(family, (16, 8))
+    attn = model.transformer_blocks[0].attn
+    seen = {}
+
+    def keep(module, args, kwargs, output):
+        seen.update(hidden=kwargs["hidden_states"], text=kwargs["encoder_hidden_states"], out=output,
+                    mask=kwargs.get("attention_mask"))
+
+    handle = attn.register_forward_hook(keep, with_kwargs=True)
+    try:
+        with resdit.enabled(model, ResDiTConfig(mode="resdit_no_mop_gws"), base_grid=(8, 8)):
+            resdit.set_step(model, 34, 35)
+            _forward(model, inputs)
+    finally:
+        handle.remove()
+    cos, sin = model.pos_embed(torch.cat([_text_ids(family), _ids(*_mesh(8, 8), family)]))
+    stock = []
+    for rows in (slice(0, 64), slice(64, 128)):
+        mask = None
+        if seen["mask"] is not None:  # the stock [B, 1, S, S] mask on text + this window's tokens
+            sel = torch.cat([torch.arange(TEXT), torch.arange(128)[rows] + TEXT])
+            mask = seen["mask"][:, :, sel][:, :, :, sel]
+        with torch.no_grad():
+            stock.append(attn(hidden_states=seen["hidden"][:, rows], encoder_hidden_states=seen["text"],
+                              image_rotary_emb=(cos, sin), attention_mask=mask))
+    image_out, text_out = seen["out"]
+    torch.testing.assert_close(image_out, torch.cat([s[0] for s in stock], 1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(text_out, (stock[0][1] + stock[1][1]) / 2, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ROPE_FAMILIES)
+@pytest.mark.parametrize("mode,step,branch", [("scaled_pe", 0, "global"), ("resdit", 0, "global"),
+                                              ("resdit_no_mop_gws", 34, "local")])
+def test_recorded_probabilities_times_values_are_the_attention_output(family, mode, step, branch, monkeypatch):
+    """For a probe: recorded probabilities x values = the attention output the layer computed, per head (Chroma
+    with its text mask). Full resolution: read at the output projection's input, with the layer's own values.
+    Under ``resdit`` at 2x the global branch ran on 2x2 blocks: the probe's row is its block's, the values are the
+    block means it attended to, and the output is the blocks' attention read before upsampling."""
+    import resdit.processors as processors
+
+    model = _model(family)
+    attn = model.transformer_blocks[0].attn
+    seen = {}
+    unpool = processors.unpool_grid
+
+    def keep_blocks(x, *args, **kwargs):  # the pooled branch's block outputs, before upsampling
+        seen.setdefault("blocks", x)
+        return unpool(x, *args, **kwargs)
+
+    monkeypatch.setattr(processors, "unpool_grid", keep_blocks)
+    hooks = [attn.to_v.register_forward_hook(lambda m, a, out: seen.__setitem__("v_img", out)),
+             attn.add_v_proj.register_forward_hook(lambda m, a, out: seen.__setitem__("v_txt", out)),
+             attn.to_out[0].register_forward_pre_hook(lambda m, a: seen.setdefault("out", a[0]))]
+    probe = (3, 12)
+    with resdit.enabled(model, ResDiTConfig(mode=mode), base_grid=(8, 8)) as state:
+        resdit.set_step(model, step, 35)
+        ran = []
+        unsubscribe = state.subscribe("attention", lambda name, q, k, plan, phase, r: ran.append(r))
+        try:
+            with resdit.record(model, points=["probs"], layers=[0], probes=[probe]) as cache:
+                _forward(model, _inputs(family, (16, 16)))
+        finally:
+            unsubscribe()
+            for h in hooks:
+                h.remove()
+    probs = cache.get("probs", 0, branch=branch)[0, :, 0]  # [heads, keys]
+    heads = probs.shape[0]
+    pooled = branch == "global" and ran[0]["global"]["factors"] != (1, 1)
+    if pooled:
+        g = ran[0]["global"]
+        assert g["grid"] == (8, 8) and probs.shape[-1] == TEXT + 64
+        v = g["value"][0].float()
+        block = (probe[0] // 2) * 8 + probe[1] // 2
+        out = seen["blocks"][0, block]
+    else:
+        v = torch.cat([seen["v_txt"], seen["v_img"]], 1)[0].unflatten(-1, (heads, -1))
+        out = seen["out"][0, probe[0] * 16 + probe[1]]
+    torch.testing.assert_close(out, torch.einsum("hk,khd->hd", probs, v).reshape(-1), atol=1e-5, rtol=1e-4)
+
+
+def test_a_mask_that_tells_image_tokens_apart_is_refused():
+    model, inputs = tiny_chroma(), _inputs("chroma", (16, 16))
+    inputs["attention_mask"][:, TEXT + 3] = 0
+    with resdit.enabled(model, ResDiTConfig(mode="resdit"), base_grid=(8, 8)):
+        resdit.set_step(model, 20, 35)
+        with pytest.raises(NotImplementedError, match="tells image tokens apart"):
+            _forward(model, inputs)
+
+
+def test_the_pooled_branch_sees_the_stock_mask_on_its_blocks():
+    """In the global-only phase at 2x every attention runs on 2x2 blocks: padding two text tokens changes the output,
+    so the pooled branch applies the mask (ignoring it would make the two calls equal)."""
+    model = tiny_chroma()
+    masked, unmasked = _inputs("chroma", (16, 16)), _inputs("chroma", (16, 16), masked_text=0)
+    with resdit.enabled(model, ResDiTConfig(mode="resdit"), base_grid=(8, 8)):
+        resdit.set_step(model, 0, 35)  # global-only phase, on 2x2 blocks
+        a, b = _forward(model, masked), _forward(model, unmasked)
+    assert not torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ("chroma", "flux2"))
+def test_resdit_generate_loads_a_saved_pipeline_of_the_family(family, tmp_path, capsys):
+    """The command line's path: the family read from model_index.json without loading, the stock diffusers pipeline
+    loaded from the folder, ResDiT applied, a 1:2 image written."""
+    from PIL import Image
+
+    from resdit.cli import main
+
+    folder = tmp_path / family
+    _pipe(family).save_pretrained(folder)
+    out = tmp_path / "img.png"
+    code = main(["generate", "--model", str(folder), "--base-size", "32x32", "--prompt", PROMPT, "--height", "32",
+                 "--width", "64", "--steps", "2", "--out", str(out), "--json"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads(capsys.readouterr().out)
+    assert record["mode"] == "resdit" and record["size"] == [32, 64]
+    image = Image.open(out)
+    colours = np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)
+    assert image.size == (64, 32) and len(colours) > 10  # not a constant (black) image
