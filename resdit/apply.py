@@ -47,7 +47,7 @@ def pixels_per_token(pipe) -> int:
 
     FLUX.1, Chroma and SD3: 16; the toy model: 2.
     """
-    transformer = getattr(pipe, "transformer", None)
+    transformer = _unwrap(getattr(pipe, "transformer", None))
     patch = 2
     if transformer is not None and type(transformer) in supported_classes():
         patch = family_of(transformer)[0].patch(dict(transformer.config))
@@ -55,11 +55,16 @@ def pixels_per_token(pipe) -> int:
 
 
 def _split(target):
-    """``(pipeline or None, transformer)``."""
+    """``(pipeline or None, transformer)``; a ``torch.compile``-d transformer gives the module it wraps (ResDiT's
+    processors and hooks live there, and the compiled wrapper calls it)."""
     transformer = getattr(target, "transformer", None)
     if transformer is not None:
-        return target, transformer
-    return None, target
+        return target, _unwrap(transformer)
+    return None, _unwrap(target)
+
+
+def _unwrap(module):
+    return getattr(module, "_orig_mod", module)
 
 
 def _check_supported(transformer) -> None:

@@ -177,6 +177,7 @@ def base_size_of(pipe, override=None) -> tuple[int, int]:
     from .families import family_of, supported_classes
 
     transformer = getattr(pipe, "transformer", None)
+    transformer = getattr(transformer, "_orig_mod", transformer)  # torch.compile's wrapper
     if type(transformer) in supported_classes():
         return family_of(transformer)[0].pipeline_base_size(pipe)
     return FLUX_BASE_SIZE

@@ -295,3 +295,59 @@ def test_resdit_generate_loads_a_saved_pipeline_of_the_family(family, tmp_path, 
     image = Image.open(out)
     colours = np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)
     assert image.size == (64, 32) and len(colours) > 10  # not a constant (black) image
+
+
+# ------------------------------------------------------------------------------------------------ what users combine
+def _lora_folder(family, tmp_path):
+    """A LoRA on every attention projection of the family's transformer, random (non-zero) weights, saved by the
+    pipeline class's own ``save_lora_weights``."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = _pipe(family)
+    torch.manual_seed(1)
+    pipe.transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                            target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    folder = tmp_path / "lora"
+    type(pipe).save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(pipe.transformer))
+    return folder
+
+
+@pytest.mark.parametrize("family", ROPE_FAMILIES)
+def test_a_lora_loaded_the_diffusers_way_runs_inside_the_branches(family, tmp_path):
+    """``pipe.load_lora_weights``: at the base size ResDiT is the LoRA pipeline bit for bit; at 2x the LoRA changes
+    ResDiT's image (its layers run inside the branches); removing ResDiT keeps the adapter."""
+    folder = _lora_folder(family, tmp_path)
+    pipe = _pipe(family)
+    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
+    plain = resdit.generate(pipe, PROMPT, cfg, 64, 64, 2)
+    pipe.load_lora_weights(folder)
+    stock = _call(pipe, 32, 32)
+    with resdit.enabled(pipe, cfg):
+        assert torch.equal(_call(pipe, 32, 32), stock)
+    with_lora = resdit.generate(pipe, PROMPT, cfg, 64, 64, 2)
+    assert not torch.allclose(with_lora, plain, atol=1e-4)
+    assert torch.equal(_call(pipe, 32, 32), stock) and pipe.get_active_adapters()
+
+
+@pytest.mark.parametrize("family", ROPE_FAMILIES)
+def test_a_compiled_transformer_gives_the_eager_images(family):
+    """``pipe.transformer = torch.compile(pipe.transformer)``: ResDiT installs on the module it wraps, and the compiled
+    call (dynamo's graph capture; the "eager" backend keeps CI free of a C++ toolchain) equals the eager one."""
+    pipe = _pipe(family)
+    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
+    eager = resdit.generate(pipe, PROMPT, cfg, 64, 32, 2)
+    torch._dynamo.reset()
+    pipe.transformer = torch.compile(pipe.transformer, backend="eager")
+    compiled = resdit.generate(pipe, PROMPT, cfg, 64, 32, 2)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    assert resdit.get_state(pipe) is None  # removed again from the wrapped module
+
+
+@pytest.mark.parametrize("family", ROPE_FAMILIES)
+def test_model_cpu_offload_gives_the_same_images(family):
+    pipe = _pipe(family)
+    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
+    direct = resdit.generate(pipe, PROMPT, cfg, 64, 32, 2)
+    pipe.enable_model_cpu_offload(device="cpu")
+    torch.testing.assert_close(resdit.generate(pipe, PROMPT, cfg, 64, 32, 2), direct, atol=1e-6, rtol=1e-6)

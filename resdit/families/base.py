@@ -116,6 +116,7 @@ def supported_classes() -> dict[type, tuple[Family, bool]]:
 def family_of(model) -> tuple[Family, bool]:
     """``(family, is_controlnet)`` of a transformer or ControlNet; TypeError naming what is supported otherwise."""
     table = supported_classes()
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
     found = table.get(type(model))
     if found is None:
         names = ", ".join(sorted(c.__name__ for c in table))
