@@ -119,7 +119,7 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
     state = install(transformer, config, base_grid, pipe, scheduler)
     for net in controlnets:  # the control branch runs with the same positions, phases and windows
         install(net, config, base_grid, pipe, scheduler)
-        state._undo.append(functools.partial(remove_resdit, net))
+        state.on_undo(functools.partial(remove_resdit, net))
     if pipe is not None:
         _patch_pipeline(state, pipe)
     return state
@@ -203,7 +203,7 @@ def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
     if vae is None or not hasattr(vae, "enable_tiling") or bool(getattr(vae, "use_tiling", False)) == bool(wanted):
         return
     vae.enable_tiling() if wanted else vae.disable_tiling()
-    state._undo.append(vae.disable_tiling if wanted else vae.enable_tiling)
+    state.on_undo(vae.disable_tiling if wanted else vae.enable_tiling)
 
 
 def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int, width: int, px: int) -> tuple[int, int]:
@@ -220,9 +220,7 @@ def remove_resdit(target) -> None:
     state = getattr(transformer, STATE_ATTR, None)
     if state is None:
         raise RuntimeError("ResDiT is not applied to this model.")
-    for undo in reversed(state._undo):
-        undo()
-    state._undo.clear()
+    state.undo_all()
 
 
 def get_state(target) -> ResDiTState | None:

@@ -174,14 +174,14 @@ def _fft_upsample_axis(x: torch.Tensor, axis: int, p: int) -> torch.Tensor:
     return torch.fft.ifft(full, dim=axis).real * p
 
 
-def _pooled_global(pos_embed, txt, gids, grid, base, variant, factors: tuple[int, int], key_bias: bool = True,
-                   phases: str = "fused", upsampler: str = "bilinear") -> PooledGlobal:
+def _pooled_global(positions, txt, gids, grid, base, variant, factors: tuple[int, int], key_bias: bool = True,
+                   phases: str = "fused", upsampler: str = "bilinear", frame=None) -> PooledGlobal:
     ids = pool_grid(gids[None].double(), grid, factors)[0].float()
     counts = block_counts(grid, factors)
     bias = None
     if key_bias:
         bias = torch.cat([torch.zeros(txt.shape[0], device=gids.device), counts.reshape(-1).to(gids.device).log()])
-    rope = _global_rope(pos_embed, torch.cat([txt, ids]), variant, grid, base)
+    rope = positions.table(txt, ids, frame, variant, grid, base)
     return PooledGlobal(tuple(factors), tuple(counts.shape), tuple(rope), bias, phases, upsampler)
 
 
@@ -229,6 +229,21 @@ def _global_rope(pos_embed, ids: torch.Tensor, variant, grid, base):
     return rope_table(ids, axes, theta, freqs)
 
 
+class FluxPositions:
+    """Rotary tables from FLUX-layout ids: text ids as the pipeline passed them, then image ids ``(0, row, col)``
+    (widened to the model's id width), through the model's own ``pos_embed`` (FLUX.1, Chroma, FLUX.2).
+
+    A family with another position scheme gives :func:`build_plan` its own object with this ``table`` method
+    (Qwen-Image: centred positions and a text offset, :mod:`resdit.families.qwenimage`)."""
+
+    def __init__(self, pos_embed):
+        self.pos_embed = pos_embed
+
+    def table(self, txt: torch.Tensor, image_ids: torch.Tensor, frame, variant=None, grid=None, base=None):
+        """``(cos, sin)`` each ``[T + N, head_dim]``; ``frame``: the grid the image ids span (unused here)."""
+        return _global_rope(self.pos_embed, torch.cat([txt, image_ids]), variant or ("", "base", 0.0), grid, base)
+
+
 def widen(ids: torch.Tensor, width: int) -> torch.Tensor:
     """Image ids ``[N, 3]`` = ``(0, row, col)`` with zero columns appended up to the model's id width (FLUX.2:
     ``(t, row, col, layer)`` with the generated image at ``t = 0, layer = 0``)."""
@@ -253,7 +268,8 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
     """Build the :class:`Plan` for one image grid.
 
     Args:
-        pos_embed: the model's ``FluxPosEmbed`` (ids ``[S, 3]`` -> ``(cos, sin)``).
+        pos_embed: the model's ``FluxPosEmbed`` (ids ``[S, n]`` -> ``(cos, sin)``), or a positions object with a
+            ``table`` method (:class:`FluxPositions` is the default wrapper).
         txt_ids: ``[T, 3]`` text ids as the pipeline passed them.
         variant: from :func:`rope_variant` (None: the mode's own index grid, base frequencies).
     """
@@ -268,13 +284,16 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
             f"Windows of {wh}x{ww} tokens are too small for the local branch; the image grid {grid} must be at "
             "least 2 tokens along each axis."
         )
+    positions = pos_embed if hasattr(pos_embed, "table") else FluxPositions(pos_embed)
     txt = txt_ids.to(device=device, dtype=torch.float32)
     gids = widen(global_ids(variant[0], grid, base, partition), txt.shape[-1]).to(device)
-    global_rope = _global_rope(pos_embed, torch.cat([txt, gids]), variant, grid, base)
+    # the grid the global ids span: the image's own (extrapolated), the base size's (scaled) or a window's (per patch)
+    frame = {"extrapolate": grid, "scaled": base}.get(variant[0], (wh, ww))
+    global_rope = positions.table(txt, gids, frame, variant, grid, base)
     local_ids = local_rope = None
     if spec.local_ids == "window":
         local_ids = widen(window_ids((wh, ww)), txt.shape[-1]).to(device).expand(partition.num_windows, -1, -1)
-        local_rope = pos_embed(torch.cat([txt, local_ids[0]]))
+        local_rope = positions.table(txt, local_ids[0], (wh, ww))
     elif spec.local_ids == "global":
         part = partition.to(device)
         local_ids = gids[part.index]
@@ -286,8 +305,8 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
     factors = pool_factors(cfg, grid, base)
     pooled = None
     if factors != (1, 1):
-        pooled = _pooled_global(pos_embed, txt, gids, grid, base, variant, factors, cfg.uses_key_bias,
-                                cfg.pooled_phases, cfg.upsampling)
+        pooled = _pooled_global(positions, txt, gids, grid, base, variant, factors, cfg.uses_key_bias,
+                                cfg.pooled_phases, cfg.upsampling, frame)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
                 None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale,
                 pooled)

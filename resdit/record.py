@@ -362,7 +362,7 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
         # An untouched model: observe it through processors that compute exactly what the
         # stock ones do (global attention, its own integer grid, nothing on the pipeline).
         state = install(transformer, ResDiTConfig(mode="extrapolate"), None, pipe, observer=True)
-    elif any(isinstance(getattr(fn, "__self__", None), Recorder) for fn in state._listeners.get("call", ())):
+    elif any(isinstance(getattr(fn, "__self__", None), Recorder) for fn in state.listeners("call")):
         raise RuntimeError("A recorder is already attached to this model; leave the other `record` block first.")
     elif not state.config.spec.patched:
         raise RuntimeError("Mode 'direct' leaves the model untouched; record before applying it, or use 'extrapolate'.")

@@ -260,12 +260,10 @@ def install_pe_override(state, patch_embed) -> None:
 
 def sd3_prepare(state, grid: tuple[int, int], device) -> SD3Plan:
     """Phase and plan of one SD3 transformer call."""
-    state.phase = state._phase()
     t = state.transformer
-    state.plan = state.cached(("plan", grid, str(device)), lambda: build_sd3_plan(
+    return state.begin_call(("plan", grid, str(device)), lambda: build_sd3_plan(
         state.config, t.pos_embed, grid, state.base_grid or grid, t.config.attention_head_dim, device,
         lambda: _sincos(state, t.pos_embed)))
-    return state.plan
 
 
 def _sincos(state, patch_embed) -> SinCosGrid:

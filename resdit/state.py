@@ -72,6 +72,20 @@ class ResDiTState:
     def listening(self, point: str) -> bool:
         return bool(self._listeners.get(point))
 
+    def listeners(self, point: str) -> tuple:
+        """The listeners subscribed to a hook point (a copy)."""
+        return tuple(self._listeners.get(point, ()))
+
+    # ------------------------------------------------------------------ undo
+    def on_undo(self, undo: Callable[[], None]) -> None:
+        """Remember how to reverse one change ResDiT made to a model (run last-in first-out by :meth:`undo_all`)."""
+        self._undo.append(undo)
+
+    def undo_all(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
     def emit(self, point: str, *payload) -> None:
         for listener in list(self._listeners.get(point, ())):
             listener(*payload)
@@ -81,8 +95,9 @@ class ResDiTState:
                 f"grid={None if self.plan is None else self.plan.grid}, phase={self.phase!r}, step={self.step})")
 
     def prepare(self, img_ids: torch.Tensor, txt_ids: torch.Tensor, image_tokens: int, device,
-                sigma: float | None = None) -> None:
-        """Set ``phase`` and ``plan`` for one transformer call (``sigma``: its noise level)."""
+                sigma: float | None = None, positions=None) -> None:
+        """Set ``phase`` and ``plan`` for one transformer call (``sigma``: its noise level; ``positions``: the
+        family's rotary tables, default the model's ``pos_embed`` on FLUX-layout ids)."""
         grid = grid_from_ids(img_ids, image_tokens)
         self.phase = self._phase(sigma)
         progress = None if self.step is None else self.step / max(self.num_steps, 1)
@@ -91,8 +106,15 @@ class ResDiTState:
         txt = txt_ids[0] if txt_ids.ndim == 3 else txt_ids  # FLUX.2 passes [B, T, 4]; every row the same
         self.plan = self.cached(
             ("plan", grid, tuple(txt.shape), str(device), variant),
-            lambda: build_plan(self.config, t.pos_embed, grid, self.base_grid or grid, txt,
+            lambda: build_plan(self.config, positions or t.pos_embed, grid, self.base_grid or grid, txt,
                                t.config.attention_head_dim, device, variant))
+
+    def begin_call(self, key, build: Callable[[], object], sigma: float | None = None):
+        """Set ``phase`` and ``plan`` for one call of a family that builds its own plan (SD3's whole-model branches):
+        ``build()`` once per ``key``. Returns the plan."""
+        self.phase = self._phase(sigma)
+        self.plan = self.cached(key, build)
+        return self.plan
 
     def cached(self, key, build: Callable[[], object]):
         """``build()`` once per key: per-resolution tensors shared by every layer and step (the oldest of
@@ -162,4 +184,4 @@ def patch_attr(state: ResDiTState, obj, name: str, value) -> None:
     had = name in vars(obj)
     old = vars(obj).get(name)
     setattr(obj, name, value)
-    state._undo.append(lambda: setattr(obj, name, old) if had else delattr(obj, name))
+    state.on_undo(lambda: setattr(obj, name, old) if had else delattr(obj, name))

@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("config", "geometry", "positions", "spectral", "schedule", "plan", "fusion", "processors", "apply", "state",
         "scheduler", "sd3", "tiling", "memory", "families", "families.base", "families.flux", "families.chroma",
-        "families.sd3")
+        "families.sd3", "families.flux2", "families.flux2_attention", "families.qwenimage",
+        "families.qwenimage_attention")
 NOT_IN_CORE = ("toy", "record", "plots", "widgets", "bench", "cli", "loading", "generate")
 
 
@@ -86,3 +87,42 @@ def test_there_is_no_import_cycle(graph):
         if node not in state:
             visit(node, [node])
     assert cycle == []
+
+
+CONTEXT = ("plan", "phase", "step", "num_steps", "call_context", "pe_override")
+
+
+def _state_writes_and_private_reads(path: Path):
+    """``(fields of a state the module assigns, private state attributes it touches)``: ``<x>.field = ...`` where
+    ``<x>`` is a name holding a state (``state``), and ``state._anything``."""
+    writes, private = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else [])
+        for t in targets:
+            for el in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                if isinstance(el, ast.Attribute) and isinstance(el.value, ast.Name) and el.value.id == "state" \
+                        and el.attr in CONTEXT:
+                    writes.add(el.attr)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "state" \
+                and node.attr.startswith("_"):
+            private.add(node.attr)
+    return writes, private
+
+
+def test_the_per_call_context_is_written_by_the_state_and_the_families_own_fields_only():
+    """Phase, plan and step are set by ``ResDiTState.prepare`` / ``begin_call`` (inside state.py); a family writes only
+    its own field (FLUX's pre-hook: the CFG half it runs; SD3: the table its patch embedding returns); nothing outside
+    state.py touches the state's private fields."""
+    writers, touching = {}, {}
+    for pkg in ("resdit", "analysis"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            if path == ROOT / "resdit" / "state.py":
+                continue
+            writes, private = _state_writes_and_private_reads(path)
+            for field in writes:
+                writers.setdefault(field, set()).add(_module_name(path))
+            if private:
+                touching[_module_name(path)] = sorted(private)
+    assert writers == {"call_context": {"resdit.families.flux"}, "pe_override": {"resdit.sd3"}}
+    assert touching == {}

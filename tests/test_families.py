@@ -15,6 +15,8 @@ from tiny_pipelines import (
     tiny_flux2,
     tiny_flux2_pipeline,
     tiny_flux_pipeline,
+    tiny_qwenimage,
+    tiny_qwenimage_pipeline,
 )
 
 import resdit
@@ -24,20 +26,34 @@ from resdit.families import FAMILIES, by_name, family_of, pipeline_family
 PROMPT = "a red cat"
 TEXT = 5
 # the tiny models' families whose path is FLUX's processor; SD3 has its own whole-model checks (test_real_models)
-ROPE_FAMILIES = ("flux", "chroma", "flux2")
+ROPE_FAMILIES = ("flux", "chroma", "flux2", "qwenimage")
+# the tiny pipelines' base size in pixels (16 x 16 tokens; Qwen-Image's VAE: 8 pixels per token, 8 x 8 tokens)
+BASE = {"flux": 32, "chroma": 32, "flux2": 32, "qwenimage": 64}
 
 
 def _model(family):
-    return {"flux": tiny_flux, "chroma": tiny_chroma, "flux2": tiny_flux2}[family]()
+    return {"flux": tiny_flux, "chroma": tiny_chroma, "flux2": tiny_flux2, "qwenimage": tiny_qwenimage}[family]()
 
 
 def _pipe(family):
-    return {"flux": tiny_flux_pipeline, "chroma": tiny_chroma_pipeline, "flux2": tiny_flux2_pipeline}[family]()
+    return {"flux": tiny_flux_pipeline, "chroma": tiny_chroma_pipeline, "flux2": tiny_flux2_pipeline,
+            "qwenimage": tiny_qwenimage_pipeline}[family]()
+
+
+def _cfg(family, mode, **kwargs):
+    return ResDiTConfig(base_size=(BASE[family], BASE[family]), mode=mode, **kwargs)
 
 
 def _inputs(family, grid, masked_text=2, seed=0):
     """Transformer inputs of the family; Chroma's last ``masked_text`` text tokens are padding (its mask); FLUX.2's
     ids are ``[1, S, 4]`` integer ``(t, row, col, layer)`` as its pipelines build them."""
+    if family == "qwenimage":  # positions from img_shapes; a bool key mask over text padding
+        g = torch.Generator().manual_seed(seed)
+        mask = torch.ones(1, TEXT, dtype=torch.bool)
+        mask[:, TEXT - masked_text:] = False
+        return dict(hidden_states=torch.randn(1, grid[0] * grid[1], 16, generator=g),
+                    encoder_hidden_states=torch.randn(1, TEXT, 16, generator=g), encoder_hidden_states_mask=mask,
+                    timestep=torch.full((1,), 0.5), img_shapes=[[(1, *grid)]])
     inputs = flux_inputs(grid, text_len=TEXT, seed=seed)
     if family == "flux2":
         g = torch.Generator().manual_seed(seed)
@@ -122,29 +138,41 @@ def _call(pipe, height, width, steps=2):
 
 def test_every_mode_is_the_stock_pipeline_at_the_base_size(family_pipe):
     family, pipe = family_pipe
-    stock = _call(pipe, 32, 32)
-    for mode, spec in MODES.items():
-        if spec.two_pass:
+    b = BASE[family]
+    stock = _call(pipe, b, b)
+    for mode in FAMILIES[family].modes():
+        if MODES[mode].two_pass:
             continue
-        with resdit.enabled(pipe, ResDiTConfig(base_size=(32, 32), mode=mode)):
-            out = _call(pipe, 32, 32)
+        with resdit.enabled(pipe, _cfg(family, mode)):
+            out = _call(pipe, b, b)
         assert torch.equal(out, stock), f"{family}/{mode} changes the base-size image"
+
+
+def test_modes_a_family_cannot_take_are_refused_by_name(family_pipe):
+    family, pipe = family_pipe
+    for mode in sorted(set(MODES) - set(FAMILIES[family].modes())):
+        with pytest.raises(resdit.ResDiTConfigError, match=f"{mode}.*does not apply to {FAMILIES[family].label}"):
+            resdit.apply_resdit(pipe, _cfg(family, mode))
+        assert resdit.get_state(pipe) is None
 
 
 def test_generations_at_2x_and_1_2_are_finite_images_that_differ_from_direct(family_pipe):
     family, pipe = family_pipe
-    for h, w in ((64, 64), (32, 64)):
-        direct = resdit.generate(pipe, PROMPT, ResDiTConfig(base_size=(32, 32), mode="direct"), h, w, 2)
+    b = BASE[family]
+    for h, w in ((2 * b, 2 * b), (b, 2 * b)):
+        direct = resdit.generate(pipe, PROMPT, _cfg(family, "direct"), h, w, 2)
         for mode in ("resdit", "resdit_fast", "resdit_paper", "tiling", "two_stage"):
+            if mode not in FAMILIES[family].modes():
+                continue
             if mode == "two_stage" and FAMILIES[family].img2img is None:
                 calls = []
                 pipe.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
                 with pytest.raises(resdit.ResDiTConfigError, match="image-to-image"):  # before the first pass
-                    resdit.generate(pipe, PROMPT, ResDiTConfig(base_size=(32, 32), mode=mode), h, w, 2)
+                    resdit.generate(pipe, PROMPT, _cfg(family, mode), h, w, 2)
                 pipe.transformer._forward_pre_hooks.clear()
                 assert calls == []
                 continue
-            out = resdit.generate(pipe, PROMPT, ResDiTConfig(base_size=(32, 32), mode=mode), h, w, 2)
+            out = resdit.generate(pipe, PROMPT, _cfg(family, mode), h, w, 2)
             assert out.shape == (1, 3, h, w) and out.isfinite().all() and out.std() > 1e-3, (family, mode, h, w)
             assert not torch.allclose(out, direct, atol=1e-4), (family, mode, h, w)
 
@@ -154,8 +182,10 @@ def test_removal_restores_the_exact_processors_methods_and_hooks(family_pipe):
     t = pipe.transformer
     processors = dict(t.attn_processors)
     pipe_attrs, t_attrs = set(vars(pipe)), set(vars(t))
-    for mode in ("resdit", "tiling"):
-        with resdit.enabled(pipe, ResDiTConfig(base_size=(32, 32), mode=mode)):
+    for mode in ("resdit", "tiling", "dype"):
+        if mode not in FAMILIES[family].modes():
+            continue
+        with resdit.enabled(pipe, _cfg(family, mode)):
             assert set(vars(t)) != t_attrs or dict(t.attn_processors) != processors
         assert all(t.attn_processors[k] is v for k, v in processors.items())
         assert set(vars(pipe)) == pipe_attrs and set(vars(t)) == t_attrs
@@ -166,23 +196,50 @@ def test_removal_restores_the_exact_processors_methods_and_hooks(family_pipe):
 @pytest.mark.parametrize("family", ROPE_FAMILIES)
 def test_scaled_positions_are_position_interpolation(family):
     model, inputs = _model(family), _inputs(family, (16, 12))
-    interpolated = dict(inputs, img_ids=_ids(*_mesh(16, 12, 8 / 16, 8 / 12), family))  # i / (H / h), built here
     with resdit.enabled(model, ResDiTConfig(mode="scaled_pe"), base_grid=(8, 8)):
         out = _forward(model, inputs)
-    torch.testing.assert_close(out, _forward(model, interpolated), atol=1e-6, rtol=1e-6)
+    if family == "qwenimage":  # the stock model with its table replaced by one of interpolated positions
+        expected = _qwen_with_table(model, inputs, _qwen_interpolated(model, (16, 12), (8, 8)))
+    else:
+        expected = _forward(model, dict(inputs, img_ids=_ids(*_mesh(16, 12, 8 / 16, 8 / 12), family)))  # i / (H/h)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+
+
+def _qwen_interpolated(model, grid, base):
+    """Qwen-Image's complex tables for position interpolation, built here from the model's own ``rope_params``:
+    centred base positions ``i / s - ceil(h / 2)``, text after the base size's largest index."""
+    pe = model.pos_embed
+    (H, W), (h, w) = grid, base
+    rows = torch.arange(H).float().repeat_interleave(W) * h / H - (h - h // 2)
+    cols = torch.arange(W).float().repeat(H) * w / W - (w - w // 2)
+    text = max(h // 2, w // 2) + torch.arange(TEXT).float()
+    axes = pe.axes_dim
+    image = torch.cat([pe.rope_params(torch.zeros(H * W), axes[0], pe.theta), pe.rope_params(rows, axes[1], pe.theta),
+                       pe.rope_params(cols, axes[2], pe.theta)], 1)
+    return image, torch.cat([pe.rope_params(text, a, pe.theta) for a in axes], 1)
+
+
+def _qwen_with_table(model, inputs, table):
+    stock = model.pos_embed.forward
+    model.pos_embed.forward = lambda *args, **kwargs: table
+    try:
+        return _forward(model, inputs)
+    finally:
+        model.pos_embed.forward = stock
 
 
 @pytest.mark.parametrize("family", ROPE_FAMILIES)
 def test_local_branch_is_stock_attention_on_each_window(family):
     """Local phase on a hard grid of two windows: image outputs equal the stock layer on each window's tokens with
-    indices 0..7 (and, for Chroma, the stock mask restricted to the window); text outputs are the windows' mean."""
+    indices 0..7 (Qwen-Image: its own table of an 8 x 8 image; Chroma: the stock mask restricted to the window);
+    text outputs are the windows' mean."""
     model, inputs = _model(family), _inputs(family, (16, 8))
     attn = model.transformer_blocks[0].attn
     seen = {}
 
     def keep(module, args, kwargs, output):
         seen.update(hidden=kwargs["hidden_states"], text=kwargs["encoder_hidden_states"], out=output,
-                    mask=kwargs.get("attention_mask"))
+                    mask=kwargs.get("attention_mask"), key_mask=kwargs.get("encoder_hidden_states_mask"))
 
     handle = attn.register_forward_hook(keep, with_kwargs=True)
     try:
@@ -191,16 +248,18 @@ def test_local_branch_is_stock_attention_on_each_window(family):
             _forward(model, inputs)
     finally:
         handle.remove()
-    cos, sin = model.pos_embed(torch.cat([_text_ids(family), _ids(*_mesh(8, 8), family)]))
+    if family == "qwenimage":  # the model's own table of an 8 x 8 image (what a window is at the base size)
+        extra = dict(image_rotary_emb=model.pos_embed([(1, 8, 8)], max_txt_seq_len=TEXT, device="cpu"),
+                     encoder_hidden_states_mask=seen["key_mask"])
+    else:
+        extra = dict(image_rotary_emb=model.pos_embed(torch.cat([_text_ids(family), _ids(*_mesh(8, 8), family)])))
     stock = []
     for rows in (slice(0, 64), slice(64, 128)):
-        mask = None
-        if seen["mask"] is not None:  # the stock [B, 1, S, S] mask on text + this window's tokens
+        if seen["mask"] is not None:  # Chroma's stock [B, 1, S, S] mask on text + this window's tokens
             sel = torch.cat([torch.arange(TEXT), torch.arange(128)[rows] + TEXT])
-            mask = seen["mask"][:, :, sel][:, :, :, sel]
+            extra["attention_mask"] = seen["mask"][:, :, sel][:, :, :, sel]
         with torch.no_grad():
-            stock.append(attn(hidden_states=seen["hidden"][:, rows], encoder_hidden_states=seen["text"],
-                              image_rotary_emb=(cos, sin), attention_mask=mask))
+            stock.append(attn(hidden_states=seen["hidden"][:, rows], encoder_hidden_states=seen["text"], **extra))
     image_out, text_out = seen["out"]
     torch.testing.assert_close(image_out, torch.cat([s[0] for s in stock], 1), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(text_out, (stock[0][1] + stock[1][1]) / 2, atol=1e-5, rtol=1e-5)
@@ -276,7 +335,7 @@ def test_the_pooled_branch_sees_the_stock_mask_on_its_blocks():
     assert not torch.allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ("chroma", "flux2"))
+@pytest.mark.parametrize("family", ("chroma", "flux2", "qwenimage"))
 def test_resdit_generate_loads_a_saved_pipeline_of_the_family(family, tmp_path, capsys):
     """The command line's path: the family read from model_index.json without loading, the stock diffusers pipeline
     loaded from the folder, ResDiT applied, a 1:2 image written."""
@@ -287,14 +346,15 @@ def test_resdit_generate_loads_a_saved_pipeline_of_the_family(family, tmp_path, 
     folder = tmp_path / family
     _pipe(family).save_pretrained(folder)
     out = tmp_path / "img.png"
-    code = main(["generate", "--model", str(folder), "--base-size", "32x32", "--prompt", PROMPT, "--height", "32",
-                 "--width", "64", "--steps", "2", "--out", str(out), "--json"])
+    b = BASE[family]
+    code = main(["generate", "--model", str(folder), "--base-size", f"{b}x{b}", "--prompt", PROMPT, "--height",
+                 str(b), "--width", str(2 * b), "--steps", "2", "--out", str(out), "--json"])
     assert code == 0, capsys.readouterr().err
     record = json.loads(capsys.readouterr().out)
-    assert record["mode"] == "resdit" and record["size"] == [32, 64]
+    assert record["mode"] == "resdit" and record["size"] == [b, 2 * b]
     image = Image.open(out)
     colours = np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)
-    assert image.size == (64, 32) and len(colours) > 10  # not a constant (black) image
+    assert image.size == (2 * b, b) and len(colours) > 10  # not a constant (black) image
 
 
 # ------------------------------------------------------------------------------------------------ what users combine
@@ -319,15 +379,15 @@ def test_a_lora_loaded_the_diffusers_way_runs_inside_the_branches(family, tmp_pa
     ResDiT's image (its layers run inside the branches); removing ResDiT keeps the adapter."""
     folder = _lora_folder(family, tmp_path)
     pipe = _pipe(family)
-    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
-    plain = resdit.generate(pipe, PROMPT, cfg, 64, 64, 2)
+    cfg, b = _cfg(family, "resdit"), BASE[family]
+    plain = resdit.generate(pipe, PROMPT, cfg, 2 * b, 2 * b, 2)
     pipe.load_lora_weights(folder)
-    stock = _call(pipe, 32, 32)
+    stock = _call(pipe, b, b)
     with resdit.enabled(pipe, cfg):
-        assert torch.equal(_call(pipe, 32, 32), stock)
-    with_lora = resdit.generate(pipe, PROMPT, cfg, 64, 64, 2)
+        assert torch.equal(_call(pipe, b, b), stock)
+    with_lora = resdit.generate(pipe, PROMPT, cfg, 2 * b, 2 * b, 2)
     assert not torch.allclose(with_lora, plain, atol=1e-4)
-    assert torch.equal(_call(pipe, 32, 32), stock) and pipe.get_active_adapters()
+    assert torch.equal(_call(pipe, b, b), stock) and pipe.get_active_adapters()
 
 
 @pytest.mark.parametrize("family", ROPE_FAMILIES)
@@ -335,11 +395,11 @@ def test_a_compiled_transformer_gives_the_eager_images(family):
     """``pipe.transformer = torch.compile(pipe.transformer)``: ResDiT installs on the module it wraps, and the compiled
     call (dynamo's graph capture; the "eager" backend keeps CI free of a C++ toolchain) equals the eager one."""
     pipe = _pipe(family)
-    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
-    eager = resdit.generate(pipe, PROMPT, cfg, 64, 32, 2)
+    cfg, b = _cfg(family, "resdit"), BASE[family]
+    eager = resdit.generate(pipe, PROMPT, cfg, 2 * b, b, 2)
     torch._dynamo.reset()
     pipe.transformer = torch.compile(pipe.transformer, backend="eager")
-    compiled = resdit.generate(pipe, PROMPT, cfg, 64, 32, 2)
+    compiled = resdit.generate(pipe, PROMPT, cfg, 2 * b, b, 2)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
     assert resdit.get_state(pipe) is None  # removed again from the wrapped module
 
@@ -347,7 +407,7 @@ def test_a_compiled_transformer_gives_the_eager_images(family):
 @pytest.mark.parametrize("family", ROPE_FAMILIES)
 def test_model_cpu_offload_gives_the_same_images(family):
     pipe = _pipe(family)
-    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
-    direct = resdit.generate(pipe, PROMPT, cfg, 64, 32, 2)
+    cfg, b = _cfg(family, "resdit"), BASE[family]
+    direct = resdit.generate(pipe, PROMPT, cfg, 2 * b, b, 2)
     pipe.enable_model_cpu_offload(device="cpu")
-    torch.testing.assert_close(resdit.generate(pipe, PROMPT, cfg, 64, 32, 2), direct, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(resdit.generate(pipe, PROMPT, cfg, 2 * b, b, 2), direct, atol=1e-6, rtol=1e-6)

@@ -223,3 +223,37 @@ def tiny_flux2_pipeline(seed: int = 0):
     pipe = Flux2KleinPipeline(scheduler=_flux_scheduler(), vae=vae, text_encoder=text_encoder,
                               tokenizer=qwen_tokenizer(), transformer=tiny_flux2(seed))
     return _finish(pipe)
+
+
+def tiny_qwenimage(seed: int = 0, **overrides):
+    """QwenImageTransformer2DModel with the config of diffusers' own Qwen-Image tests (axes 8/4/4, packed 2x2)."""
+    from diffusers import QwenImageTransformer2DModel
+
+    torch.manual_seed(seed)
+    config = dict(patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16,
+                  num_attention_heads=3, joint_attention_dim=16, axes_dims_rope=(8, 4, 4))
+    config.update(overrides)
+    return QwenImageTransformer2DModel(**config).eval()
+
+
+def tiny_qwenimage_pipeline(seed: int = 0):
+    """A QwenImagePipeline: a two-layer Qwen2.5-VL of width 16 (its vision tower unused), Qwen-Image's VAE with
+    three levels (scale 4: 8 pixels per token)."""
+    from diffusers import AutoencoderKLQwenImage, QwenImagePipeline
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    ids = dict(bos_token_id=0, eos_token_id=1)
+    text = dict(hidden_size=16, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+                rope_theta=1e6, vocab_size=300, **ids)
+    vision = dict(depth=2, hidden_size=16, intermediate_size=16, num_heads=2, out_hidden_size=16)
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, hidden_size=16, vocab_size=300,
+                              vision_start_token_id=296, vision_end_token_id=297, vision_token_id=298,
+                              image_token_id=299, video_token_id=295, **ids)
+    vae = AutoencoderKLQwenImage(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1,
+                                 temperal_downsample=[False, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
+    text_encoder = Qwen2_5_VLForConditionalGeneration(config)
+    pipe = QwenImagePipeline(scheduler=_flux_scheduler(), vae=vae, text_encoder=text_encoder, tokenizer=qwen_tokenizer(),
+                             transformer=tiny_qwenimage(seed))
+    return _finish(pipe)

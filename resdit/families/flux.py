@@ -16,28 +16,38 @@ from .base import Family, register
 # family installs itself, not here.
 
 
-def install_flux(state, controlnet: bool = False, processor=None) -> None:
+def install_flux(state, controlnet: bool = False, processor=None, call_inputs=None) -> None:
     """Processors and the pre-hook for the phased and patched modes; the tile loop for tiled modes.
 
     ``processor(state, name, stock)``: the ResDiT processor that replaces a stock one (default: FLUX's, for
-    every layer)."""
+    every layer); ``call_inputs``: what the pre-hook reads from a call (default :func:`flux_call_inputs`)."""
     from ..config import ResDiTConfigError
     from ..state import patch_attr
     from ..tiling import tiled_forward
 
     transformer, config = state.transformer, state.config
     if config.spec.patched:
-        install_processors(state, processor)
+        install_processors(state, processor, call_inputs)
     elif config.spec.tiled:
         if state.base_grid is None:
             raise ResDiTConfigError("Tiling needs a base grid.")
         patch_attr(state, transformer, "forward", tiled_forward(state, transformer.forward))
 
 
-def install_processors(state, processor=None) -> None:
+def flux_call_inputs(module, args, kwargs) -> dict:
+    """What one FLUX-like call tells :meth:`~resdit.state.ResDiTState.prepare`: its ids, image tokens, device and
+    noise level (FLUX passes the timestep as t / 1000)."""
+    hidden = kwargs.get("hidden_states", args[0] if args else None)
+    timestep = kwargs.get("timestep")
+    sigma = None if timestep is None else float(timestep.reshape(-1)[0])
+    return dict(img_ids=kwargs["img_ids"], txt_ids=kwargs["txt_ids"], image_tokens=hidden.shape[1],
+                device=hidden.device, sigma=sigma)
+
+
+def install_processors(state, processor=None, call_inputs=None) -> None:
     """One ResDiT processor per attention layer (``processor(state, name, stock)``; default
     :class:`~resdit.processors.ResDiTFluxAttnProcessor`; the originals come back on undo) and the pre-hook that
-    prepares each call from ``img_ids`` / ``txt_ids`` and the timestep (FLUX passes t / 1000)."""
+    prepares each call from what ``call_inputs(module, args, kwargs)`` reads (default :func:`flux_call_inputs`)."""
     if processor is None:
         from ..processors import ResDiTFluxAttnProcessor
 
@@ -48,18 +58,17 @@ def install_processors(state, processor=None) -> None:
     originals = dict(transformer.attn_processors)
     procs = {k: processor(state, k.rsplit(".processor", 1)[0], v) for k, v in originals.items()}
     transformer.set_attn_processor(procs)
-    state._undo.append(lambda: transformer.set_attn_processor(dict(originals)))
+    state.on_undo(lambda: transformer.set_attn_processor(dict(originals)))
+
+    read = call_inputs or flux_call_inputs
 
     def pre_forward(module, args, kwargs):
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
-        timestep = kwargs.get("timestep")
-        sigma = None if timestep is None else float(timestep.reshape(-1)[0])
-        state.prepare(kwargs["img_ids"], kwargs["txt_ids"], hidden.shape[1], hidden.device, sigma)
+        state.prepare(**read(module, args, kwargs))
         state.emit("call", state)
         return args, kwargs
 
     handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
-    state._undo.append(handle.remove)
+    state.on_undo(handle.remove)
 
 
 def _track_call_context(state, transformer) -> None:
