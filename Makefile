@@ -19,15 +19,18 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH) $(TORCH_PIP_ARGS)
 	$(BIN)/pip install -q -e ".[test,notebooks]"
+	-git rev-parse --git-dir >/dev/null 2>&1 && $(BIN)/nbstripout --install  # strip outputs on commit (.gitattributes)
 	touch $@
 
 setup: $(VENV)/.installed
 
 # ResDiT at 2x the toy model's training size, with its defaults (docs/decisions.md; --mode resdit_paper for the
-# paper's schedule).
+# paper's schedule), then the contact sheet: the same prompt and noise at 1x, 2x and 4x for direct, scaled PE,
+# windowed attention, two-stage and ResDiT, each panel with its scores and seconds (about two minutes).
 demo: setup
 	$(BIN)/resdit generate --prompt "a red striped circle at top left on waves" --height 64 --width 64 \
 		--out out/demo.png
+	$(BIN)/python -m analysis.demo --out out/demo_sheet.png
 
 test: setup
 	$(BIN)/python -m pytest

@@ -55,29 +55,6 @@ def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
     return fig
 
 
-def bench_plot(results: list[dict]):
-    """Seconds per step against image tokens, log-log, one line per mode/phase (``resdit bench --json``)."""
-    import matplotlib.pyplot as plt
-
-    steps = [r for r in results if r["kind"] == "step"]
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for key in dict.fromkeys((r["mode"], r["phase"]) for r in steps):
-        rs = sorted((r for r in steps if (r["mode"], r["phase"]) == key), key=lambda r: r["scale"])
-        tokens = [r["grid"][0] * r["grid"][1] for r in rs]
-        ax.plot(tokens, [r["seconds"] for r in rs], marker="o", label=f"{key[0]} ({key[1]})")
-    direct = sorted((r for r in steps if r["mode"] == "direct"), key=lambda r: r["scale"])
-    if len(direct) > 1:  # guides through the first direct point: quadratic and linear growth in tokens
-        n0, t0 = direct[0]["grid"][0] * direct[0]["grid"][1], direct[0]["seconds"]
-        n1 = direct[-1]["grid"][0] * direct[-1]["grid"][1]
-        for power, style in ((2, ":"), (1, "--")):
-            ax.plot([n0, n1], [t0, t0 * (n1 / n0) ** power], style, color="grey", lw=1, label=f"~ tokens^{power}")
-    ax.set(xscale="log", yscale="log", xlabel="image tokens", ylabel="seconds per step",
-           title="Toy FLUX, one denoising step")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 SWEEP_CONDITIONS = ("direct", "scaled_pe", "scaled_pe+pa", "scaled_pe+pa@pipeline_shift", "patch_pe_local", "resdit",
                     "resdit+fuse_to_end+pa", "resdit@defaults", "resdit_fast@defaults", "two_stage", "upscale")
 

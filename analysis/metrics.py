@@ -95,7 +95,7 @@ def ground_frequency(ground: str) -> float:
 FFT_MIN_SIDE = 64
 
 
-def band_energy(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04,
+def stripe_band_energy(gray: np.ndarray, mask: np.ndarray, freq: float, half_width: float = 0.04,
                 pad_to: int | None = FFT_MIN_SIDE) -> tuple[float, float]:
     """``(band, total)`` spectral energy per masked pixel of ``gray`` inside ``mask`` (mean removed), the band an
     annulus of radial frequency ``freq`` cycles/px. The FFT is zero-padded to ``pad_to`` pixels a side (None:
@@ -173,8 +173,8 @@ def ground_detail(image: np.ndarray, truth: np.ndarray, scene: Scene, truth_mask
     if away.sum() < 64:
         return float("nan")
     f = ground_frequency(scene.ground)
-    reference = band_energy(truth.mean(0), away, f)[0]
-    return band_energy(image.mean(0), away, f)[0] / reference if reference > 0 else float("nan")
+    reference = stripe_band_energy(truth.mean(0), away, f)[0]
+    return stripe_band_energy(image.mean(0), away, f)[0] / reference if reference > 0 else float("nan")
 
 
 #: the least share of the exact render's energy inside the mask that the texture band must hold for a detail score
@@ -194,13 +194,13 @@ def detail_score(image: np.ndarray, truth: np.ndarray, obj: SceneObject, mask: n
 def _relative_band(image, image_mask, truth, truth_mask, freq: float, pad_to: int | None = FFT_MIN_SIDE) -> float:
     """Band energy per pixel of ``image`` in ``image_mask`` over the exact render's in ``truth_mask``; NaN where the
     render has under ``MIN_BAND_SHARE`` of its energy in the band (a ratio against nothing)."""
-    reference, total = band_energy(truth.mean(0), truth_mask, freq, pad_to=pad_to)
+    reference, total = stripe_band_energy(truth.mean(0), truth_mask, freq, pad_to=pad_to)
     if not reference > MIN_BAND_SHARE * total:
         return float("nan")
-    return band_energy(image.mean(0), image_mask, freq, pad_to=pad_to)[0] / reference
+    return stripe_band_energy(image.mean(0), image_mask, freq, pad_to=pad_to)[0] / reference
 
 
-def texture_period(image: np.ndarray, mask: np.ndarray) -> float:
+def measured_period(image: np.ndarray, mask: np.ndarray) -> float:
     """Dominant horizontal period (px) of the brightness inside ``mask`` (rows averaged)."""
     ys, xs = np.nonzero(mask)
     if len(xs) < 8:

@@ -55,13 +55,15 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = (out / "figures") if smoke else NOTEBOOKS_DIR.parent / "figures"
+    work = (out / "work").resolve()  # the notebooks' scratch files: under --out, never in notebooks/
+    work.mkdir(parents=True, exist_ok=True)
     failures, rows = [], []
     for nb in notebooks():
         if only and not any(key in nb.name for key in only):
             continue
         target = out / nb.name
         try:
-            pm.execute_notebook(str(nb), str(target), parameters={"SMOKE": smoke, "FIGURES": str(figures)},
+            pm.execute_notebook(str(nb), str(target), parameters={"SMOKE": smoke, "FIGURES": str(figures), "WORK": str(work)},
                                 kernel_name=kernel, progress_bar=False, cwd=str(NOTEBOOKS_DIR))
             status = "ok"
         except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
@@ -158,7 +160,7 @@ def index_page(out: Path, rows: list[tuple[str, str]], smoke: bool) -> str:
         nb = json.loads(path.read_text()) if path.exists() else {"cells": []}
         png = key_figure(nb)
         values = settings(nb)
-        shown = {k: v for k, v in values.items() if k not in ("FIGURES",)}
+        shown = {k: v for k, v in values.items() if k not in ("FIGURES", "WORK")}
         settings_line = f"{_model_line(values)}; " + ", ".join(f"{k}={v!r}" for k, v in shown.items())
         if values.get("SMOKE"):
             settings_line += " (smoke: the notebook's SMOKE branch shortens steps and sizes; its numbers say which)"

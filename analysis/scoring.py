@@ -9,7 +9,7 @@ from resdit.toy.world import parse_prompt
 from resdit.toy.world import texture_period as world_texture_period
 
 from .metrics import (border_lines, colour_coverage, detail_score, drawn_detail, ground_detail, layout_score,
-                      noise_score, seam_score, texture_period, truth)
+                      noise_score, seam_score, measured_period, truth)
 
 METRICS = ("correct", "count", "centre_error", "size_ratio", "fragments", "coverage", "detail", "detail_in_place",
            "noise", "ground_detail", "period_error", "seam", "seam_mop")
@@ -36,7 +36,7 @@ def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: st
     _, h, w = image.shape
     gt, masks = truth(scene, h, w)
     lay = layout_score(image, obj, masks[0], world)
-    period = texture_period(image, masks[0]) if obj.texture == "striped" else float("nan")
+    period = measured_period(image, masks[0]) if obj.texture == "striped" else float("nan")
 
     def seam(kind: str) -> float:
         rows, cols = window_borders(kind, h, base[0], px), window_borders(kind, w, base[1], px)

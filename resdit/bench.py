@@ -93,7 +93,8 @@ COST_PHASE = {("direct", "all"): GLOBAL, ("scaled_pe", "all"): GLOBAL, ("direct+
 
 
 def _cost_pool(key) -> int:
-    return MODES[key[0]].global_pool if key[0] in MODES else 1
+    """The pooling factor the timed case ran (its config resolves it, as the plan does)."""
+    return ResDiTConfig(mode=key[0]).pool if key[0] in MODES else 1
 
 
 def compose(step: dict, base_step: float, steps: int, strength: float) -> dict[str, float]:

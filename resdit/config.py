@@ -14,8 +14,9 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 import numbers
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,11 @@ class ModeSpec:
             NTK-aware theta scaling, clipped by interpolation), ``"time_aware"`` (Lumina-Next:
             interpolation before the watershed, NTK after) or ``"dype"`` (NTK whose scale decays
             with the noise level as ``t^2``).
-        proportional: force proportional attention on (True) or follow the config (None).
-        proportional_default: proportional attention when the config leaves it unset (None): on for
-            ``resdit`` and ``resdit_fast`` (the v2 study at 2x: 0.75 -> 0.97 correct when fusing to the end),
-            off for the paper's method, its ablations and the intervention conditions, which must mean
-            exactly their names.
+        proportional: the mode's proportional attention: ``"on"`` or ``"off"`` when the config leaves
+            ``proportional_attention`` unset (on for ``resdit``, ``resdit_fast`` and ``time_aware``: the v2 study at
+            2x, 0.75 -> 0.97 correct when fusing to the end; off for the paper's method, its ablations and the
+            intervention conditions, which must mean exactly their names), or ``"always"`` (I-Max's ``ntk``,
+            whatever the config says). Read once, as :attr:`ResDiTConfig.uses_proportional_attention`.
         local_fraction: the local-only phase's share of the steps when ``local_steps`` is not given
             (the paper: 15 of 35; 0 fuses to the last step).
         global_pool: the fused phase's global branch runs on ``p x p``-pooled queries, keys and values and
@@ -66,8 +67,7 @@ class ModeSpec:
     schedule: str = "phased"
     patched: bool = True
     rope: str = "base"
-    proportional: bool | None = None
-    proportional_default: bool = False
+    proportional: str = "off"
     global_pool: int = 1
     global_tokens: str = "full"
     local_fraction: float = 15 / 35
@@ -91,9 +91,9 @@ MODES: dict[str, ModeSpec] = {
     # The method with the defaults the toy study supports (docs/decisions.md): the global branch at the training
     # token count (blocks of ceil(H/h) x ceil(W/w) tokens in every phase, FFT upsampling), proportional attention
     # and fusion to the last step (no local-only phase). SD3, whose global branch is the whole model, keeps it full.
-    "resdit": ModeSpec(proportional_default=True, local_fraction=0.0, global_tokens="base"),
+    "resdit": ModeSpec(proportional="on", local_fraction=0.0, global_tokens="base"),
     # ... paying for global attention only where its frequencies survive.
-    "resdit_fast": ModeSpec(proportional_default=True, local_fraction=0.0, global_pool=2),
+    "resdit_fast": ModeSpec(proportional="on", local_fraction=0.0, global_pool=2),
     # The paper's method as specified: 10 global / 10 fused / 15 local steps of 35, no attention scaling.
     "resdit_paper": ModeSpec(),
     # Ablations (paper Fig. 6): one factor each against the paper's method.
@@ -103,8 +103,8 @@ MODES: dict[str, ModeSpec] = {
     "resdit_no_mop_gws": ModeSpec(windows="grid", weights="uniform"),
     "resdit_mop_only": ModeSpec(weights="uniform"),
     # Baselines: RoPE frequency scaling, global attention only. (Position interpolation is scaled_pe.)
-    "ntk": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="ntk", proportional=True),
-    "time_aware": ModeSpec(local_ids=None, schedule="global", rope="time_aware", proportional_default=True),
+    "ntk": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="ntk", proportional="always"),
+    "time_aware": ModeSpec(local_ids=None, schedule="global", rope="time_aware", proportional="on"),
     "dype": ModeSpec(global_ids="extrapolate", local_ids=None, schedule="global", rope="dype"),
     # Baselines: tiling and two passes.
     "tiling": ModeSpec(local_ids=None, schedule="global", weights="uniform", tiled=True, patched=False),
@@ -165,7 +165,8 @@ class ResDiTConfig:
         mode: one of :data:`MODES`.
         cutoff: PSF's normalised radial frequency cutoff, in ``[0, sqrt(2)]``; the global
             branch keeps frequencies with ``rho <= cutoff``. ``sqrt(2)`` keeps all of them.
-        sigma: Gaussian splice width in window units (per axis: ``sigma * window side``).
+        splice_width: Gaussian splice width (GWS's sigma) in window units (per axis: ``splice_width * window
+            side``). ``sigma=`` is its deprecated alias: ``sigma`` means the noise level everywhere else.
         global_steps / local_steps: phase lengths in steps; None keeps the paper's
             fractions 10/35 and 15/35 of the step count, rounded. With ``phase_by="sigma"`` they
             count steps of the paper's 35-step schedule at the base size (None: 10 and 15).
@@ -176,7 +177,7 @@ class ResDiTConfig:
         proportional_attention: multiply the global branch's logits by
             ``sqrt(log N / log n)`` (N, n: image tokens now and at base), as I-Max and
             Lumina-Next do, against attention dilution at high resolution. None (default): the
-            mode's own default (``ModeSpec.proportional_default``: on for ``resdit``, ``resdit_fast``
+            mode's own default (``ModeSpec.proportional``: on for ``resdit``, ``resdit_fast``
             and ``time_aware``, off elsewhere, so ``resdit_paper``, its ablations, ``extrapolate`` and
             ``scaled_pe`` mean exactly their names). It is the identity at or below the base size.
         mu: the scheduler shift (``mu``) of a pipeline whose scheduler shifts by resolution (FLUX's
@@ -211,7 +212,8 @@ class ResDiTConfig:
     base_size: tuple[int, int] | None = None
     mode: str = "resdit"
     cutoff: float = 0.2
-    sigma: float = 0.5
+    splice_width: float = 0.5
+    sigma: InitVar[float | None] = None  # deprecated alias of splice_width (one release)
     global_steps: int | None = None
     local_steps: int | None = None
     phase_by: str = "steps"
@@ -229,10 +231,15 @@ class ResDiTConfig:
     watershed: float = 0.3
     strength: float = 0.6
 
-    def __post_init__(self):
+    def __post_init__(self, sigma=None):
+        if sigma is not None:
+            warnings.warn("ResDiTConfig(sigma=...) is the Gaussian splice width, now named splice_width (sigma means "
+                          "the noise level everywhere else); the alias goes in the next release.", FutureWarning,
+                          stacklevel=3)
+            self.splice_width = sigma
         if not isinstance(self.mode, str) or self.mode not in MODES:
             raise ResDiTConfigError(f"Unknown mode {self.mode!r}; choose one of {sorted(MODES)}.")
-        for name in ("cutoff", "sigma", "watershed", "strength", "ntk_factor", "mu", "vae_tiling_above"):
+        for name in ("cutoff", "splice_width", "watershed", "strength", "ntk_factor", "mu", "vae_tiling_above"):
             value = getattr(self, name)
             if name == "mu" and (value is None or isinstance(value, str)):
                 continue
@@ -248,10 +255,10 @@ class ResDiTConfig:
                 f"cutoff={self.cutoff} is outside [0, sqrt(2)]: it is a normalised radial frequency "
                 "(0 keeps no global frequency, sqrt(2) keeps all of them; the paper uses 0.2)."
             )
-        if not self.sigma >= SIGMA_MIN:
+        if not self.splice_width >= SIGMA_MIN:
             raise ResDiTConfigError(
-                f"sigma={self.sigma} is below {SIGMA_MIN} window units: the splice is already a hard cut at the nearest "
-                f"window centre there (default 0.5); use sigma={SIGMA_MIN} for it.")
+                f"splice_width={self.splice_width} is below {SIGMA_MIN} window units: the splice is already a hard cut "
+                f"at the nearest window centre there (default 0.5); use splice_width={SIGMA_MIN} for it.")
         for name in ("global_steps", "local_steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value != int(value) or value < 0):
@@ -307,10 +314,10 @@ class ResDiTConfig:
 
     @property
     def uses_proportional_attention(self) -> bool:
-        forced = self.spec.proportional
-        if forced is not None:
-            return forced
-        return self.spec.proportional_default if self.proportional_attention is None else self.proportional_attention
+        rule = self.spec.proportional
+        if rule == "always" or self.proportional_attention is None:
+            return rule != "off"
+        return self.proportional_attention
 
     @property
     def local_fraction(self) -> float:
@@ -356,3 +363,12 @@ class ResDiTConfig:
         if self.mu is None:
             return "pipeline" if self.mode == "direct" else "base"
         return self.mu
+
+
+def _deprecated_sigma(self) -> float:
+    warnings.warn("ResDiTConfig.sigma is now splice_width; the alias goes in the next release.", FutureWarning,
+                  stacklevel=2)
+    return self.splice_width
+
+
+ResDiTConfig.sigma = property(_deprecated_sigma)  # reading the old name: the splice width, with a warning

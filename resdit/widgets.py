@@ -2,7 +2,7 @@
 
 * :class:`AttentionExplorer`: pick layer, head, step, branch and probe; see the probe's attention
   map over the image and entropy/distance per layer. Works from a saved cache, no model.
-* :class:`GenerationExplorer`: sliders for cutoff, sigma, phase lengths and scale; regenerates
+* :class:`GenerationExplorer`: sliders for cutoff, splice width, phase lengths and scale; regenerates
   with ResDiT and shows the image beside direct and scaled-PE references and the per-window
   spectra of the global, local and fused branches.
 
@@ -72,12 +72,23 @@ class AttentionExplorer:
 
 
 class GenerationExplorer:
-    """Regenerate one prompt with ResDiT as the sliders move (needs a pipeline, e.g. the toy one)."""
+    """Regenerate one prompt with ResDiT, direct and scaled PE as the sliders move: the toy pipeline's (it draws in
+    seconds on a CPU; its noise is pixel noise at its own base size). For a diffusers pipeline, loop
+    :func:`resdit.generate` over the settings instead.
 
-    def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0), mu="base"):
+    The phase sliders keep ``global + local <= steps`` (moving one caps the other); while it generates the button
+    is disabled and says so. ``render=True`` draws the defaults once at construction.
+    """
+
+    def __init__(self, pipe, prompt: str, steps: int = 20, seed: int = 0, scales=(1.5, 2.0, 3.0, 4.0), mu="base",
+                 render: bool = True):
         from .config import ResDiTConfig
         from .schedule import phase_lengths
 
+        if not (hasattr(pipe, "card") and hasattr(pipe, "base_size")):
+            raise TypeError(f"GenerationExplorer drives the toy pipeline (resdit.toy.load_pipeline()), not "
+                            f"{type(pipe).__name__}: it seeds pixel noise at the toy's base size. For another "
+                            "pipeline, call resdit.generate(pipe, prompt, cfg, height, width) for each setting.")
         w = _widgets()
         self.pipe, self.prompt, self.steps, self.seed, self.mu = pipe, prompt, steps, seed, mu
         default = ResDiTConfig(mode="resdit")  # the sliders start at resdit's own defaults
@@ -86,20 +97,37 @@ class GenerationExplorer:
             "scale": w.SelectionSlider(options=list(scales), value=2.0 if 2.0 in scales else scales[0],
                                        description="scale"),
             "cutoff": w.FloatSlider(value=default.cutoff, min=0.0, max=1.41, step=0.05, description="cutoff"),
-            "sigma": w.FloatSlider(value=default.sigma, min=0.05, max=1.0, step=0.05, description="sigma"),
+            "splice_width": w.FloatSlider(value=default.splice_width, min=0.05, max=1.0, step=0.05,
+                                          description="splice width"),
             "global_steps": w.IntSlider(value=g, min=0, max=steps, description="global steps"),
             "local_steps": w.IntSlider(value=loc, min=0, max=steps, description="local steps"),
             "proportional_attention": w.Checkbox(value=default.uses_proportional_attention,
                                                  description="proportional attention"),
         }
+        glob, local = self.controls["global_steps"], self.controls["local_steps"]
+        local.max = steps - glob.value
+        glob.max = steps - local.value
+        glob.observe(lambda change: setattr(local, "max", steps - change["new"]), names="value")
+        local.observe(lambda change: setattr(glob, "max", steps - change["new"]), names="value")
         self.button = w.Button(description="generate")
         self.button.on_click(lambda _: self.update())
         self.output = w.Output()
         self.widget = w.VBox([w.HBox(list(self.controls.values())[:3]), w.HBox(list(self.controls.values())[3:]),
                               self.button, self.output])
         self.last: dict = {}
+        if render:
+            self.update()
 
     def update(self) -> None:
+        """Generate with the sliders' values; the button is disabled and relabelled while it runs."""
+        label = self.button.description
+        self.button.disabled, self.button.description = True, "generating..."
+        try:
+            self._generate()
+        finally:
+            self.button.disabled, self.button.description = False, label
+
+    def _generate(self) -> None:
         import torch
 
         from .apply import enabled
@@ -113,7 +141,7 @@ class GenerationExplorer:
         noise = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(self.seed))
         self.output.outputs = ()
         try:
-            cfg = ResDiTConfig(base_size=base, mode="resdit", cutoff=v["cutoff"], sigma=v["sigma"],
+            cfg = ResDiTConfig(base_size=base, mode="resdit", cutoff=v["cutoff"], splice_width=v["splice_width"],
                                global_steps=v["global_steps"], local_steps=v["local_steps"],
                                proportional_attention=v["proportional_attention"], mu=self.mu)
             images, titles = [], []
@@ -131,7 +159,7 @@ class GenerationExplorer:
             self.last = {**v, "error": str(err)}
             return
         images.append(image)
-        titles.append(f"resdit (cutoff {v['cutoff']:.2f}, sigma {v['sigma']:.2f})")
+        titles.append(f"resdit (cutoff {v['cutoff']:.2f}, splice width {v['splice_width']:.2f})")
         _show(self.output, plots.image_grid(images, titles))
         spectra = {b: cache.get("spectrum", -1, step=fused_step, branch=b).numpy()
                    for b in ("global", "local", "fused") if any(k[3] == b for k in cache.entries)}

@@ -91,7 +91,7 @@ def test_every_splice_width_above_the_floor_is_finite_and_the_floor_is_a_hard_cu
     hard = WindowPartition.build((40, 40), (16, 16), sigma=0.01)
     assert set(torch.unique(hard.weights.round(decimals=6)).tolist()) <= {0.0, 0.5, 1.0}  # ties at midpoints
     with pytest.raises(ResDiTConfigError, match="hard cut"):
-        ResDiTConfig(sigma=0.001)
+        ResDiTConfig(splice_width=0.001)
 
 
 def test_bootstrap_interval_covers_a_known_mean_at_its_nominal_rate():
@@ -158,7 +158,7 @@ def test_the_toy_pipeline_refuses_zero_and_fractional_sizes(toy):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(base_size="64"), "base_size"), (dict(base_size=64), "base_size"), (dict(base_size=(32,)), "base_size"),
-    (dict(base_size=(32, 0)), "base_size"), (dict(cutoff="0.2"), "cutoff"), (dict(sigma=None), "sigma"),
+    (dict(base_size=(32, 0)), "base_size"), (dict(cutoff="0.2"), "cutoff"), (dict(splice_width=None), "splice_width"),
     (dict(proportional_attention="no"), "proportional_attention"), (dict(key_bias=1), "key_bias"),
 ])
 def test_config_refuses_wrong_types_with_its_own_error(kwargs, match):
@@ -175,3 +175,15 @@ def test_record_with_a_bad_point_leaves_the_model_as_it_was(toy):
     assert all(toy.transformer.attn_processors[k] is v for k, v in before.items())
     cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
     resdit.generate(toy, "a red striped circle at top left", cfg, 64, 64, 2, seed=0)  # works afterwards
+
+
+def test_sigma_is_a_deprecated_alias_of_the_splice_width():
+    """``sigma`` means the noise level everywhere; the splice width's old name still works for one release, with a
+    FutureWarning, and sets the same field (the windows' weights follow it)."""
+    with pytest.warns(FutureWarning, match="splice_width"):
+        old = ResDiTConfig(sigma=0.25)
+    assert old.splice_width == 0.25 and old == ResDiTConfig(splice_width=0.25)
+    with pytest.warns(FutureWarning):
+        assert old.sigma == 0.25
+    narrow = build_partition(ResDiTConfig(splice_width=0.05), (24, 24), (16, 16)).weights
+    assert not torch.allclose(build_partition(old, (24, 24), (16, 16)).weights, narrow)

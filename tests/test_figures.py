@@ -45,3 +45,55 @@ def test_sweep_table_has_one_cell_per_scale_and_marks_missing_ones():
     assert table[0] == "| condition | 1x | 2x | 8x |"
     assert table[2] == "| direct | 1.00 (1.0 obj, n=32) | 0.00 (1.6 obj, n=32) | - |"
     assert table[3] == "| resdit | 1.00 (1.0 obj, n=32) | - | 0.50 (3.0 obj, n=2) |"
+
+
+def test_the_demo_contact_sheet_shows_every_method_at_every_scale_with_its_scores(tiny_toy, tmp_path):
+    """One panel per method and scale, each scored from its own image; at 1x every single-pass method is the model
+    itself (the same image); the PNG and its numbers are written."""
+    import json
+
+    from analysis.demo import METHODS, PROMPT, sheet_cases, write_sheet
+    from analysis.scoring import score_case
+    from resdit.toy import load_pipeline
+
+    pipe = load_pipeline(tiny_toy)
+    cases = sheet_cases(pipe, scales=(1, 2), steps=2)
+    assert [(c["mode"], c["scale"]) for c in cases] == [(m, s) for m, _ in METHODS for s in (1, 2)]
+    at_1x = [c["image"] for c in cases if c["scale"] == 1 and c["mode"] != "two_stage"]
+    assert all(np.array_equal(at_1x[0], image) for image in at_1x)
+    resdit_2x = next(c for c in cases if c["mode"] == "resdit" and c["scale"] == 2)
+    assert resdit_2x["image"].shape == (3, 64, 64)
+    assert resdit_2x["detail"] == pytest.approx(score_case(resdit_2x["image"], PROMPT, (32, 32), "mop",
+                                                          world=pipe.world)["detail"], nan_ok=True)
+    out = write_sheet(tmp_path / "sheet.png", scales=(1, 2), steps=2, model=str(tiny_toy), quiet=True)
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    assert out.read_bytes()[:4] == b"\x89PNG" and len(numbers["cases"]) == 2 * len(METHODS)
+    assert [c["correct"] for c in numbers["cases"]] == [c["correct"] for c in cases]  # same noise, same images
+
+
+def test_the_last_predicted_clean_image_is_the_generated_image(tiny_toy):
+    """x0 = x_t - sigma v after the last step is where the Euler step to sigma = 0 lands: the pipeline's output."""
+    import torch
+
+    from analysis.mechanism import x0_trajectory
+    from resdit import ResDiTConfig, generate
+    from resdit.toy import load_pipeline
+
+    pipe = load_pipeline(tiny_toy)
+    noise = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    cfg = ResDiTConfig(base_size=(32, 32), mode="resdit")
+    traj = x0_trajectory(pipe, "a red striped circle at top left", cfg, 64, 64, 3, noise)
+    final = generate(pipe, "a red striped circle at top left", cfg, 64, 64, 3, latents=noise)[0].numpy()
+    assert traj.shape == (3, 3, 64, 64)
+    np.testing.assert_allclose(traj[-1], final, atol=1e-5)
+    assert not np.allclose(traj[0], final, atol=1e-2)  # the first prediction is not yet the image
+
+
+def test_the_radial_profile_peaks_at_a_constructed_fields_frequency():
+    """A field of one frequency (0.25 cycles per token along x) puts its energy in the bin of rho = 0.5."""
+    from analysis.mechanism import radial_profile
+
+    x = np.cos(2 * np.pi * 0.25 * np.arange(16))[None, :].repeat(16, 0)
+    amp = np.abs(np.fft.rfft2(x))
+    rho, mean = radial_profile(amp, bins=14)
+    assert abs(rho[np.nanargmax(mean)] - 0.5) < np.sqrt(2) / 14

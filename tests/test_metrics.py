@@ -3,7 +3,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from analysis.metrics import (RandomFeatures, base_size_crops, border_lines, detail_score, kid, layout_score,
-                              seam_score, texture_period)
+                              seam_score, measured_period)
 from resdit.toy.world import parse_prompt, random_scene, render
 
 
@@ -43,7 +43,7 @@ def test_texture_period_is_measured_in_pixels_at_any_size():
     scene = parse_prompt("a yellow striped circle at center")
     for size in (64, 128):
         out = render(scene, size, size)
-        assert texture_period(out.image, out.masks[0]) == pytest.approx(4.0, rel=0.08)
+        assert measured_period(out.image, out.masks[0]) == pytest.approx(4.0, rel=0.08)
 
 
 def test_a_hard_seam_on_a_window_border_raises_the_seam_score():

@@ -2,6 +2,7 @@
 of `resdit report --smoke`) and their recorded numbers agree with the study's functions."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,69 @@ from analysis.cli import main
 REPORT = Path(__file__).resolve().parent.parent / "out" / "report"
 
 
+def _staged(nb: Path) -> str:
+    """The notebook as git stores it (the index: what a commit records, after the nbstripout filter); the file
+    itself outside a git checkout."""
+    root = nb.parent.parent
+    try:
+        return subprocess.run(["git", "show", f":{nb.relative_to(root).as_posix()}"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return nb.read_text()
+
+
 def test_notebooks_are_committed_without_outputs():
+    """What git records has no outputs (editing in JupyterLab writes outputs into the working copy; the nbstripout
+    filter the set-up installs strips them on the way in)."""
     for nb in notebooks():
-        cells = json.loads(nb.read_text())["cells"]
+        cells = json.loads(_staged(nb))["cells"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in cells if c["cell_type"] == "code"), nb
+
+
+def test_the_output_filter_keeps_git_status_clean_after_a_notebook_is_run(tmp_path):
+    """The repository's .gitattributes and ``nbstripout --install`` (make setup): a notebook saved with outputs and
+    an execution count shows no diff, and adding it records nothing new (git's status may list the file as
+    touched until it is added: its size changed, its filtered content did not)."""
+    import shutil
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    assert "*.ipynb filter=nbstripout" in (root / ".gitattributes").read_text()
+    nbstripout = Path(sys.executable).parent / "nbstripout"
+    if not nbstripout.exists():
+        pytest.skip("nbstripout is installed by the notebooks extra (make setup)")
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "ci@example.org")
+    git("config", "user.name", "ci")
+    shutil.copy(root / ".gitattributes", tmp_path / ".gitattributes")
+    subprocess.run([str(nbstripout), "--install"], cwd=tmp_path, check=True)
+    nb = next(iter(notebooks()))
+    clean = json.loads(nb.read_text())
+    run = json.loads(nb.read_text())
+    code = next(c for c in run["cells"] if c["cell_type"] == "code")
+    code["execution_count"] = 3
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hello\n"]}]
+    (tmp_path / "nb.ipynb").write_text(json.dumps(clean, indent=1) + "\n")
+    git("add", ".")
+    git("commit", "-qm", "clean")
+    (tmp_path / "nb.ipynb").write_text(json.dumps(run, indent=1) + "\n")  # as JupyterLab saves it after a run
+    assert git("diff") == ""  # the filtered content is the committed one
+    git("add", "nb.ipynb")
+    assert git("status", "--porcelain") == ""  # nothing to commit
+    stored = json.loads(git("show", ":nb.ipynb"))
+    assert not any(c.get("outputs") or c.get("execution_count") for c in stored["cells"] if c["cell_type"] == "code")
+
+
+def test_the_smoke_report_writes_only_under_its_out_folder(report):
+    """Scratch files of the notebooks (the smoke study, caches, images) go to ``--out/work``, not notebooks/."""
+    notebooks_dir = next(iter(notebooks())).parent
+    assert sorted(p.name for p in notebooks_dir.iterdir() if p.name != ".ipynb_checkpoints") == sorted(
+        nb.name for nb in notebooks())
+    assert (report / "work" / "smoke_study" / "summary.json").exists()
 
 
 def test_every_notebook_has_a_parameters_cell_with_smoke():
@@ -72,7 +132,7 @@ def test_intervention_numbers_match_the_study_scores(report):
     from analysis.scoring import score_case
 
     numbers = read_numbers(report / "01_intervention_study.ipynb")
-    images = np.load(Path(__file__).resolve().parent.parent / "notebooks" / "intervention_images.npz")
+    images = np.load(REPORT / "work" / "intervention_images.npz")
     assert numbers["scores"], "the toy model's scores were not recorded"
     for name, recorded in numbers["scores"].items():
         label, scale = name.rsplit(" @ ", 1)

@@ -42,7 +42,7 @@ def test_requests_are_refused_or_give_finite_images_of_their_size(toy, height, w
     if mode in ("resdit", "resdit_paper") and tokens is None:
         tokens = "base"  # the option where it applies; elsewhere "base" must be refused
     try:
-        cfg = ResDiTConfig(base_size=(32, 32), mode=mode, cutoff=cutoff, sigma=sigma, global_tokens=tokens,
+        cfg = ResDiTConfig(base_size=(32, 32), mode=mode, cutoff=cutoff, splice_width=sigma, global_tokens=tokens,
                            upsampler=upsampler)
         images = resdit.generate(toy, "a blue checkered square at bottom right", cfg, height, width, steps, seed=0)
     except ResDiTConfigError as err:

@@ -81,8 +81,8 @@ BAD = {
     "zero steps": ["--height", "64", "--width", "64", "--steps", "0"],
     "nan cutoff": ["--height", "64", "--width", "64", "--cutoff", "nan"],
     "cutoff above sqrt 2": ["--height", "64", "--width", "64", "--cutoff", "1.5"],
-    "inf sigma": ["--height", "64", "--width", "64", "--sigma", "inf"],
-    "zero sigma": ["--height", "64", "--width", "64", "--sigma", "0"],
+    "inf splice width": ["--height", "64", "--width", "64", "--splice-width", "inf"],
+    "zero splice width": ["--height", "64", "--width", "64", "--splice-width", "0"],
     "negative sigma": ["--height", "64", "--width", "64", "--sigma", "-0.5"],
     "nan mu": ["--height", "64", "--width", "64", "--mu", "nan"],
     "negative phase": ["--height", "64", "--width", "64", "--local-steps", "-1"],
@@ -163,7 +163,7 @@ def test_every_cli_option_has_a_help_line():
 
 
 # ------------------------------------------------------------------------------------- bad input, API
-@pytest.mark.parametrize("kwargs", [dict(cutoff=float("nan")), dict(sigma=float("inf")), dict(sigma=0.0),
+@pytest.mark.parametrize("kwargs", [dict(cutoff=float("nan")), dict(splice_width=float("inf")), dict(splice_width=0.0),
                                     dict(mu=float("nan")), dict(mu="stock"), dict(global_steps=-1),
                                     dict(local_steps=1.5), dict(strength=float("nan"))])
 def test_config_rejects_non_finite_and_out_of_range_options(kwargs):

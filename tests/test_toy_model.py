@@ -27,11 +27,11 @@ def test_shipped_model_was_trained_up_to_its_base_size_only(pipe):
     never beyond it (so every scale above 1 is out of distribution)."""
     import numpy as np
 
-    from resdit.toy.train import canvas_size
+    from resdit.toy.train import sample_canvas
 
     card = pipe.card
     rng = np.random.default_rng(card["train"]["seed"])
-    sizes = np.array([canvas_size(rng, card["train"]["p_square"]) for _ in range(5000)])
+    sizes = np.array([sample_canvas(rng, card["train"]["p_square"]) for _ in range(5000)])
     assert sizes.max() == card["base_size_px"][0] == 32 and sizes.min() >= card["min_side_px"]
     assert (sizes % 2 == 0).all() and len({tuple(s) for s in sizes}) > 10  # many sizes, all at most the base
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from resdit.toy.train import TrainConfig, canvas_size, make_batch, train
+from resdit.toy.train import TrainConfig, sample_canvas, make_batch, train
 
 
 def _cfg(tmp_path, name, steps):
@@ -13,7 +13,7 @@ def test_training_never_sees_a_canvas_above_the_base_size():
     import numpy as np
 
     rng = np.random.default_rng(0)
-    sizes = [canvas_size(rng, 0.5) for _ in range(2000)]
+    sizes = [sample_canvas(rng, 0.5) for _ in range(2000)]
     assert max(max(s) for s in sizes) == 32 and min(min(s) for s in sizes) == 16
     assert any(h != w for h, w in sizes)  # several aspect ratios
     assert all(h % 2 == 0 and w % 2 == 0 for h, w in sizes)

@@ -51,14 +51,24 @@ def test_generation_explorer_regenerates_with_the_sliders():
     torch.manual_seed(0)
     pipe = ToyFluxPipeline(build_transformer(num_layers=1, num_single_layers=1).eval(), build_text_encoder().eval(),
                            build_scheduler(), {"base_size_px": [16, 16]})
-    ex = GenerationExplorer(pipe, "a red striped circle at top left", steps=4)
-    ex.update()
+    ex = GenerationExplorer(pipe, "a red striped circle at top left", steps=4)  # a first render at construction
     assert ex.last["size"] == (32, 32) and set(ex.last["spectra"]) == {"global", "local", "fused"}
     first = ex.last["image"]
     ex.controls["cutoff"].value = 1.41
     ex.update()
     assert not np.allclose(first, ex.last["image"])
     ex.controls["local_steps"].value = 2
-    ex.controls["global_steps"].value = 4  # with 2 local steps: longer than the 4 steps
+    ex.controls["global_steps"].value = 4  # with 2 local steps only 2 are left: the slider stops there
+    assert ex.controls["global_steps"].value == 2 and ex.controls["global_steps"].max == 2
+    states = []
+    generate = ex._generate
+    ex._generate = lambda: (states.append((ex.button.disabled, ex.button.description)), generate())
     ex.update()
-    assert "longer than" in ex.last["error"]
+    assert states == [(True, "generating...")] and not ex.button.disabled and "error" not in ex.last
+
+
+def test_the_generation_explorer_says_it_drives_the_toy_pipeline():
+    from tiny_pipelines import tiny_flux_pipeline
+
+    with pytest.raises(TypeError, match="toy pipeline"):
+        GenerationExplorer(tiny_flux_pipeline(), "a cat")

@@ -15,7 +15,6 @@ from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 from .text import ToyTextEncoder
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"  # the shipped model (toy world v2)
-WEIGHTS_V1_DIR = Path(__file__).parent / "weights-v1"  # the first shipped model (toy world v1), for its study
 PIXELS_PER_TOKEN = 2  # FLUX's 2x2 packing with no VAE
 BASE_SIZE_PX = (32, 32)  # the largest canvas the toy model was trained on
 MIN_SIDE_PX = 16

@@ -48,7 +48,7 @@ class TrainConfig:
     world: str = "v2"  # toy world (resdit.toy.world.WORLDS); the v1 weights were trained with "v1"
 
 
-def canvas_size(rng: np.random.Generator, p_square: float) -> tuple[int, int]:
+def sample_canvas(rng: np.random.Generator, p_square: float) -> tuple[int, int]:
     """A canvas size in pixels, both sides even, within [MIN_SIDE_PX, BASE_SIZE_PX]."""
     lo = toy.MIN_SIDE_PX // 2
     hi_h, hi_w = (s // 2 for s in toy.BASE_SIZE_PX)
@@ -61,7 +61,7 @@ def canvas_size(rng: np.random.Generator, p_square: float) -> tuple[int, int]:
 def make_batch(cfg: TrainConfig, step: int) -> tuple[torch.Tensor, list[str]]:
     """Images ``[B, 3, H, W]`` in [-1, 1] and their prompts; a pure function of (seed, step)."""
     rng = np.random.default_rng([cfg.seed, step])
-    h, w = canvas_size(rng, cfg.p_square)
+    h, w = sample_canvas(rng, cfg.p_square)
     scenes = [random_scene(rng, cfg.p_two, cfg.world) for _ in range(cfg.batch)]
     images = np.stack([render(s, h, w).image for s in scenes]) * 2.0 - 1.0
     return torch.from_numpy(images), [s.prompt for s in scenes]
