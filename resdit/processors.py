@@ -103,10 +103,10 @@ class ResDiTAttnProcessor:
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, mode={self.state.config.mode!r})"
 
-    def run(self, query, key, value, attention_mask=None) -> torch.Tensor:
+    def run(self, query, key, value, attention_mask=None, plan: Plan | None = None) -> torch.Tensor:
         """This call's phase of the branches on q, k, v: ``[B, T + N, heads * D]`` in q's dtype; emits ``attention``
-        (what ran) to observers."""
-        plan, phase = self.state.plan, self.state.phase
+        (what ran) to observers. ``plan``: another text length's plan of this call (Z-Image's refiner layers)."""
+        plan, phase = plan or self.state.plan, self.state.phase
         if query.shape[1] != plan.text_len + plan.image_tokens:
             raise RuntimeError(
                 f"{self.name}: sequence of {query.shape[1]} tokens, but the plan expects {plan.text_len} text + "

@@ -44,9 +44,14 @@ ROPE_OWNER = "pos_embed"
 
 
 def attention_layers(target) -> list[str]:
-    """Attention module names in forward order, e.g. ``transformer_blocks.0.attn``."""
+    """Attention module names in forward order, e.g. ``transformer_blocks.0.attn`` (a model without
+    ``attn_processors``, Z-Image: its attention modules that see the image, module by module)."""
     _, transformer = _split(target)
-    return [k.rsplit(".processor", 1)[0] for k in transformer.attn_processors]
+    if hasattr(transformer, "attn_processors"):
+        return [k.rsplit(".processor", 1)[0] for k in transformer.attn_processors]
+    from diffusers.models.attention_processor import Attention
+
+    return [n for n, m in transformer.named_modules() if isinstance(m, Attention) and not n.startswith("context_")]
 
 
 def list_points(target) -> list[str]:

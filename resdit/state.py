@@ -51,6 +51,7 @@ class ResDiTState:
     call_context: str | None = None  # diffusers' cache_context name of the current call ("cond" / "uncond")
     pe_override: torch.Tensor | None = None  # SD3: the PE table the next PatchEmbed call returns
     _plans: dict = field(default_factory=dict)
+    _call_plan: tuple | None = None
     _undo: list = field(default_factory=list)
     _listeners: dict = field(default_factory=dict)
 
@@ -104,10 +105,21 @@ class ResDiTState:
         variant = rope_variant(self.config, progress, sigma)
         t = self.transformer
         txt = txt_ids[0] if txt_ids.ndim == 3 else txt_ids  # FLUX.2 passes [B, T, 4]; every row the same
-        self.plan = self.cached(
-            ("plan", grid, tuple(txt.shape), str(device), variant),
-            lambda: build_plan(self.config, positions or t.pos_embed, grid, self.base_grid or grid, txt,
-                               t.config.attention_head_dim, device, variant))
+        head_dim = getattr(t.config, "attention_head_dim", None) or t.config.dim // t.config.n_heads  # Z-Image
+
+        def build(text):
+            return build_plan(self.config, positions or t.pos_embed, grid, self.base_grid or grid, text, head_dim,
+                              device, variant)
+
+        self._call_plan = (("plan", grid, str(device), variant), build)
+        self.plan = self.cached(("plan", grid, tuple(txt.shape), str(device), variant), lambda: build(txt))
+
+    def plan_for_text(self, text_len: int):
+        """This call's plan for a sequence with ``text_len`` other tokens before the image (zero text ids; a family
+        whose layers see different sequences, Z-Image's image refiner and joint layers)."""
+        (_, grid, device, variant), build = self._call_plan
+        txt = torch.zeros(text_len, 3, device=device)
+        return self.cached(("plan", grid, tuple(txt.shape), device, variant), lambda: build(txt))
 
     def begin_call(self, key, build: Callable[[], object], sigma: float | None = None):
         """Set ``phase`` and ``plan`` for one call of a family that builds its own plan (SD3's whole-model branches):

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ("config", "geometry", "positions", "spectral", "schedule", "plan", "fusion", "processors", "apply", "state",
         "scheduler", "sd3", "tiling", "memory", "families", "families.base", "families.flux", "families.chroma",
         "families.sd3", "families.flux2", "families.flux2_attention", "families.qwenimage",
-        "families.qwenimage_attention")
+        "families.qwenimage_attention", "families.zimage", "families.zimage_attention")
 NOT_IN_CORE = ("toy", "record", "plots", "widgets", "bench", "cli", "loading", "generate")
 
 

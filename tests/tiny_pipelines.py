@@ -257,3 +257,29 @@ def tiny_qwenimage_pipeline(seed: int = 0):
     pipe = QwenImagePipeline(scheduler=_flux_scheduler(), vae=vae, text_encoder=text_encoder, tokenizer=qwen_tokenizer(),
                              transformer=tiny_qwenimage(seed))
     return _finish(pipe)
+
+
+def tiny_zimage(seed: int = 0, **overrides):
+    """ZImageTransformer2DModel with the config of diffusers' own Z-Image tests (theta 256, axes 8/4/4)."""
+    from diffusers import ZImageTransformer2DModel
+
+    torch.manual_seed(seed)
+    config = dict(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
+                  n_heads=2, n_kv_heads=2, cap_feat_dim=16, axes_dims=[8, 4, 4], axes_lens=[256, 64, 64])
+    config.update(overrides)
+    return ZImageTransformer2DModel(**config).eval()
+
+
+def tiny_zimage_pipeline(seed: int = 0):
+    """A ZImagePipeline: a two-layer Qwen3 of width 16 (the pipeline reads its second-to-last hidden states) and a
+    one-block VAE with 16 latent channels (scale 1; the transformer patchifies 2x2)."""
+    from diffusers import ZImagePipeline
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    text_encoder = Qwen3ForCausalLM(Qwen3Config(vocab_size=300, hidden_size=16, intermediate_size=32,
+                                                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                                head_dim=8, max_position_embeddings=600))
+    pipe = ZImagePipeline(scheduler=_flux_scheduler(), vae=_vae(16), text_encoder=text_encoder,
+                          tokenizer=qwen_tokenizer(), transformer=tiny_zimage(seed))
+    return _finish(pipe)

@@ -7,15 +7,15 @@ core. :mod:`resdit.apply` dispatches through :data:`FAMILIES`; :mod:`resdit.load
 from the same table.
 
 Families:
-    flux (FLUX.1 and its ControlNet), chroma, flux2 (FLUX.2 [dev] and [klein]), qwenimage, sd3 (SD3 / SD3.5 and their
+    flux (FLUX.1 and its ControlNet), chroma, flux2 (FLUX.2 [dev] and [klein]), qwenimage, zimage, sd3 (SD3 / SD3.5 and their
     ControlNets).
 """
 
 from __future__ import annotations
 
 from .base import Family, by_name, family_of, pipeline_family, register, supported_classes
-from . import chroma, flux, flux2, qwenimage, sd3  # noqa: F401  (each registers itself)
+from . import chroma, flux, flux2, qwenimage, sd3, zimage  # noqa: F401  (each registers itself)
 
-FAMILIES = {name: by_name(name) for name in ("flux", "chroma", "flux2", "qwenimage", "sd3")}
+FAMILIES = {name: by_name(name) for name in ("flux", "chroma", "flux2", "qwenimage", "zimage", "sd3")}
 
 __all__ = ["FAMILIES", "Family", "by_name", "family_of", "pipeline_family", "register", "supported_classes"]
