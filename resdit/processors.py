@@ -209,8 +209,8 @@ class ResDiTAttnProcessor:
         chunk = window_chunk(self.state.config, n, attention_window_bytes(b, T + L, heads, d, query.element_size()),
                              query.device)
         mask = branch_mask(attention_mask, T, L)
-        if self._ran is not None:
-            self._ran["local"] = dict(bias=key_bias_of(mask))
+        if self._ran is not None:  # what the windows ran with: their tables, token index and mask
+            self._ran["local"] = dict(rope=(cos, sin), partition=part, bias=key_bias_of(mask))
         text_sum, windows = None, []
         for lo in range(0, n, chunk):
             idx = part.index[lo:lo + chunk]

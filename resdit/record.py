@@ -212,23 +212,24 @@ class Recorder:
         if not self._wanted(name):
             return
         run_global, run_local = branches(phase)
+        ran = ran or {}
+        missing = [b for b, runs in (("global", run_global), ("local", run_local)) if runs and b not in ran]
+        if missing:
+            raise RuntimeError(f"{name}: the processor did not say what its {' and '.join(missing)} branch ran; the "
+                               "recorder reads only what ran (a ResDiTAttnProcessor emits it).")
         if run_global:
-            g = (ran or {}).get("global")
-            if g is None:  # an emitter that does not say what ran: the plan's full-resolution table
-                cos, sin = plan.global_rope
-                g = dict(query=apply_rope(query, cos, sin), key=apply_rope(key, cos, sin), scale=plan.global_scale,
-                         bias=None, grid=plan.grid, factors=(1, 1))
+            g = ran["global"]
             scale = g["scale"] or 1.0 / math.sqrt(query.shape[-1])
             self._attention_points(name, GLOBAL, g["query"], g["key"], scale, plan, g["bias"], g["grid"],
                                    g["factors"])
         if run_local:
-            self._local_points(name, query, key, plan, ((ran or {}).get("local") or {}).get("bias"))
+            self._local_points(name, query, key, plan, ran["local"])
 
-    def _local_points(self, name, query, key, plan, bias=None) -> None:
-        """Local branch: probes attend inside their own window (``bias``: the mask the windows ran with, as a key
-        bias); entropy/distance over all windows."""
-        T, part = plan.text_len, plan.partition
-        cos, sin = plan.local_rope
+    def _local_points(self, name, query, key, plan, ran: dict) -> None:
+        """Local branch: the windows' own rotary tables, windows and mask as the branch ran them (``ran``); probes
+        attend inside their own window; entropy/distance over all windows."""
+        T, part, bias = plan.text_len, ran["partition"], ran["bias"]
+        cos, sin = ran["rope"]
         scale = 1.0 / math.sqrt(query.shape[-1])
         n = part.num_windows
         probs_rows, ent, dist, count = [], 0.0, 0.0, 0

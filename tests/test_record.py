@@ -134,6 +134,15 @@ def test_list_points_names_every_layer(transformer):
     assert "pos_embed.rope_ids" in names
 
 
+def _ran(plan, q, k) -> dict:
+    """What the full global branch reports it ran (its roped q and k at the plan's table)."""
+    from resdit.processors import apply_rope
+
+    cos, sin = plan.global_rope
+    return {"global": dict(query=apply_rope(q, cos, sin), key=apply_rope(k, cos, sin), value=None,
+                           scale=plan.global_scale, bias=None, grid=plan.grid, factors=(1, 1))}
+
+
 def test_probe_recording_memory_is_bounded_at_128x128_tokens():
     """Largest single allocation while recording 16 probes on 16,384 tokens stays near the probes' rows."""
     from torch.profiler import ProfilerActivity, profile
@@ -148,7 +157,7 @@ def test_probe_recording_memory_is_bounded_at_128x128_tokens():
     probes = [(i * 8, i * 8) for i in range(16)]
     rec = Recorder(cache, ["probs"], None, None, probes, budget=1 << 22)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        rec.on_attention("layer", q, k, plan, "global")
+        rec.on_attention("layer", q, k, plan, "global", _ran(plan, q, k))
     probe_rows = 16 * heads * (T + 128 * 128) * 4  # bytes of the recorded rows
     qk_bytes = q.numel() * 4  # roped copies of q and k are allowed
     largest = max(e.cpu_memory_usage for e in prof.events())
@@ -209,8 +218,20 @@ def test_entropy_and_distance_recording_memory_is_bounded_at_128x128_tokens():
     budget = 1 << 22  # scores per chunk: 16 MiB in float32
     rec = Recorder(cache, ["entropy", "distance"], None, None, [], budget=budget)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        rec.on_attention("layer", q, k, plan, "global")
+        rec.on_attention("layer", q, k, plan, "global", _ran(plan, q, k))
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert largest <= 4 * max(budget * 4, q.numel() * 4)  # the full matrix: 2 heads x 16,384^2 x 4 B = 2 GiB
     assert cache.get("layer.entropy", branch="global").shape == (1, heads)
     assert cache.get("layer.distance", branch="global").shape == (1, heads)
+
+
+def test_the_recorder_reads_only_what_ran_and_refuses_a_silent_emitter():
+    """No copy of the branches in the recorder: an attention event without what the branch ran is an error."""
+    from resdit.plan import build_plan
+
+    plan = build_plan(ResDiTConfig(mode="scaled_pe"), tiny_flux().pos_embed, (8, 8), (8, 8), torch.zeros(2, 3), 16,
+                      "cpu")
+    q = torch.randn(1, 2 + 64, 2, 16)
+    rec = Recorder(AttentionCache(["layer"]), ["probs"], None, None, [(1, 1)], budget=1 << 20)
+    with pytest.raises(RuntimeError, match="did not say what its global branch ran"):
+        rec.on_attention("layer", q, q, plan, "global")
