@@ -24,34 +24,101 @@ def summary_table(groups: list[dict], metrics=("correct", "count", "detail", "se
     return "\n".join(lines)
 
 
+#: how a reader should see a study condition (the internal name stays in the caption table, :func:`name_table`)
+READER_NAMES = {
+    "base": "base size (the model itself)", "direct": "direct (stock attention)", "extrapolate": "direct (stock attention)",
+    "scaled_pe": "scaled positions (PI)", "scaled_pe+pa": "scaled positions + proportional attention",
+    "scaled_pe+pa@pipeline_shift": "scaled positions + prop. attn, pipeline shift", "patch_pe": "per-patch positions",
+    "patch_pe_local": "windowed attention (per-window positions)", "ntk": "NTK-aware RoPE (I-Max)",
+    "time_aware": "time-aware RoPE (Lumina-Next)", "dype": "DyPE", "tiling": "latent tiling (MultiDiffusion)",
+    "tiling_gaussian": "latent tiling, Gaussian weights", "two_stage": "two-stage (base, then SDEdit)",
+    "upscale": "bicubic upscale of the base image", "resdit": "ResDiT as in the paper (resdit_paper)",
+    "resdit+pa": "paper's ResDiT + proportional attention", "resdit+fuse_to_end": "paper's ResDiT, fused to the end",
+    "resdit+fuse_to_end+pa": "paper's ResDiT, fused to the end + prop. attn",
+    "resdit+fuse_to_end+pa@pipeline_shift": "paper's ResDiT, fused to the end + prop. attn + pipeline shift",
+    "resdit@sigma": "paper's ResDiT, phases by noise level",
+    "resdit+pa@sigma": "paper's ResDiT + prop. attn, phases by noise level",
+    "resdit@defaults": "ResDiT v2 defaults (full-size global branch)",
+    "resdit@global_16of35": "v2 defaults, global phase to 16/35", "resdit@global_21of35": "v2 defaults, global to 21/35",
+    "resdit_fast@defaults": "resdit_fast (2x2 blocks in the fused phase)",
+    "resdit_no_pes": "ablation: no scaled positions (PES)", "resdit_no_pipe": "ablation: no per-window positions",
+    "resdit_no_psf": "ablation: no spectral fusion (PSF)", "resdit_no_mop_gws": "ablation: grid windows, hard splice",
+    "resdit_mop_only": "ablation: windows only (MOP)",
+    "resdit+base_tokens": "ResDiT, global branch at base tokens (bilinear)",
+    "resdit+base_tokens+fft": "ResDiT defaults: base tokens, FFT upsampler",
+    "resdit+full_tokens": "ResDiT, full-size global branch",
+}
+
+
+def reader_name(condition: str) -> str:
+    return READER_NAMES.get(condition, condition)
+
+
+def name_table(conditions) -> str:
+    """Markdown caption table: each label a figure shows, with the study's internal condition name."""
+    lines = ["| shown as | study condition |", "|---|---|"]
+    lines += [f"| {reader_name(c)} | `{c}` |" for c in dict.fromkeys(conditions)]
+    return "\n".join(lines)
+
+
+METRIC_LABELS = {"correct": "correct (share of images,\none object in the prompted cell)",
+                 "detail": "drawn-object detail\n(texture band vs the exact render)",
+                 "ground_detail": "ground detail\n(texture band away from objects)",
+                 "seam": "seam (window-border step /\ninterior step; 1 = none)", "fragments": "pieces per image",
+                 "count": "objects per image"}
+
+
 def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
-    """Horizontal bars with 95% CIs per condition, one panel per metric, colours by scale."""
+    """Horizontal bars with 95% CIs per condition (reader names; ordered by the first metric at the largest scale),
+    one panel per metric, one colour per scale; the base size (the model itself) as a dashed reference line. A
+    value of 0 is drawn as a tick at 0; a condition not run at one of the scales it was studied at says so."""
     import matplotlib.pyplot as plt
 
-    conditions = list(dict.fromkeys(g["condition"] for g in groups))
+    base = next((g for g in groups if g["condition"] == "base"), None)
+    groups = [g for g in groups if g["condition"] != "base"]
     scales = sorted({g["scale"] for g in groups})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.32 * len(conditions) + 1.4),
+    top = scales[-1]
+
+    def value(cond, scale, metric):
+        g = next((g for g in groups if g["condition"] == cond and g["scale"] == scale), None)
+        if g is None or metric not in g or g[metric]["mean"] is None or np.isnan(g[metric]["mean"]):
+            return None
+        return g[metric]
+
+    conditions = list(dict.fromkeys(g["condition"] for g in groups))
+    conditions.sort(key=lambda c: -((value(c, top, metrics[0]) or {"mean": -1.0})["mean"]))
+    colours = ["#E69F00", "#009E73", "#0072B2", "#CC79A7", "#56B4E9"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics) + 2.6, 0.3 * len(conditions) + 1.6),
                              sharey=True, squeeze=False)
     height = 0.8 / len(scales)
     for ax, metric in zip(axes[0], metrics):
         for j, scale in enumerate(scales):
-            ys, means, errs = [], [], [[], []]
             for i, cond in enumerate(conditions):
-                g = next((g for g in groups if g["condition"] == cond and g["scale"] == scale), None)
-                if g is None or g[metric]["mean"] is None or np.isnan(g[metric]["mean"]):
+                y = i + j * height
+                m = value(cond, scale, metric)
+                if m is None:
+                    ran = any(g["condition"] == cond and g["scale"] == scale for g in groups)
+                    ax.text(0, y, " n/a" if ran else " not run", va="center", fontsize=6, color="#999999")
                     continue
-                m, (lo, hi) = g[metric]["mean"], g[metric]["ci95"]
-                ys.append(i + j * height)
-                means.append(m)
-                errs[0].append(max(m - lo, 0))
-                errs[1].append(max(hi - m, 0))
-            ax.barh(ys, means, height=height, xerr=errs, label=f"{scale:g}x", capsize=2)
-        ax.set_yticks(np.arange(len(conditions)) + 0.4 - height / 2)
-        ax.set_yticklabels(conditions, fontsize=8)
-        ax.invert_yaxis()
-        ax.set_title(metric)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+                mean, (lo, hi) = m["mean"], m["ci95"]
+                ax.barh(y, mean, height=height, color=colours[j % len(colours)],
+                        xerr=[[max(mean - lo, 0)], [max(hi - mean, 0)]], capsize=1.5, error_kw={"lw": 0.7})
+                ax.plot([mean], [y], marker="|", color=colours[j % len(colours)], ms=5, mew=1.2)  # 0 stays visible
+        if base is not None and metric in base and base[metric]["mean"] is not None:
+            ax.axvline(base[metric]["mean"], color="black", ls="--", lw=0.8)
+        ax.axvline(0, color="#cccccc", lw=0.6)
+        ax.set_xlabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+        ax.set_title(metric, fontsize=10)
+    axes[0, 0].set_yticks(np.arange(len(conditions)) + 0.4 - height / 2)
+    axes[0, 0].set_yticklabels([reader_name(c) for c in conditions], fontsize=8)
+    axes[0, 0].invert_yaxis()  # once: the panels share the axis
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[j % len(colours)]) for j in range(len(scales))]
+    labels = [f"{s:g}x" for s in scales]
+    if base is not None:
+        handles.append(plt.Line2D([], [], color="black", ls="--", lw=0.8))
+        labels.append("base size")
+    fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False, title="scale", title_fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
     return fig
 
 
