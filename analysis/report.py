@@ -15,9 +15,10 @@ NUMBERS_MIME = "application/vnd.resdit.numbers+json"
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def record_numbers(**numbers) -> dict:
+def record_numbers(**numbers) -> None:
     """Record ``numbers`` in the notebook's output under :data:`NUMBERS_MIME` only: readers (tests, the report's
-    index) get them from there; the notebook prints what a person reads, once."""
+    index) get them from there; the notebook prints what a person reads, once. ``settings={...}``: the values a
+    notebook actually runs with where its SMOKE branch changes a parameter (the index shows these)."""
     from IPython.display import display
 
     from resdit.io import finite_or_none
@@ -27,7 +28,7 @@ def record_numbers(**numbers) -> dict:
     numbers = {**numbers, "provenance": provenance(argv=numbers.pop("argv", None))}
     clean = json.loads(json.dumps(finite_or_none(numbers), default=float))
     display({NUMBERS_MIME: clean, "text/html": "<!-- resdit numbers -->"}, raw=True)  # nothing shown twice
-    return clean
+    # returns nothing: a cell ending in this call shows no Out[] (readers use read_numbers)
 
 
 def read_numbers(notebook: str | Path) -> dict:
@@ -63,14 +64,15 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
             continue
         target = out / nb.name
         try:
-            pm.execute_notebook(str(nb), str(target), parameters={"SMOKE": smoke, "FIGURES": str(figures), "WORK": str(work)},
-                                kernel_name=kernel, progress_bar=False, cwd=str(NOTEBOOKS_DIR))
+            parameters = {"SMOKE": smoke, "FIGURES": str(figures), "WORK": str(work)}
+            pm.execute_notebook(str(nb), str(target), parameters=parameters, kernel_name=kernel, progress_bar=False,
+                                cwd=str(NOTEBOOKS_DIR))
             status = "ok"
         except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
             failures.append(nb.name)
             status = f"FAILED: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         if target.exists():
-            body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(target), as_version=4))
+            body, _ = HTMLExporter().from_notebook_node(static(nbformat.read(str(target), as_version=4)))
             (out / f"{nb.stem}.html").write_text(body)
         rows.append((nb.stem, status))
         print(f"{nb.name}: {status}", flush=True)
@@ -78,6 +80,24 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
     if failures:
         print(f"notebooks that failed: {', '.join(failures)}", file=sys.stderr)
     return len(failures)
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def static(notebook):
+    """The notebook as the static report shows it: live widgets (which need a kernel and the widget manager's
+    JavaScript from a CDN) replaced by a note pointing at their precomputed flipbooks; no widget state."""
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        if any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", [])):
+            cell.outputs = [{"output_type": "display_data", "metadata": {}, "data": {
+                "text/html": "<p><em>The live explorer runs in JupyterLab (<code>make lab</code>); this page shows "
+                             "its settings precomputed in the slider figures.</em></p>",
+                "text/plain": "(the live explorer: in JupyterLab)"}}]
+    return notebook
 
 
 KEY_FIGURE_TAG = "key-figure"
@@ -126,7 +146,7 @@ def _numbers_html(numbers: dict, limit: int = 12) -> str:
 
     rows = []
     prov = numbers.get("provenance") or {}
-    numbers = {k: v for k, v in numbers.items() if k != "provenance"}
+    numbers = {k: v for k, v in numbers.items() if k not in ("provenance", "settings")}
     for key, value in list(numbers.items())[:limit]:
         if isinstance(value, dict):
             shown = ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:8])
@@ -160,10 +180,11 @@ def index_page(out: Path, rows: list[tuple[str, str]], smoke: bool) -> str:
         nb = json.loads(path.read_text()) if path.exists() else {"cells": []}
         png = key_figure(nb)
         values = settings(nb)
+        values.update((read_numbers(path) if path.exists() else {}).get("settings", {}))  # what ran
         shown = {k: v for k, v in values.items() if k not in ("FIGURES", "WORK")}
         settings_line = f"{_model_line(values)}; " + ", ".join(f"{k}={v!r}" for k, v in shown.items())
         if values.get("SMOKE"):
-            settings_line += " (smoke: the notebook's SMOKE branch shortens steps and sizes; its numbers say which)"
+            settings_line += " (smoke: as its SMOKE branch set them)"
         settings_line = html.escape(settings_line)
         figure = f'<img src="data:image/png;base64,{png}" style="max-width:900px">' if png else "<p>(no figure)</p>"
         sections.append(f'<section><h2><a href="{name}.html">{html.escape(name)}</a>: {html.escape(status)}</h2>'

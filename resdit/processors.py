@@ -237,13 +237,16 @@ class ResDiTAttnProcessor:
 
 
 class ResDiTFluxAttnProcessor(ResDiTAttnProcessor):
-    """Drop-in replacement for ``FluxAttnProcessor`` (FLUX.1 and Chroma, both block types)."""
+    """Drop-in replacement for ``FluxAttnProcessor`` (FLUX.1 and Chroma, both block types; FLUX.2's double-stream
+    layers with its own ``projections``)."""
+
+    projections = staticmethod(_get_qkv_projections)
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, image_rotary_emb=None) -> torch.Tensor:
         # image_rotary_emb (the stock table of the ids the pipeline passed) is ignored: the plan holds
         # each branch's own tables, built once per resolution.
-        query, key, value, eq, ek, ev = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
+        query, key, value, eq, ek, ev = self.projections(attn, hidden_states, encoder_hidden_states)
         query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))
         key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
         value = value.unflatten(-1, (-1, attn.head_dim))

@@ -119,3 +119,18 @@ def test_condition_bars_name_conditions_for_readers_and_show_zero_and_missing():
     zero_ticks = [ln for ln in ax.lines if ln.get_marker() == "|" and ln.get_markersize() == 5 and ln.get_xdata()[0] == 0]
     assert len(zero_ticks) == 1  # resdit at 4x: 0.0, drawn
     assert "`resdit`" in name_table(["resdit"]) and reader_name("resdit") in name_table(["resdit"])
+
+
+def test_a_flipbook_embeds_every_frame_behind_one_slider_with_no_network():
+    import re
+
+    from analysis.flipbook import MARKER, flipbook
+
+    frames = [(f'cutoff {c} <"quoted">', np.full((3, 8, 8), c)) for c in (0.1, 0.2, 0.5)]
+    page = flipbook(frames, title="PSF cutoff")
+    assert page.count("data:image/png;base64,") == 3 and 'max="2"' in page and f'class="{MARKER}"' in page
+    shown = re.findall(r'style="display:(block|none);', page)
+    assert shown == ["block", "none", "none"]  # the first frame, then the slider switches
+    assert "http" not in page and "&lt;&quot;quoted&quot;&gt;" in page  # captions escaped, nothing fetched
+    with pytest.raises(ValueError):
+        flipbook([])

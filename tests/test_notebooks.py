@@ -162,3 +162,27 @@ def test_notebooks_run_on_a_diffusers_flux_checkpoint_by_changing_model(name, ex
     pm.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"), cwd=str(tmp_path),
                         parameters={"MODEL": str(model_dir), "BASE_SIZE": [16, 16], "SMOKE": True,
                                     "FIGURES": str(tmp_path), **extra}, progress_bar=False)
+
+
+def test_the_static_report_works_offline_and_reads_as_a_page(report):
+    """No widget manager or any other script from the network; every slider section has a precomputed flipbook;
+    no cell shows a dict as its Out[]; no markdown table left as raw text; the index states the settings that ran
+    (the smoke branch's steps, not the parameters cell's)."""
+    import re
+
+    from analysis.flipbook import MARKER
+
+    for nb in notebooks():
+        page = (report / f"{nb.stem}.html").read_text()
+        assert not re.search(r"<script[^>]+src=[\"']https?://[^\"']*(jsdelivr|unpkg|widget)", page), nb.stem
+        assert "application/vnd.jupyter.widget-view+json" not in page, nb.stem
+        executed = json.loads((report / nb.name).read_text())
+        for cell in executed["cells"]:
+            for out in cell.get("outputs", []):
+                text = "".join(out.get("data", {}).get("text/plain", "")) + "".join(out.get("text", ""))
+                assert not (out.get("output_type") == "execute_result" and text.lstrip().startswith("{")), nb.stem
+                assert "|---|" not in text, nb.stem  # a table printed as markdown text
+    for stem in ("02_resdit_generation", "04_attention_explorer"):
+        assert (report / f"{stem}.html").read_text().count(f'class="{MARKER}"') >= (3 if stem.startswith("02") else 1)
+    index = (report / "index.html").read_text()
+    assert "STEPS=4" in index and "STEPS=20" not in index

@@ -60,14 +60,19 @@ def install_processors(state, processor=None, call_inputs=None) -> None:
     transformer.set_attn_processor(procs)
     state.on_undo(lambda: transformer.set_attn_processor(dict(originals)))
 
-    read = call_inputs or flux_call_inputs
+    prepare_each_call(state, call_inputs or flux_call_inputs)
+
+
+def prepare_each_call(state, call_inputs) -> None:
+    """The transformer's forward pre-hook: the call's phase and plan from what ``call_inputs(module, args, kwargs)``
+    reads, then the ``call`` hook point; removed on undo."""
 
     def pre_forward(module, args, kwargs):
-        state.prepare(**read(module, args, kwargs))
+        state.prepare(**call_inputs(module, args, kwargs))
         state.emit("call", state)
         return args, kwargs
 
-    handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
+    handle = state.transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
     state.on_undo(handle.remove)
 
 

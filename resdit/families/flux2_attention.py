@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from diffusers.models.transformers.transformer_flux2 import _get_qkv_projections
 
-from ..processors import ResDiTAttnProcessor
+from ..processors import ResDiTAttnProcessor, ResDiTFluxAttnProcessor
 
 
 def _no_kv_cache(name: str, kwargs: dict) -> None:
@@ -21,26 +21,17 @@ def _no_kv_cache(name: str, kwargs: dict) -> None:
                                   "generate without reference images.")
 
 
-class ResDiTFlux2AttnProcessor(ResDiTAttnProcessor):
-    """Drop-in replacement for ``Flux2AttnProcessor``."""
+class ResDiTFlux2AttnProcessor(ResDiTFluxAttnProcessor):
+    """Drop-in replacement for ``Flux2AttnProcessor`` (double-stream layers): FLUX.1's layout, FLUX.2's projections."""
+
+    projections = staticmethod(_get_qkv_projections)
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, image_rotary_emb=None, **kwargs) -> torch.Tensor:
+                 attention_mask: torch.Tensor | None = None, image_rotary_emb=None, **kwargs):
         _no_kv_cache(self.name, kwargs)
-        query, key, value, eq, ek, ev = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
-        query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))
-        key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
-        value = value.unflatten(-1, (-1, attn.head_dim))
-        if attn.added_kv_proj_dim is not None:
-            query = torch.cat([attn.norm_added_q(eq.unflatten(-1, (-1, attn.head_dim))), query], dim=1)
-            key = torch.cat([attn.norm_added_k(ek.unflatten(-1, (-1, attn.head_dim))), key], dim=1)
-            value = torch.cat([ev.unflatten(-1, (-1, attn.head_dim)), value], dim=1)
-        out = self.run(query, key, value, attention_mask)
-        if encoder_hidden_states is not None:
-            T = encoder_hidden_states.shape[1]
-            text, image = out.split_with_sizes([T, out.shape[1] - T], dim=1)
-            return attn.to_out[1](attn.to_out[0](image)), attn.to_add_out(text)
-        return attn.to_out[1](attn.to_out[0](out))
+        if encoder_hidden_states is None:  # not a layout FLUX.2 builds: its single-stream layers are parallel
+            raise NotImplementedError(f"{self.name}: FLUX.2's double-stream attention without a text stream.")
+        return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask)
 
 
 class ResDiTFlux2ParallelProcessor(ResDiTAttnProcessor):

@@ -50,10 +50,6 @@ def install_zimage(state, call_inputs) -> None:
             module.set_processor(ResDiTZImageAttnProcessor(state, name))
             state.on_undo(lambda m=module, o=original: m.set_processor(o))
 
-    def pre_forward(module, args, kwargs):
-        state.prepare(**call_inputs(module, args, kwargs))
-        state.emit("call", state)
-        return args, kwargs
+    from .flux import prepare_each_call
 
-    handle = transformer.register_forward_pre_hook(pre_forward, with_kwargs=True)
-    state.on_undo(handle.remove)
+    prepare_each_call(state, call_inputs)
