@@ -122,8 +122,9 @@ def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
     return fig
 
 
-SWEEP_CONDITIONS = ("direct", "scaled_pe", "scaled_pe+pa", "scaled_pe+pa@pipeline_shift", "patch_pe_local", "resdit",
-                    "resdit+fuse_to_end+pa", "resdit@defaults", "resdit_fast@defaults", "two_stage", "upscale")
+SWEEP_CONDITIONS = ("direct", "extrapolate", "scaled_pe", "scaled_pe+pa", "scaled_pe+pa@pipeline_shift",
+                    "patch_pe_local", "resdit", "resdit+fuse_to_end+pa", "resdit@defaults", "resdit_fast@defaults",
+                    "two_stage", "upscale")
 
 
 def sweep_points(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("correct", "detail")) -> dict:
@@ -142,28 +143,41 @@ def sweep_points(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("corr
     return points
 
 
+#: a distinct colour and line style per sweep condition (Okabe-Ito colours; direct always black, solid)
+SWEEP_STYLES = {
+    "direct": ("#000000", "-", "o"), "extrapolate": ("#000000", "-", "o"), "scaled_pe": ("#666666", "--", "s"), "scaled_pe+pa": ("#999999", "-", "s"),
+    "scaled_pe+pa@pipeline_shift": ("#999999", ":", "s"), "patch_pe_local": ("#F0E442", "-", "^"),
+    "resdit": ("#56B4E9", "--", "D"), "resdit+fuse_to_end+pa": ("#56B4E9", "-", "D"),
+    "resdit@defaults": ("#0072B2", "-", "o"), "resdit_fast@defaults": ("#0072B2", ":", "o"),
+    "resdit+base_tokens": ("#D55E00", "-", "o"), "resdit+base_tokens+fft": ("#D55E00", "-", "*"),
+    "two_stage": ("#009E73", "-", "v"), "tiling": ("#CC79A7", "-", "P"), "upscale": ("#E69F00", "--", "x"),
+}
+
+
 def sweep_plot(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("correct", "count")):
-    """Layout (share correct, objects per image) against the scale factor, one line per method, 95 % CIs as
-    bands. (Detail sits at the floor beyond 2x on the toy model; pass ``metrics`` to draw it.)"""
+    """Layout (share correct, objects per image) against the scale factor, one line per method (its own colour
+    and line style; reader names in a legend outside the axes), 95 % CIs as light bands."""
     import matplotlib.pyplot as plt
 
     points = sweep_points(groups, conditions, metrics)
-    titles = {"correct": "layout: one prompted object in the prompted cell", "detail": "detail: texture-band energy "
-              "(1 = ground truth)", "count": "objects per image"}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    titles = {"correct": "layout: one prompted object in the prompted cell", "detail": "drawn-object detail "
+              "(texture band vs the exact render)", "count": "objects per image"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics) + 3.2, 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for cond in conditions:
             pts = points[cond][metric]
             if not pts:
                 continue
             s, m, lo, hi, _ = (np.array(v, dtype=float) for v in zip(*pts))
-            (line,) = ax.plot(s, m, marker="o", label=cond)
-            ax.fill_between(s, lo, hi, color=line.get_color(), alpha=0.12)
-        ax.set(xscale="log", xlabel="scale factor (side / training side)", title=titles.get(metric, metric))
+            colour, style, marker = SWEEP_STYLES.get(cond, (None, "-", "o"))
+            (line,) = ax.plot(s, m, marker=marker, ms=4, ls=style, color=colour, label=reader_name(cond))
+            ax.fill_between(s, lo, hi, color=line.get_color(), alpha=0.07, lw=0)
+        ax.set(xscale="log", xlabel="scale factor (side / training side)", ylabel=metric)
+        ax.set_title(titles.get(metric, metric), fontsize=10)
         ticks = sorted({p[0] for c in conditions for p in points[c][metric]})
         ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
         ax.minorticks_off()
-    axes[0][0].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -262,4 +276,37 @@ def sample_strip(out, scale: float, conditions, cases, rows: list[dict], size: f
             head = METHOD_LABELS.get(cond, cond).replace(", ", ",\n", 1) + "\n" if i == 0 else ""
             ax.set_title(head + scores, fontsize=7.5)
     fig.subplots_adjust(wspace=0.08, hspace=0.25, top=0.86)
+    return fig
+
+
+def generations_figure(results: list[dict]):
+    """Whole-generation seconds per method at each scale (``resdit bench --generations``), one bar group per scale,
+    log seconds, each bar labelled with its ratio to direct; legend outside the axes."""
+    import matplotlib.pyplot as plt
+
+    scales = sorted({r["scale"] for r in results})
+    names = list(dict.fromkeys(r["mode"] for r in results))
+    labels = {"direct": "direct (stock attention)", "resdit": "ResDiT (defaults: base tokens)",
+              "resdit+full_tokens": "ResDiT, full-size global branch", "resdit_fast": "resdit_fast",
+              "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)"}
+    colours = {"direct": "#000000", "resdit": "#D55E00", "resdit+full_tokens": "#0072B2", "resdit_fast": "#56B4E9",
+               "two_stage": "#009E73", "tiling": "#CC79A7"}
+    fig, ax = plt.subplots(figsize=(7.6, 3.6))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        for j, scale in enumerate(scales):
+            r = next((r for r in results if r["mode"] == name and r["scale"] == scale), None)
+            if r is None:
+                ax.text(j + i * width, 1, "not run", rotation=90, fontsize=6, color="#999999", ha="center")
+                continue
+            x = j + i * width
+            ax.bar(x, r["seconds"], width=width, color=colours.get(name, "#999999"),
+                   label=labels.get(name, name) if j == 0 else None)
+            ax.text(x, r["seconds"] * 1.08, f"{r['ratio_to_direct']:.2f}x", ha="center", fontsize=6.5, rotation=90)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scales))], [f"{s:g}x the training side" for s in scales])
+    ax.set(yscale="log", ylabel="seconds per image (one CPU thread)")
+    ax.set_title("Whole generations, one interleaved run (toy model, 20 steps); labels: time / direct's", fontsize=9)
+    ax.set_ylim(top=ax.get_ylim()[1] * 2.5)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7.5, frameon=False)
+    fig.tight_layout()
     return fig

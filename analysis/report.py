@@ -77,6 +77,7 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
         rows.append((nb.stem, status))
         print(f"{nb.name}: {status}", flush=True)
     (out / "index.html").write_text(index_page(out, rows, smoke))
+    print(f"report: {(out / 'index.html').resolve()}", flush=True)
     if failures:
         print(f"notebooks that failed: {', '.join(failures)}", file=sys.stderr)
     return len(failures)

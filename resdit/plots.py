@@ -118,21 +118,48 @@ def index_grids_figure(id_grids: dict[str, np.ndarray], grid: tuple[int, int]):
     return fig
 
 
-def spectra_figure(spectra: dict[str, np.ndarray], cutoff_mask: np.ndarray | None = None):
-    """Mean amplitude spectrum (log) of each branch's windows, ``[.., wh, ww//2+1]`` per name."""
+def full_spectrum(rfft_amplitude: np.ndarray) -> np.ndarray:
+    """The whole 2D amplitude spectrum ``[h, w]`` (``w`` even) with DC at the centre, from ``rfft2`` amplitudes
+    ``[h, w // 2 + 1]`` of a real window (the missing half by Hermitian symmetry)."""
+    a = np.asarray(rfft_amplitude, dtype=np.float64)
+    h, half = a.shape
+    w = 2 * (half - 1)
+    full = np.zeros((h, w))
+    full[:, :half] = a
+    for x in range(half, w):  # |F(-ky, -kx)| = |F(ky, kx)|
+        full[:, x] = a[(-np.arange(h)) % h, w - x]
+    return np.fft.fftshift(full)
+
+
+def spectra_figure(spectra: dict[str, np.ndarray], cutoff_mask: np.ndarray | None = None,
+                   cutoff: float | None = None):
+    """Mean amplitude spectrum (log10) of each branch's windows (``rfft2`` ``[.., wh, ww//2+1]`` per name), DC
+    centred, axes in cycles per token, one colour scale for every panel (with its colour bar), PSF's cutoff as a
+    circle (``cutoff``: the normalised radius of :mod:`resdit.spectral`, or the contour of ``cutoff_mask``)."""
     plt = _plt()
     n = len(spectra)
-    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.8), squeeze=False)
-    for ax, (name, spec) in zip(axes[0], spectra.items()):
-        s = np.asarray(spec).reshape(-1, *np.asarray(spec).shape[-2:]).mean(0)
-        s = np.fft.fftshift(s, axes=0)
-        ax.imshow(np.log10(s + 1e-6), cmap="inferno", aspect="auto")
-        if cutoff_mask is not None:
-            ax.contour(np.fft.fftshift(np.asarray(cutoff_mask), axes=0), levels=[0.5], colors="cyan", linewidths=0.8)
-        ax.set_title(f"{name}: log10 |F|", fontsize=8)
-        ax.set_xlabel("f_x (rfft)")
-        ax.set_ylabel("f_y")
-    fig.tight_layout()
+    fields = {name: np.log10(full_spectrum(np.asarray(spec).reshape(-1, *np.asarray(spec).shape[-2:]).mean(0))
+                             + 1e-6) for name, spec in spectra.items()}
+    lo = min(float(f.min()) for f in fields.values())
+    hi = max(float(f.max()) for f in fields.values())
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n + 0.9, 3.1), squeeze=False, sharey=True,
+                             layout="constrained")
+    im = None
+    for k, (ax, (name, field)) in enumerate(zip(axes[0], fields.items())):
+        h, w = field.shape
+        extent = (-0.5 - 0.5 / w, 0.5 - 0.5 / w, -0.5 - 0.5 / h, 0.5 - 0.5 / h)  # bin centres at k / n
+        im = ax.imshow(field, cmap="inferno", vmin=lo, vmax=hi, extent=extent, origin="lower", aspect="equal")
+        if cutoff is not None:
+            ax.add_patch(plt.Circle((0, 0), cutoff / 2, fill=False, color="cyan", lw=0.9))
+        elif cutoff_mask is not None:
+            mask = full_spectrum(np.asarray(cutoff_mask))
+            ax.contour(np.linspace(-0.5, 0.5, w, endpoint=False), np.linspace(-0.5, 0.5, h, endpoint=False), mask,
+                       levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.set_title(f"{name} branch", fontsize=10)
+        ax.set_xlabel("f_x (cycles per token)", fontsize=8)
+        if k == 0:
+            ax.set_ylabel("f_y (cycles per token)", fontsize=8)
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="log10 mean |F|")
     return fig
 
 

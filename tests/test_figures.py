@@ -134,3 +134,11 @@ def test_a_flipbook_embeds_every_frame_behind_one_slider_with_no_network():
     assert "http" not in page and "&lt;&quot;quoted&quot;&gt;" in page  # captions escaped, nothing fetched
     with pytest.raises(ValueError):
         flipbook([])
+
+
+def test_the_full_spectrum_of_rfft_amplitudes_is_the_centred_fft():
+    from resdit.plots import full_spectrum
+
+    x = np.random.default_rng(0).normal(size=(8, 10))
+    np.testing.assert_allclose(full_spectrum(np.abs(np.fft.rfft2(x))), np.fft.fftshift(np.abs(np.fft.fft2(x))),
+                               atol=1e-9)

@@ -30,7 +30,8 @@ def test_attention_explorer_follows_its_controls(saved_cache):
     first = ex.last["map"]
     assert first.shape == (16, 16)
     np.testing.assert_allclose(first, saved_cache.get("probs", 0, branch="global")[0, 0, 0, 5:].reshape(16, 16))
-    ex.controls["probe"].value = 1
+    assert [label for label, _ in ex.controls["probe"].options] == ["token row 2, column 3", "token row 12, column 12"]
+    ex.controls["probe"].value = 1  # chosen by where it is
     ex.controls["branch"].value = "local"
     local = saved_cache.get("probs", 0, branch="local")[0, 0, 1, 5:].reshape(16, 16).numpy()
     np.testing.assert_allclose(ex.last["map"], local)

@@ -1,0 +1,86 @@
+"""Print the 3x-8x table of docs/findings.md from ``results/study-v3/scales.json``, every number tagged with where
+it comes from (``tests/test_quotes.py`` checks each tag against the file):
+
+    python scripts/findings_v3_table.py > /tmp/table.md      # then paste between the table's rows in findings.md
+
+Rows: per scale, the defaults and their factors first, then what they compete with; groups with fewer cases than
+the study's 32 are marked with their n.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = "results/study-v3/scales.json"
+ORDER = [
+    ("base", "the base size"),
+    ("resdit+base_tokens+fft", "**ResDiT, base tokens (the new defaults)**"),
+    ("resdit+base_tokens", "ResDiT, base tokens, bilinear upsampler"),
+    ("resdit+base_tokens+key_bias", "... + log-count key bias"),
+    ("resdit+base_tokens@fused_only", "... pooled in the fused phase only"),
+    ("resdit+base_tokens-pa", "... without proportional attention"),
+    ("resdit@defaults", "ResDiT, full-size global branch (the defaults before)"),
+    ("resdit_fast@defaults", "resdit_fast"),
+    ("resdit", "ResDiT as in the paper (mode resdit_paper)"),
+    ("scaled_pe+pa", "scaled PE + proportional attention"),
+    ("two_stage", "two-stage"),
+    ("tiling", "latent tiling"),
+    ("tiling_gaussian", "latent tiling, Gaussian weights"),
+    ("upscale", "bicubic upscale"),
+    ("scaled_pe", "scaled PE"),
+    ("patch_pe_local", "windowed attention"),
+    ("extrapolate", "direct (stock attention)"),
+    ("ntk", "NTK-aware RoPE"),
+    ("dype", "DyPE"),
+    ("time_aware", "time-aware RoPE"),
+    ("patch_pe", "per-patch positions"),
+]
+SCALES = (1.0, 2.0, 3.0, 4.0, 8.0)
+# conditions that v2 already reports at 2x and 4x (findings' v2 section): shown here only at 3x and 8x
+V2_ONLY = {"resdit", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe"}
+
+
+def tag(condition: str, scale: float, path: str) -> str:
+    return f"<!-- q:{SOURCE}#groups[condition={condition},scale={scale:g}].{path} -->"
+
+
+def fmt(group: dict, condition: str, scale: float, metric: str, digits: int = 2, interval: str | None = None) -> str:
+    m = group.get(metric) or {}
+    mean = m.get("mean")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    text = f"{mean:.{digits}f}{tag(condition, scale, f'{metric}.mean')}"
+    if interval and m.get(interval):
+        lo, hi = m[interval]
+        text += (f" [{lo:.{digits}f}{tag(condition, scale, f'{metric}.{interval}[0]')}, "
+                 f"{hi:.{digits}f}{tag(condition, scale, f'{metric}.{interval}[1]')}]")
+    return text
+
+
+def main() -> int:
+    groups = json.loads((ROOT / SOURCE).read_text())["groups"]
+    by = {(g["condition"], g["scale"]): g for g in groups}
+    print("| scale | condition | n | correct [exact 95 %] | objects | pieces | drawn-object detail [95 %] | "
+          "ground detail |")
+    print("|---|---|---|---|---|---|---|---|")
+    for scale in SCALES:
+        for condition, label in ORDER:
+            g = by.get((condition, scale))
+            if g is None or (condition in V2_ONLY and scale in (2.0, 4.0)):
+                continue
+            if condition != "base" and scale == 1.0:
+                continue
+            n = f"{g['n']}{tag(condition, scale, 'n')}"
+            cells = [f"{scale:g}x", f"{label} (`{condition}`)", n,
+                     fmt(g, condition, scale, "correct", 2, "ci95_exact" if condition != "base" else None),
+                     fmt(g, condition, scale, "count"), fmt(g, condition, scale, "fragments", 1),
+                     fmt(g, condition, scale, "detail", 2, "ci95"), fmt(g, condition, scale, "ground_detail")]
+            print("| " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
