@@ -79,6 +79,27 @@ def attention_map_figure(cache, layer: int, step: int, branch: str, head: int, p
     return fig, amap
 
 
+def probe_label(probe) -> str:
+    """A probe as a reader sees it: where it is (fractions of height and width, or a token)."""
+    if isinstance(probe, int | float) and not isinstance(probe, bool):
+        return f"token {int(probe)}"
+    r, c = probe
+    if isinstance(r, float) or isinstance(c, float):
+        return f"row {r:.0%}, column {c:.0%}"
+    return f"token row {r}, column {c}"
+
+
+def _home_window(rc, grid, window) -> tuple[int, int]:
+    """Top-left corner of the minimum-overlap window whose centre is nearest a token."""
+    from .geometry import window_starts
+
+    corner = []
+    for x, n, w in zip(rc, grid, window):
+        starts = window_starts(n, w)
+        corner.append(min(starts, key=lambda s: abs(s + (w - 1) / 2 - x)))
+    return tuple(corner)
+
+
 def _probe_rc(probe, grid):
     from .record import probe_index
 
@@ -188,8 +209,11 @@ def probe_maps_figure(cache, layer: int, step: int, image=None, branches=("globa
             ax.imshow(amap, cmap="magma", alpha=0.75 if backdrop is not None else 1.0, extent=extent)
             r, c = _probe_rc(probe, grid)
             ax.scatter([c + 0.5], [r + 0.5], marker="x", color="cyan")
-            ax.set_title(f"{branch}, probe {tuple(probe) if not isinstance(probe, int) else probe}\n"
-                         f"text mass {probs[i, :text_len].sum():.2f}", fontsize=7)
+            if branch == "local" and meta.get("window"):  # the window the probe attends in (its nearest centre)
+                (y0, x0), (wh, ww) = _home_window((r, c), grid, tuple(meta["window"])), tuple(meta["window"])
+                ax.add_patch(plt.Rectangle((x0, y0), ww, wh, fill=False, color="cyan", lw=1.0, ls="--"))
+            ax.set_title(f"{branch}, probe at {probe_label(probe)}\ntext mass {probs[i, :text_len].sum():.2f}",
+                         fontsize=7)
             ax.axis("off")
     fig.suptitle(f"{cache.layers[layer]}, step {step}", fontsize=9)
     fig.tight_layout()

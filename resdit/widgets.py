@@ -42,7 +42,7 @@ class AttentionExplorer:
             "head": w.IntSlider(min=0, max=heads - 1, description="head"),
             "step": w.SelectionSlider(options=steps, description="step"),
             "branch": w.ToggleButtons(options=branches, description="branch"),
-            "probe": w.Dropdown(options=[(_probe_label(p), i) for i, p in enumerate(cache.meta["probes"])],
+            "probe": w.Dropdown(options=[(plots.probe_label(p), i) for i, p in enumerate(cache.meta["probes"])],
                                 value=0, description="probe at"),
             "curve": w.ToggleButtons(options=["entropy", "distance"], description="curve"),
         }
@@ -70,16 +70,6 @@ class AttentionExplorer:
             cfig, curves = plots.layer_curves(self.cache, v["curve"], v["step"], v["branch"])
             _show(self.output, cfig)
         self.last = {**v, "map": amap, "curve_values": curves}
-
-
-def _probe_label(probe) -> str:
-    """A probe as a reader sees it: where it is (fractions of height and width, or a token index)."""
-    if isinstance(probe, int | float) and not isinstance(probe, bool):
-        return f"token {int(probe)}"
-    r, c = probe
-    if isinstance(r, float) or isinstance(c, float):
-        return f"row {r:.0%}, column {c:.0%} of the image"
-    return f"token row {r}, column {c}"
 
 
 class GenerationExplorer:

@@ -73,3 +73,24 @@ def test_the_generation_explorer_says_it_drives_the_toy_pipeline():
 
     with pytest.raises(TypeError, match="toy pipeline"):
         GenerationExplorer(tiny_flux_pipeline(), "a cat")
+
+
+def test_probe_maps_outline_the_window_each_local_probe_attends_in(saved_cache):
+    """The local panels draw the probe's window; the probe lies inside it, and its attention mass outside is 0."""
+    import matplotlib.patches as mpatches
+
+    from resdit import plots
+
+    fig = plots.probe_maps_figure(saved_cache, 0, 15)
+    local_axes = [ax for ax in fig.axes if ax.get_title().startswith("local")]
+    assert len(local_axes) == 2 and all("probe at token row" in ax.get_title() for ax in local_axes)
+    probs = saved_cache.get("probs", 0, step=15, branch="local")[0].float().mean(0).numpy()
+    for ax, probe, row in zip(local_axes, saved_cache.meta["probes"], probs):
+        (rect,) = [p for p in ax.patches if isinstance(p, mpatches.Rectangle)]
+        x0, y0 = rect.get_xy()
+        r, c = probe
+        assert x0 <= c < x0 + rect.get_width() and y0 <= r < y0 + rect.get_height()
+        amap = plots.probe_map(row, tuple(saved_cache.meta["grid"]), saved_cache.meta["text_len"])
+        inside = np.zeros_like(amap, dtype=bool)
+        inside[int(y0):int(y0 + rect.get_height()), int(x0):int(x0 + rect.get_width())] = True
+        assert amap[~inside].sum() < 1e-6 < amap[inside].sum()
