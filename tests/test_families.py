@@ -16,6 +16,7 @@ from tiny_pipelines import (
     tiny_flux2_pipeline,
     tiny_flux_pipeline,
     tiny_qwenimage,
+    tiny_qwenimage_controlnet_pipeline,
     tiny_qwenimage_pipeline,
     tiny_zimage,
     tiny_zimage_pipeline,
@@ -501,3 +502,29 @@ def test_model_cpu_offload_gives_the_same_images(family):
     direct = resdit.generate(pipe, PROMPT, cfg, 2 * b, b, 2)
     pipe.enable_model_cpu_offload(device="cpu")
     torch.testing.assert_close(resdit.generate(pipe, PROMPT, cfg, 2 * b, b, 2), direct, atol=1e-6, rtol=1e-6)
+
+
+def test_a_qwen_image_controlnet_is_the_stock_pipeline_at_the_base_size_and_shares_the_plan_beyond():
+    """QwenImageControlNetPipeline: the ControlNet gets ResDiT's processors, positions and phases like the
+    transformer (the same plan at 2x x 1x); at the base size every mode is the stock pipeline."""
+    from resdit.processors import ResDiTAttnProcessor
+
+    pipe = tiny_qwenimage_controlnet_pipeline()
+
+    def call(h, w):
+        control = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(3))
+        return pipe(prompt=PROMPT, control_image=control, height=h, width=w, num_inference_steps=2,
+                    generator=torch.Generator().manual_seed(0), output_type="pt").images
+
+    stock = call(64, 64)
+    for mode in ("resdit", "scaled_pe", "dype"):
+        with resdit.enabled(pipe, _cfg("qwenimage", mode)):
+            assert torch.equal(call(64, 64), stock), mode
+    with resdit.enabled(pipe, _cfg("qwenimage", "resdit")) as state:
+        assert all(isinstance(p, ResDiTAttnProcessor) for p in pipe.controlnet.attn_processors.values())
+        out = call(128, 64)
+        control = resdit.get_state(pipe.controlnet)
+        assert control.plan.grid == state.plan.grid == (16, 8)
+        assert torch.equal(control.plan.global_rope[0], state.plan.global_rope[0])
+    assert out.shape == (1, 3, 128, 64) and out.isfinite().all()
+    assert not any(isinstance(p, ResDiTAttnProcessor) for p in pipe.controlnet.attn_processors.values())

@@ -283,3 +283,17 @@ def tiny_zimage_pipeline(seed: int = 0):
     pipe = ZImagePipeline(scheduler=_flux_scheduler(), vae=_vae(16), text_encoder=text_encoder,
                           tokenizer=qwen_tokenizer(), transformer=tiny_zimage(seed))
     return _finish(pipe)
+
+
+def tiny_qwenimage_controlnet_pipeline(seed: int = 0):
+    """A QwenImageControlNetPipeline: the tiny Qwen-Image pipeline's parts and a one-layer ControlNet of the same
+    width (its control image goes through the VAE)."""
+    from diffusers import QwenImageControlNetModel, QwenImageControlNetPipeline
+
+    base = tiny_qwenimage_pipeline(seed)
+    torch.manual_seed(seed + 1)
+    net = QwenImageControlNetModel(patch_size=2, in_channels=16, out_channels=4, num_layers=1, attention_head_dim=16,
+                                   num_attention_heads=3, joint_attention_dim=16, axes_dims_rope=(8, 4, 4))
+    pipe = QwenImageControlNetPipeline(scheduler=base.scheduler, vae=base.vae, text_encoder=base.text_encoder,
+                                       tokenizer=base.tokenizer, transformer=base.transformer, controlnet=net)
+    return _finish(pipe)

@@ -79,6 +79,7 @@ def _install(state, controlnet: bool = False) -> None:
 
 QWEN_IMAGE = register(Family(
     name="qwenimage", label="Qwen-Image", transformers=("QwenImageTransformer2DModel",),
+    controlnets=("QwenImageControlNetModel",),
     pipelines=("QwenImage",), install=_install, takes=lambda spec: not spec.tiled,
     why_not="whole-model tiling runs FLUX's id layout, and Qwen-Image builds its positions inside the transformer.",
     img2img="QwenImageImg2ImgPipeline", default_base=(1328, 1328),
