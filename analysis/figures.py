@@ -197,14 +197,15 @@ def sweep_table(groups: list[dict], conditions=SWEEP_CONDITIONS) -> str:
 
 
 #: one colour per method in every figure (colour-blind-safe Okabe-Ito order; direct always black)
-METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit@defaults": "#0072B2",
+METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit+base_tokens+fft": "#8C2D04", "resdit@defaults": "#0072B2",
                   "resdit": "#0072B2", "resdit_fast@defaults": "#56B4E9", "two_stage": "#009E73", "tiling": "#CC79A7",
                   "upscale": "#E69F00", "scaled_pe+pa": "#999999", "scaled_pe": "#666666", "patch_pe_local": "#F0E442"}
-METHOD_LABELS = {"resdit+base_tokens": "ResDiT, global branch at base tokens", "resdit@defaults":
+METHOD_LABELS = {"resdit+base_tokens+fft": "ResDiT defaults (base tokens, FFT upsampler)",
+                 "resdit+base_tokens": "ResDiT, base tokens, bilinear upsampler", "resdit@defaults":
                  "ResDiT, full-size global branch", "resdit_fast@defaults": "resdit_fast (2x2 blocks, fused only)",
                  "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)",
                  "upscale": "bicubic upscale of the base image", "scaled_pe+pa": "scaled PE + proportional attention"}
-SCALE_CONDITIONS = ("resdit+base_tokens", "resdit@defaults", "two_stage", "tiling", "upscale", "scaled_pe+pa")
+SCALE_CONDITIONS = ("resdit+base_tokens+fft", "resdit+base_tokens", "resdit@defaults", "two_stage", "tiling", "upscale", "scaled_pe+pa")
 
 
 def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: float | None = None):
@@ -241,7 +242,14 @@ def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: 
             ax.set_ylim(*ylim)
     axes[1].set_ylabel("connected pieces per image", fontsize=9)
     axes[2].set_ylabel("band energy / exact render's", fontsize=9)
-    axes[0].set_ylabel("fraction of 32 samples", fontsize=9)
+    ns = sorted({g["n"] for g in groups if g["condition"] in conditions and g["scale"] > 1})
+    axes[0].set_ylabel(f"share of samples (n = {'/'.join(map(str, ns))})", fontsize=9)
+    small = [(g["condition"], g["scale"], g["n"]) for g in groups if g["condition"] in conditions and g["scale"] > 1
+             and g["n"] < max(ns)]
+    if small:
+        axes[0].text(0.01, 0.01, "n < " + str(max(ns)) + ": " + ", ".join(
+            f"{METHOD_LABELS.get(c, c).split(' (')[0]} at {s:g}x ({n})" for c, s, n in small), fontsize=6,
+            transform=axes[0].transAxes, color="#555555", va="bottom")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.12, 1, 1))
