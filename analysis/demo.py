@@ -11,7 +11,6 @@ Beside the PNG it writes the numbers as JSON (with provenance).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

@@ -205,7 +205,8 @@ METHOD_LABELS = {"resdit+base_tokens+fft": "ResDiT defaults (base tokens, FFT up
                  "ResDiT, full-size global branch", "resdit_fast@defaults": "resdit_fast (2x2 blocks, fused only)",
                  "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)",
                  "upscale": "bicubic upscale of the base image", "scaled_pe+pa": "scaled PE + proportional attention"}
-SCALE_CONDITIONS = ("resdit+base_tokens+fft", "resdit+base_tokens", "resdit@defaults", "two_stage", "tiling", "upscale", "scaled_pe+pa")
+SCALE_CONDITIONS = ("resdit+base_tokens+fft", "resdit+base_tokens", "resdit@defaults", "two_stage", "tiling",
+                    "upscale", "scaled_pe+pa")
 
 
 def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: float | None = None):

@@ -3,78 +3,108 @@ its table, every number tagged to results/study-v3 (tests/test_quotes.py checks 
 
     python scripts/findings_v3_text.py        # rewrites those paragraphs and the table in place
 """
-import re, subprocess
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 C = "results/study-v3/claims.json"
 S = "results/study-v3/scales.json"
-import json
-claims = json.load(open(C))["claims"]; groups = json.load(open(S))["groups"]
+claims = json.loads((ROOT / C).read_text())["claims"]
+groups = json.loads((ROOT / S).read_text())["groups"]
+
+
 def cl(a, b, m, s):
     return next(c for c in claims if c["a"] == a and c["b"] == b and c["metric"] == m and c["scale"] == s)
+
+
 def ct(a, b, m, s, path):
     return f"<!-- q:{C}#claims[a={a},b={b},metric={m},scale={s:g}].{path} -->"
+
+
 def diff(a, b, m, s, d=2):
     c = cl(a, b, m, s)
     f = lambda x: f"{x:+.{d}f}"
-    return (f"{f(c['mean'])}{ct(a,b,m,s,'mean')} [{f(c['ci95'][0])}{ct(a,b,m,s,'ci95[0]')}, "
-            f"{f(c['ci95'][1])}{ct(a,b,m,s,'ci95[1]')}]")
+    return (
+        f"{f(c['mean'])}{ct(a, b, m, s, 'mean')} [{f(c['ci95'][0])}{ct(a, b, m, s, 'ci95[0]')}, "
+        f"{f(c['ci95'][1])}{ct(a, b, m, s, 'ci95[1]')}]"
+    )
+
+
 def gv(cond, s, path, d=2):
     g = next(g for g in groups if g["condition"] == cond and g["scale"] == s)
     v = g
     for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
         v = v[int(part[1:-1])] if part.startswith("[") else v[part]
     return f"{v:.{d}f}<!-- q:{S}#groups[condition={cond},scale={s:g}].{path} -->"
+
+
 def n(a, b, m, s):
-    return f"{cl(a,b,m,s)['n']}{ct(a,b,m,s,'n')}"
-B, K, F, P, FFT = "resdit+base_tokens", "resdit+base_tokens+key_bias", "resdit+base_tokens@fused_only", "resdit+base_tokens-pa", "resdit+base_tokens+fft"
-factors = (f"**The factors at 3x, and the defaults there** (one at a time against the bilinear base-token branch, "
- f"32 pairs over 16 prompts, as at 4x): without the log-count key bias {diff(B,K,'correct',3.0)} correct and "
- f"{diff(B,K,'fragments',3.0)} pieces; pooled in every phase rather than the fused phase only, the same layout "
- f"({diff(B,F,'correct',3.0)}: equivalent) and {diff(B,F,'fragments',3.0)} pieces; proportional attention "
- f"{diff(B,P,'fragments',3.0)} pieces, layout not separated ({diff(B,P,'correct',3.0)}); the FFT upsampler against "
- f"bilinear {diff(FFT,B,'correct',3.0)} correct, detail {diff(FFT,B,'detail',3.0)} (equivalent). Every choice made at "
- f"4x holds at 3x. The defaults as shipped (FFT) at 3x: {gv(FFT,3.0,'correct.mean')} "
- f"[{gv(FFT,3.0,'correct.ci95_exact[0]')}, {gv(FFT,3.0,'correct.ci95_exact[1]')}] correct, "
- f"{gv(FFT,3.0,'count.mean')} objects per image. The paper's method as specified (`resdit_paper`) at 3x: "
- f"{gv('resdit',3.0,'correct.mean')}, in {gv('resdit',3.0,'fragments.mean',1)} pieces; `resdit_fast`: "
- f"{gv('resdit_fast@defaults',3.0,'correct.mean')}; every baseline that keeps the stock positions or the windows' "
- f"positions ({', '.join(['direct','NTK','DyPE','time-aware RoPE','windowed attention'])}) at most "
- f"{gv('ntk',3.0,'correct.mean')}.")
-eight = (f"**At 8x against the baselines** (16 cases each for two-stage and latent tiling so far): two-stage keeps "
- f"the object in its cell in {gv('two_stage',8.0,'correct.mean')} "
- f"[{gv('two_stage',8.0,'correct.ci95_exact[0]')}, {gv('two_stage',8.0,'correct.ci95_exact[1]')}] of samples "
- f"(the base-token branch {diff(B,'two_stage','correct',8.0)} more) and draws "
- f"{gv('two_stage',8.0,'count.mean')} objects of the prompted colour per image: its second pass re-noises an "
- f"8x-upsampled base image and denoises it with scaled positions over 16,384 tokens, where scaled PE itself "
- f"already fails at 4x (0.00 above), and the object dissolves into the ground. So drawn-object detail, defined on "
- f"the drawn object, pairs only {n(B,'two_stage','detail',8.0)} cases at 8x: too few to read, and the target "
- f"\"detail above two-stage at 8x\" is not measurable on this toy; its layout is where two-stage loses. Latent "
- f"tiling at 8x: {gv('tiling',8.0,'correct.mean')} correct, {gv('tiling',8.0,'fragments.mean',1)} pieces per "
- f"image, its detail not separated from the base-token branch's ({diff(B,'tiling','detail',8.0)}): the same "
- f"windows draw the same texture, once per tile. Bicubic upscaling keeps the layout at detail "
- f"{gv('upscale',8.0,'detail.mean')} (the base-token branch {diff(B,'upscale','detail',8.0)} above).")
-doc = open("docs/findings.md").read()
+    return f"{cl(a, b, m, s)['n']}{ct(a, b, m, s, 'n')}"
+
+
+B, K, F = "resdit+base_tokens", "resdit+base_tokens+key_bias", "resdit+base_tokens@fused_only"
+P, FFT = "resdit+base_tokens-pa", "resdit+base_tokens+fft"
+factors = (
+    f"**The factors at 3x, and the defaults there** (one at a time against the bilinear base-token branch, "
+    f"32 pairs over 16 prompts, as at 4x): without the log-count key bias {diff(B, K, 'correct', 3.0)} correct and "
+    f"{diff(B, K, 'fragments', 3.0)} pieces; pooled in every phase rather than the fused phase only, the same layout "
+    f"({diff(B, F, 'correct', 3.0)}: equivalent) and {diff(B, F, 'fragments', 3.0)} pieces; proportional attention "
+    f"{diff(B, P, 'fragments', 3.0)} pieces, layout not separated ({diff(B, P, 'correct', 3.0)}); the FFT upsampler against "
+    f"bilinear {diff(FFT, B, 'correct', 3.0)} correct, detail {diff(FFT, B, 'detail', 3.0)} (equivalent). Every choice made at "
+    f"4x holds at 3x. The defaults as shipped (FFT) at 3x: {gv(FFT, 3.0, 'correct.mean')} "
+    f"[{gv(FFT, 3.0, 'correct.ci95_exact[0]')}, {gv(FFT, 3.0, 'correct.ci95_exact[1]')}] correct, "
+    f"{gv(FFT, 3.0, 'count.mean')} objects per image. The paper's method as specified (`resdit_paper`) at 3x: "
+    f"{gv('resdit', 3.0, 'correct.mean')}, in {gv('resdit', 3.0, 'fragments.mean', 1)} pieces; `resdit_fast`: "
+    f"{gv('resdit_fast@defaults', 3.0, 'correct.mean')}; every baseline that keeps the stock positions or the windows' "
+    f"positions ({', '.join(['direct', 'NTK', 'DyPE', 'time-aware RoPE', 'windowed attention'])}) at most "
+    f"{gv('ntk', 3.0, 'correct.mean')}."
+)
+eight = (
+    f"**At 8x against the baselines** (16 cases each for two-stage and latent tiling so far): two-stage keeps "
+    f"the object in its cell in {gv('two_stage', 8.0, 'correct.mean')} "
+    f"[{gv('two_stage', 8.0, 'correct.ci95_exact[0]')}, {gv('two_stage', 8.0, 'correct.ci95_exact[1]')}] of samples "
+    f"(the base-token branch {diff(B, 'two_stage', 'correct', 8.0)} more) and draws "
+    f"{gv('two_stage', 8.0, 'count.mean')} objects of the prompted colour per image: its second pass re-noises an "
+    f"8x-upsampled base image and denoises it with scaled positions over 16,384 tokens, where scaled PE itself "
+    f"already fails at 4x (0.00 above), and the object dissolves into the ground. So drawn-object detail, defined on "
+    f"the drawn object, pairs only {n(B, 'two_stage', 'detail', 8.0)} cases at 8x: too few to read, and the target "
+    f'"detail above two-stage at 8x" is not measurable on this toy; its layout is where two-stage loses. Latent '
+    f"tiling at 8x: {gv('tiling', 8.0, 'correct.mean')} correct, {gv('tiling', 8.0, 'fragments.mean', 1)} pieces per "
+    f"image, its detail not separated from the base-token branch's ({diff(B, 'tiling', 'detail', 8.0)}): the same "
+    f"windows draw the same texture, once per tile. Bicubic upscaling keeps the layout at detail "
+    f"{gv('upscale', 8.0, 'detail.mean')} (the base-token branch {diff(B, 'upscale', 'detail', 8.0)} above)."
+)
+doc = (ROOT / "docs/findings.md").read_text()
 anchor = "\n**What attention entropy reads**"
 assert anchor in doc
 marker = "**The factors at 3x, and the defaults there**"
 if marker in doc:
-    start = doc.index(marker); end = doc.index(anchor)
+    start = doc.index(marker)
+    end = doc.index(anchor)
     doc = doc[:start] + factors + "\n" + doc[end:]
 else:
     doc = doc.replace(anchor, "\n" + factors + "\n" + anchor, 1)
 anchor2 = "\n**What the branch costs in the picture.**"
 marker2 = "**At 8x against the baselines**"
 if marker2 in doc:
-    start = doc.index(marker2); end = doc.index(anchor2)
+    start = doc.index(marker2)
+    end = doc.index(anchor2)
     doc = doc[:start] + eight + "\n" + doc[end:]
 else:
     doc = doc.replace(anchor2, "\n" + eight + "\n" + anchor2, 1)
 # the table
-table = subprocess.run([".venv/bin/python", "scripts/findings_v3_table.py"], capture_output=True, text=True, check=True).stdout
+table = subprocess.run(
+    [sys.executable, str(ROOT / "scripts/findings_v3_table.py")], capture_output=True, text=True, check=True
+).stdout
 lines = doc.split("\n")
 i0 = next(i for i, l in enumerate(lines) if l.startswith("| scale | condition | n | correct [exact 95 %]"))
 i1 = i0
 while i1 < len(lines) and lines[i1].startswith("|"):
     i1 += 1
 lines[i0:i1] = table.rstrip("\n").split("\n")
-open("docs/findings.md", "w").write("\n".join(lines))
+(ROOT / "docs/findings.md").write_text("\n".join(lines))
 print("ok")

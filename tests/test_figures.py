@@ -116,7 +116,8 @@ def test_condition_bars_name_conditions_for_readers_and_show_zero_and_missing():
     assert "ResDiT as in the paper" in labels[2]
     texts = [t.get_text().strip() for t in ax.texts]
     assert texts == ["not run"]  # two-stage at 2x
-    zero_ticks = [ln for ln in ax.lines if ln.get_marker() == "|" and ln.get_markersize() == 5 and ln.get_xdata()[0] == 0]
+    zero_ticks = [ln for ln in ax.lines
+                  if ln.get_marker() == "|" and ln.get_markersize() == 5 and ln.get_xdata()[0] == 0]
     assert len(zero_ticks) == 1  # resdit at 4x: 0.0, drawn
     assert "`resdit`" in name_table(["resdit"]) and reader_name("resdit") in name_table(["resdit"])
 

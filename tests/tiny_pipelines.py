@@ -254,8 +254,8 @@ def tiny_qwenimage_pipeline(seed: int = 0):
     vae = AutoencoderKLQwenImage(base_dim=24, z_dim=4, dim_mult=[1, 2, 4], num_res_blocks=1,
                                  temperal_downsample=[False, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
     text_encoder = Qwen2_5_VLForConditionalGeneration(config)
-    pipe = QwenImagePipeline(scheduler=_flux_scheduler(), vae=vae, text_encoder=text_encoder, tokenizer=qwen_tokenizer(),
-                             transformer=tiny_qwenimage(seed))
+    pipe = QwenImagePipeline(scheduler=_flux_scheduler(), vae=vae, text_encoder=text_encoder,
+                             tokenizer=qwen_tokenizer(), transformer=tiny_qwenimage(seed))
     return _finish(pipe)
 
 

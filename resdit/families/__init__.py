@@ -7,8 +7,8 @@ core. :mod:`resdit.apply` dispatches through :data:`FAMILIES`; :mod:`resdit.load
 from the same table.
 
 Families:
-    flux (FLUX.1 and its ControlNet), chroma, flux2 (FLUX.2 [dev] and [klein]), qwenimage, zimage, sd3 (SD3 / SD3.5 and their
-    ControlNets).
+    flux (FLUX.1 and its ControlNet), chroma, flux2 (FLUX.2 [dev] and [klein]), qwenimage (and its ControlNet),
+    zimage, sd3 (SD3 / SD3.5 and their ControlNets).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ the formula, not the lookup). Omni mode (several images, SigLIP features) and ti
 from __future__ import annotations
 
 from .base import Family, register
-from .flux import install_flux
 
 
 class ZImagePositions:
