@@ -149,8 +149,9 @@ def test_an_interrupt_is_one_line_and_exit_130_with_nothing_left(tmp_path):
 
     out = tmp_path / "x.png"
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    proc = subprocess.Popen([sys.executable, "-m", "resdit.cli", "generate", "--prompt", PROMPT, "--height", "256",
-                             "--width", "256", "--steps", "50", "--mode", "scaled_pe", "--out", str(out)],
+    # 128 px (4,096 tokens, a short step) and many steps: the signal lands between two steps, even on a busy machine
+    proc = subprocess.Popen([sys.executable, "-m", "resdit.cli", "generate", "--prompt", PROMPT, "--height", "128",
+                             "--width", "128", "--steps", "400", "--mode", "scaled_pe", "--out", str(out)],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     err_chunks = []
     reader = threading.Thread(target=lambda: err_chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
