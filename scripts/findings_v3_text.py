@@ -64,7 +64,8 @@ factors = (
     f"{gv('ntk', 3.0, 'correct.mean')}."
 )
 eight = (
-    f"**At 8x against the baselines** (16 cases each for two-stage and latent tiling so far): two-stage keeps "
+    f"**At 8x against the baselines** ({gv('two_stage', 8.0, 'n', 0)} cases of two-stage, "
+    f"{gv('tiling', 8.0, 'n', 0)} of latent tiling): two-stage keeps "
     f"the object in its cell in {gv('two_stage', 8.0, 'correct.mean')} "
     f"[{gv('two_stage', 8.0, 'correct.ci95_exact[0]')}, {gv('two_stage', 8.0, 'correct.ci95_exact[1]')}] of samples "
     f"(the base-token branch {diff(B, 'two_stage', 'correct', 8.0)} more) and draws "
