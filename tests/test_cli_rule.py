@@ -152,7 +152,10 @@ def test_an_interrupt_is_one_line_and_exit_130_with_nothing_left(tmp_path):
     # 128 px (4,096 tokens, a short step) and many steps: the signal lands between two steps, even on a busy machine
     proc = subprocess.Popen([sys.executable, "-m", "resdit.cli", "generate", "--prompt", PROMPT, "--height", "128",
                              "--width", "128", "--steps", "400", "--mode", "scaled_pe", "--out", str(out)],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                            # a shell's Ctrl-C reaches a program whose SIGINT is the default, whatever the test
+                            # runner's is (a runner that ignores SIGINT would pass that on to the child)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err_chunks = []
     reader = threading.Thread(target=lambda: err_chunks.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
     reader.start()
