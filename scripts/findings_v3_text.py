@@ -80,23 +80,18 @@ eight = (
     f"{gv('upscale', 8.0, 'detail.mean')} (the base-token branch {diff(B, 'upscale', 'detail', 8.0)} above)."
 )
 doc = (ROOT / "docs/findings.md").read_text()
-anchor = "\n**What attention entropy reads**"
-assert anchor in doc
-marker = "**The factors at 3x, and the defaults there**"
-if marker in doc:
-    start = doc.index(marker)
-    end = doc.index(anchor)
-    doc = doc[:start] + factors + "\n" + doc[end:]
-else:
-    doc = doc.replace(anchor, "\n" + factors + "\n" + anchor, 1)
-anchor2 = "\n**What the branch costs in the picture.**"
-marker2 = "**At 8x against the baselines**"
-if marker2 in doc:
-    start = doc.index(marker2)
-    end = doc.index(anchor2)
-    doc = doc[:start] + eight + "\n" + doc[end:]
-else:
-    doc = doc.replace(anchor2, "\n" + eight + "\n" + anchor2, 1)
+
+
+def put(doc: str, text: str, marker: str, before: str) -> str:
+    """``text`` as the paragraph that starts with ``marker``, placed (or replaced) just before ``before``."""
+    assert before in doc
+    if marker in doc:
+        return doc[: doc.index(marker)] + text + "\n" + doc[doc.index(before) :]
+    return doc.replace(before, "\n" + text + "\n" + before, 1)
+
+
+doc = put(doc, factors, "**The factors at 3x, and the defaults there**", "\n**What attention entropy reads**")
+doc = put(doc, eight, "**At 8x against the baselines**", "\n**What the branch costs in the picture.**")
 # the table
 table = subprocess.run(
     [sys.executable, str(ROOT / "scripts/findings_v3_table.py")], capture_output=True, text=True, check=True
