@@ -153,8 +153,9 @@ class ResDiTAttnProcessor:
         """Full attention with the global table: ``[B, S, heads*D]``."""
         cos, sin = plan.global_rope
         q, k = apply_rope(query, cos, sin), apply_rope(key, cos, sin)
-        mask = key_bias_of(branch_mask(attention_mask, plan.text_len, plan.image_tokens))
-        self._note_global(q, k, value, plan.global_scale, mask, plan.grid, (1, 1))
+        if self._ran is not None:  # the mask as a key bias, built only for an observer
+            mask = key_bias_of(branch_mask(attention_mask, plan.text_len, plan.image_tokens))
+            self._note_global(q, k, value, plan.global_scale, mask, plan.grid, (1, 1))
         out = dispatch_attention_fn(
             q, k, value, attn_mask=attention_mask,
             scale=plan.global_scale, backend=self._attention_backend, parallel_config=self._parallel_config,
