@@ -55,15 +55,20 @@ CONDITIONS: dict[str, dict] = {
     # ceil(W/w) blocks in every phase, no key bias, bilinear upsampling, proportional attention, fusion to the last
     # step; then one factor each. Every factor is spelled out, so the names keep their meaning when defaults move.
     "resdit+base_tokens": dict(mode="resdit", global_tokens="base", upsampler="bilinear", key_bias=False,
-                               pool_phases="all", proportional_attention=True),
+                               pool_phases="all", proportional_attention=True, nyquist_cutoff=False),
     "resdit+base_tokens+fft": dict(mode="resdit", global_tokens="base", upsampler="fft", key_bias=False,
-                                   pool_phases="all", proportional_attention=True),
+                                   pool_phases="all", proportional_attention=True, nyquist_cutoff=False),
     "resdit+base_tokens+key_bias": dict(mode="resdit", global_tokens="base", upsampler="bilinear", key_bias=True,
-                                        pool_phases="all", proportional_attention=True),
+                                        pool_phases="all", proportional_attention=True, nyquist_cutoff=False),
     "resdit+base_tokens-pa": dict(mode="resdit", global_tokens="base", upsampler="bilinear", key_bias=False,
-                                  pool_phases="all", proportional_attention=False),
+                                  pool_phases="all", proportional_attention=False, nyquist_cutoff=False),
     "resdit+base_tokens@fused_only": dict(mode="resdit", global_tokens="base", upsampler="bilinear",
-                                          key_bias=False, pool_phases="fused", proportional_attention=True),
+                                          key_bias=False, pool_phases="fused", proportional_attention=True,
+                                          nyquist_cutoff=False),
+    # PSF's cutoff lowered to the blocks' Nyquist limit where the blocks cannot hold it (8x8 blocks at 8x): the
+    # local branch then draws the band 1/p < rho <= 0.2 that no branch draws otherwise.
+    "resdit+base_tokens+fft+nyquist": dict(mode="resdit", global_tokens="base", upsampler="fft", key_bias=False,
+                                           pool_phases="all", proportional_attention=True, nyquist_cutoff=True),
     # The defaults before the base-token branch: the full-size global branch (rows named resdit@defaults made before
     # the switch ran exactly this).
     "resdit+full_tokens": dict(mode="resdit", global_tokens="full"),

@@ -58,12 +58,15 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
                    help="log(tokens per block) on pooled keys (default: off for base tokens, on for resdit_fast)")
     p.add_argument("--pool-phases", choices=["all", "fused"], default=None,
                    help="phases whose global branch is pooled (default: all for base tokens)")
+    p.add_argument("--nyquist-cutoff", action=argparse.BooleanOptionalAction, default=None,
+                   help="lower PSF's cutoff to the pooled blocks' Nyquist limit 1/p where p > 1/cutoff (8x8 blocks)")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
     """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
     names = ("cutoff", "splice_width", "global_steps", "local_steps", "phase_by", "proportional_attention", "mu",
-             "window_chunk", "strength", "global_tokens", "upsampler", "key_bias", "pool_phases")
+             "window_chunk", "strength", "global_tokens", "upsampler", "key_bias", "pool_phases",
+             "nyquist_cutoff")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 

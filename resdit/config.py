@@ -202,6 +202,10 @@ class ResDiTConfig:
         upsampler: how pooled outputs return to the token grid: ``"bilinear"`` or ``"fft"`` (band-limited: zero-
             padded spectrum with the block mean's response divided out, exact for a periodic field below the pooled
             grid's Nyquist limit). None: ``"fft"`` with ``global_tokens="base"``, ``"bilinear"`` with ``global_pool``.
+        nyquist_cutoff: with a pooled global branch whose blocks cannot hold the frequencies up to ``cutoff``
+            (``ph`` or ``pw`` above ``1 / cutoff``: 8x8 blocks at 8x, with the paper's 0.2), lower PSF's cutoff in
+            the fused phase to the blocks' Nyquist limit ``rho = 1 / max(ph, pw)``, so that the local branch draws
+            the band the blocks do not have (otherwise neither branch does). None: off.
         ntk_factor: theta multiplier of the ``ntk`` and ``time_aware`` modes (I-Max: 10).
         watershed: fraction of the steps after which ``time_aware`` switches from
             interpolation to NTK (Lumina-Next: 0.3).
@@ -225,6 +229,7 @@ class ResDiTConfig:
     pool_phases: str | None = None
     key_bias: bool | None = None
     upsampler: str | None = None
+    nyquist_cutoff: bool | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
@@ -247,7 +252,7 @@ class ResDiTConfig:
                 raise ResDiTConfigError(f"{name}={value!r} must be a number (got {type(value).__name__}).")
             if not math.isfinite(value):
                 raise ResDiTConfigError(f"{name}={value} is not a finite number.")
-        for name in ("proportional_attention", "key_bias"):
+        for name in ("proportional_attention", "key_bias", "nyquist_cutoff"):
             if not any(getattr(self, name) is v for v in (None, True, False)):
                 raise ResDiTConfigError(f"{name}={getattr(self, name)!r}: use True, False or None (the mode's own).")
         if not (0.0 <= self.cutoff <= math.sqrt(2) + 1e-12):
@@ -356,6 +361,13 @@ class ResDiTConfig:
     @property
     def uses_key_bias(self) -> bool:
         return (self.tokens != "base") if self.key_bias is None else self.key_bias
+
+    def psf_cutoff(self, factors: tuple[int, int] = (1, 1)) -> float:
+        """PSF's cutoff in the fused phase with a global branch on ``factors`` blocks: ``cutoff``, or with
+        ``nyquist_cutoff`` at most the blocks' Nyquist limit ``1 / max(factors)`` (normalised radius)."""
+        if self.nyquist_cutoff and max(factors) > 1:
+            return min(self.cutoff, 1.0 / max(factors))
+        return self.cutoff
 
     @property
     def shift(self) -> float | str:

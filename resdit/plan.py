@@ -35,6 +35,7 @@ class Plan:
         mask: PSF mask ``[wh, ww // 2 + 1]``.
         global_scale: softmax scale of the global branch (None: the default ``1/sqrt(d)``).
         pooled: the fused phase's pooled global branch (``config.pool > 1``), else None.
+        cutoff: the PSF cutoff of ``mask`` (:meth:`resdit.config.ResDiTConfig.psf_cutoff`).
     """
 
     grid: tuple[int, int]
@@ -48,6 +49,7 @@ class Plan:
     mask: torch.Tensor
     global_scale: float | None
     pooled: "PooledGlobal | None" = None
+    cutoff: float = 0.2
 
     @property
     def image_tokens(self) -> int:
@@ -307,6 +309,7 @@ def build_plan(cfg: ResDiTConfig, pos_embed, grid: tuple[int, int], base: tuple[
     if factors != (1, 1):
         pooled = _pooled_global(positions, txt, gids, grid, base, variant, factors, cfg.uses_key_bias,
                                 cfg.pooled_phases, cfg.upsampling, frame)
+    cutoff = cfg.psf_cutoff(factors)
     return Plan(grid, base, txt.shape[0], partition.to(device), gids, local_ids, tuple(global_rope),
-                None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cfg.cutoff).to(device), scale,
-                pooled)
+                None if local_rope is None else tuple(local_rope), radial_mask((wh, ww), cutoff).to(device), scale,
+                pooled, cutoff)

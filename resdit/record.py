@@ -379,7 +379,7 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
         yield cache
         if state.plan is not None:
             cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=state.plan.text_len,
-                              window=list(state.plan.partition.window), cutoff=state.config.cutoff)
+                              window=list(state.plan.partition.window), cutoff=getattr(state.plan, "cutoff", state.config.cutoff))
             pooled = getattr(state.plan, "pooled", None)
             if pooled is not None:  # the global branch's rows and keys are these blocks
                 cache.meta.update(pooled_grid=list(pooled.grid), pooled_factors=list(pooled.factors),

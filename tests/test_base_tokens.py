@@ -13,7 +13,7 @@ import resdit.processors as processors
 from resdit import ResDiTConfig, ResDiTConfigError
 from resdit.record import attention_layers
 from resdit.plan import base_token_factors, build_plan, pool_grid, unpool_grid
-from resdit.spectral import radial_mask
+from resdit.spectral import radial_frequency, radial_mask, spectral_fuse
 
 
 def _run(model, inputs, step=0, steps=20, base_grid=(8, 8), **cfg):
@@ -124,6 +124,41 @@ def test_fft_upsampler_keeps_a_band_limited_field_below_the_cutoff(factors, cuto
     if max(factors) >= 4:  # bilinear interpolation of block means loses most of the band near the cutoff
         bilinear = unpool_grid(pool_grid(tokens, (h, w), factors), (h, w), factors, "bilinear")
         assert (bilinear - tokens).abs().max() / tokens.abs().max() > 0.05
+
+
+def test_nyquist_cutoff_lowers_psf_to_the_blocks_limit_only_where_they_cannot_hold_the_band(transformer):
+    base = (8, 8)
+    for grid, factor in (((64, 64), 8), ((48, 48), 6), ((32, 32), 4), ((40, 40), 5)):
+        plans = {on: build_plan(ResDiTConfig(mode="resdit", global_tokens="base", nyquist_cutoff=on),
+                                transformer.pos_embed, grid, base, torch.zeros(2, 3), 16, "cpu") for on in (False, True)}
+        assert plans[True].pooled.factors == (factor, factor)
+        expected = min(0.2, 1 / factor)  # 8x8 and 6x6 blocks hold rho <= 1/8, 1/6; 4x4 and 5x5 hold 0.2
+        assert plans[True].cutoff == pytest.approx(expected) and plans[False].cutoff == 0.2
+        assert torch.equal(plans[True].mask, radial_mask(plans[True].partition.window, expected))
+    inputs = flux_inputs((32, 32))  # 4x: the cap does not apply, so the output is the same bit for bit
+    assert torch.equal(_run(transformer, inputs, 10, mode="resdit", global_tokens="base", nyquist_cutoff=True),
+                       _run(transformer, inputs, 10, mode="resdit", global_tokens="base"))
+
+
+def test_nyquist_cutoff_gives_the_band_above_the_blocks_limit_to_the_local_branch():
+    # a global branch on 8x8 blocks (FFT-upsampled) has next to nothing above rho = 1/8; with PSF's 0.2 the fused
+    # output keeps that near-empty band, with the cap at 1/8 it keeps the local branch's
+    h = w = 64
+    g = torch.Generator().manual_seed(0)
+    field = torch.randn(1, h * w, 1, generator=g, dtype=torch.float64)
+    glob = unpool_grid(pool_grid(field, (h, w), (8, 8)), (h, w), (8, 8), "fft").view(h, w, 1)
+    local = torch.randn(h, w, 1, generator=g, dtype=torch.float64)
+    rho = radial_frequency((h, w))
+    gap = ((rho > 0.125 + 1e-9) & (rho <= 0.2 + 1e-9)).double()
+
+    def band(x):
+        return (torch.fft.rfft2(x[..., 0]).abs().pow(2) * gap).sum()
+
+    plain = spectral_fuse(glob, local, radial_mask((h, w), 0.2).double())
+    capped = spectral_fuse(glob, local, radial_mask((h, w), ResDiTConfig(
+        mode="resdit", global_tokens="base", nyquist_cutoff=True).psf_cutoff((8, 8))).double())
+    assert band(plain) < 0.05 * band(local)
+    torch.testing.assert_close(band(capped), band(local), rtol=1e-5, atol=0)  # fused in float32
 
 
 def test_config_refuses_what_it_cannot_run():
