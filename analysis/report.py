@@ -149,25 +149,43 @@ def _numbers_html(numbers: dict, limit: int = 12) -> str:
     prov = numbers.get("provenance") or {}
     numbers = {k: v for k, v in numbers.items() if k not in ("provenance", "settings")}
     for key, value in list(numbers.items())[:limit]:
-        if isinstance(value, dict):
-            shown = ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:8])
-            shown += " ..." if len(value) > 8 else ""
-        else:
-            shown = _short(value)
-        rows.append(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(shown)}</td></tr>")
+        rows.append(f"<tr><td>{html.escape(str(key))}</td><td>{_value_html(value)}</td></tr>")
     made_by = (f"<p><small>made by commit {html.escape(str(prov.get('commit')))}"
                f"{' (uncommitted changes)' if prov.get('dirty') else ''}, model {html.escape(str(prov.get('model_id')))}"
                f", torch {html.escape(str(prov.get('versions', {}).get('torch')))}</small></p>") if prov else ""
     return (f"<table>{''.join(rows)}</table>" if rows else "<p>(no numbers recorded)</p>") + made_by
 
 
+def _value_html(value, limit: int = 8) -> str:
+    """A recorded value as a reader reads it: a dict of records as a table (one row each, a column per field), a
+    flat dict as a two-column table, everything else rounded to what it carries (:func:`_short`)."""
+    import html
+
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        fields = list(dict.fromkeys(f for v in value.values() for f in v))
+        head = "".join(f"<th>{html.escape(str(f))}</th>" for f in fields)
+        body = "".join(f"<tr><td>{html.escape(str(k))}</td>"
+                       + "".join(f"<td>{html.escape(_short(v.get(f, '')))}</td>" for f in fields) + "</tr>"
+                       for k, v in list(value.items())[:limit])
+        more = f"<tr><td colspan={len(fields) + 1}>... {len(value) - limit} more</td></tr>" if len(value) > limit else ""
+        return f"<table><tr><th></th>{head}</tr>{body}{more}</table>"
+    if isinstance(value, dict):
+        body = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_short(v))}</td></tr>"
+                       for k, v in list(value.items())[:limit])
+        more = f"<tr><td colspan=2>... {len(value) - limit} more</td></tr>" if len(value) > limit else ""
+        return f"<table>{body}{more}</table>"
+    return html.escape(_short(value))
+
+
 def _short(value) -> str:
+    if value is None:  # a metric undefined for that case (no object drawn, no window border): not a zero
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, list):
         return "[" + ", ".join(_short(v) for v in value[:6]) + (", ...]" if len(value) > 6 else "]")
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:4]) + "}"
+        return ", ".join(f"{k}: {_short(v)}" for k, v in list(value.items())[:4]) + (" ..." if len(value) > 4 else "")
     return str(value)
 
 
@@ -192,7 +210,13 @@ def index_page(out: Path, rows: list[tuple[str, str]], smoke: bool) -> str:
                         f"<p><small>{settings_line}</small></p>{figure}"
                         f"<h3>key numbers</h3>{_numbers_html(read_numbers(path) if path.exists() else {})}</section>")
     title = f"resdit report{' (smoke)' if smoke else ''}"
-    return (f"<html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1>"
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}"
+             "table{border-collapse:collapse}td,th{padding:1px 8px;vertical-align:top}"
+             "td table td,td table th{text-align:right;font-variant-numeric:tabular-nums}"
+             "td table td:first-child{text-align:left;white-space:nowrap}")
+    return (f"<html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head><body>"
+            f"<h1>{title}</h1><p>n/a: a metric undefined for that case (no object of the prompted colour drawn, "
+            "no window border to read a seam on), not a zero.</p>"
             + "".join(sections) + "</body></html>")
 
 

@@ -167,7 +167,7 @@ def test_notebooks_run_on_a_diffusers_flux_checkpoint_by_changing_model(name, ex
 def test_the_static_report_works_offline_and_reads_as_a_page(report):
     """No widget manager or any other script from the network; every slider section has a precomputed flipbook;
     no cell shows a dict as its Out[]; no markdown table left as raw text; the index states the settings that ran
-    (the smoke branch's steps, not the parameters cell's)."""
+    (the smoke branch's steps, not the parameters cell's) and shows its key numbers as tables."""
     import re
 
     from analysis.flipbook import MARKER
@@ -186,3 +186,6 @@ def test_the_static_report_works_offline_and_reads_as_a_page(report):
         assert (report / f"{stem}.html").read_text().count(f'class="{MARKER}"') >= (3 if stem.startswith("02") else 1)
     index = (report / "index.html").read_text()
     assert "STEPS=4" in index and "STEPS=20" not in index
+    for section in index.split("<h3>key numbers</h3>")[1:]:  # records as tables, never as printed dicts
+        numbers = section.split("made by")[0]
+        assert "<table>" in numbers and "{" not in numbers and "}" not in numbers, numbers[:300]
