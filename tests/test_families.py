@@ -3,6 +3,7 @@ tests: the stock model at the base size in every mode, exact removal, scaled pos
 position interpolation, the local branch equal to stock attention on each window, generations at 2x and 1:2,
 and recorded probabilities that reproduce the attention output. Chroma runs with its text-padding mask."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from tiny_pipelines import (
     tiny_flux_pipeline,
     tiny_qwenimage,
     tiny_qwenimage_controlnet_pipeline,
+    tiny_zimage_controlnet_pipeline,
     tiny_qwenimage_pipeline,
     tiny_zimage,
     tiny_zimage_pipeline,
@@ -528,3 +530,48 @@ def test_a_qwen_image_controlnet_is_the_stock_pipeline_at_the_base_size_and_shar
         assert torch.equal(control.plan.global_rope[0], state.plan.global_rope[0])
     assert out.shape == (1, 3, 128, 64) and out.isfinite().all()
     assert not any(isinstance(p, ResDiTAttnProcessor) for p in pipe.controlnet.attn_processors.values())
+
+
+def test_a_z_image_controlnet_is_the_stock_pipeline_at_the_base_size_and_its_shared_refiner_runs_each_steps_phase(
+        monkeypatch):
+    """ZImageControlNetPipeline: the ControlNet shares the transformer's image refiner and runs before it in every
+    step; its own layers get ResDiT's processors, the shared ones keep the transformer's, and every attention call of
+    a step runs that step's phase (the ControlNet's pre-hook prepares the transformer's state too)."""
+    import resdit.processors as processors
+    from resdit.processors import ResDiTAttnProcessor
+
+    pipe = tiny_zimage_controlnet_pipeline()
+
+    def call(h, w, steps=2, scale=0.75):
+        control = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(3))
+        return pipe(prompt=PROMPT, control_image=control, height=h, width=w, num_inference_steps=steps,
+                    controlnet_conditioning_scale=scale, generator=torch.Generator().manual_seed(0),
+                    output_type="pt").images
+
+    b = BASE["zimage"]
+    stock = call(b, b)
+    assert not torch.allclose(call(b, b, scale=0.0), stock, atol=1e-3)  # the control branch does something
+    for mode in ("resdit", "scaled_pe", "dype"):
+        with resdit.enabled(pipe, _cfg("zimage", mode)):
+            torch.testing.assert_close(call(b, b), stock, atol=EXACT["zimage"], rtol=0)  # the grid reordered
+    phases, original = [], ResDiTAttnProcessor.run
+
+    def spy(self, *args, **kwargs):
+        phases.append((self.state.step, self.state.phase))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(processors.ResDiTAttnProcessor, "run", spy)
+    cfg = _cfg("zimage", "resdit", global_steps=1, local_steps=1)
+    with resdit.enabled(pipe, cfg) as state:
+        refiner = pipe.controlnet.noise_refiner[0].attention.processor
+        assert isinstance(refiner, ResDiTAttnProcessor) and refiner.state is state  # shared: the transformer's
+        own = pipe.controlnet.control_layers[0].attention.processor
+        assert isinstance(own, ResDiTAttnProcessor) and own.state is resdit.get_state(pipe.controlnet)
+        out = call(2 * b, b, steps=3)
+    assert out.shape == (1, 3, 2 * b, b) and out.isfinite().all()
+    by_step = {}
+    for step, phase in phases:
+        by_step.setdefault(step, set()).add(phase)
+    assert [by_step[s] for s in sorted(by_step)] == [{"global"}, {"fused"}, {"local"}]
+    assert not any(isinstance(m.processor, ResDiTAttnProcessor) for m in pipe.controlnet.modules()
+                   if hasattr(m, "processor"))

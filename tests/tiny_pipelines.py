@@ -285,6 +285,23 @@ def tiny_zimage_pipeline(seed: int = 0):
     return _finish(pipe)
 
 
+def tiny_zimage_controlnet_pipeline(seed: int = 0):
+    """A ZImageControlNetPipeline: the tiny Z-Image pipeline's parts and a ControlNet of one control layer (at the
+    first joint layer) and its own image refiner, of the transformer's width (it shares the transformer's embedders
+    and refiners, as ``from_transformer`` sets it up)."""
+    from diffusers import ZImageControlNetModel, ZImageControlNetPipeline
+
+    base = tiny_zimage_pipeline(seed)
+    torch.manual_seed(seed + 1)
+    net = ZImageControlNetModel(control_layers_places=[0], control_in_dim=16, all_patch_size=(2,),
+                                all_f_patch_size=(1,), dim=32, n_refiner_layers=1, n_heads=2, n_kv_heads=2)
+    for p in net.parameters():  # zero-initialised projections would make the control branch a no-op
+        torch.nn.init.normal_(p, std=0.05) if p.ndim > 1 and not p.abs().sum() else None
+    pipe = ZImageControlNetPipeline(scheduler=base.scheduler, vae=base.vae, text_encoder=base.text_encoder,
+                                    tokenizer=base.tokenizer, transformer=base.transformer, controlnet=net)
+    return _finish(pipe)
+
+
 def tiny_qwenimage_controlnet_pipeline(seed: int = 0):
     """A QwenImageControlNetPipeline: the tiny Qwen-Image pipeline's parts and a one-layer ControlNet of the same
     width (its control image goes through the VAE)."""

@@ -7,7 +7,8 @@ ResDiT runs the branches on the image grid of the image-only and the joint layer
 stock. Every other token (the caption, the pad tokens) is rotated by the model's own table, per sample, and enters
 the branches as text; the image tokens' ``t`` rotation (the same for the whole grid) is applied the model's way
 before the branches give rows and columns their own positions (:class:`ZImagePositions`: fractional positions need
-the formula, not the lookup). Omni mode (several images, SigLIP features) and tiling are refused.
+the formula, not the lookup). Omni mode (several images, SigLIP features) and tiling are refused. The ControlNet
+(``ZImageControlNetModel``) gets the processors on its own layers and shares the transformer's image refiner.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def _install(state, controlnet: bool = False) -> None:
 
 
 ZIMAGE = register(Family(
-    name="zimage", label="Z-Image", transformers=("ZImageTransformer2DModel",), pipelines=("ZImage",),
+    name="zimage", label="Z-Image", transformers=("ZImageTransformer2DModel",), controlnets=("ZImageControlNetModel",),
+    pipelines=("ZImage",),
     install=_install, takes=lambda spec: not spec.tiled, patch=lambda config: 2,
     why_not="whole-model tiling runs FLUX's id layout, and Z-Image builds its positions inside the transformer.",
     img2img="ZImageImg2ImgPipeline",

@@ -42,14 +42,30 @@ class ResDiTZImageAttnProcessor(ResDiTAttnProcessor):
 
 def install_zimage(state, call_inputs) -> None:
     """Processors on the image refiner's and the joint layers' attention, module by module (the model has no
-    ``set_attn_processor``; the caption refiner stays stock), and the pre-hook that prepares each call."""
+    ``set_attn_processor``; the caption refiner stays stock), and the pre-hook that prepares each call.
+
+    A ControlNet (``ZImageControlNetModel``) holds the transformer's own refiners (``from_transformer``): those keep
+    the transformer's processors, and the ControlNet's pre-hook prepares the transformer's state too, since the
+    pipeline calls the ControlNet first in every step."""
     transformer = state.transformer
+    owners = []
     for name, module in transformer.named_modules():
-        if isinstance(module, Attention) and not name.startswith("context_refiner"):
-            original = module.processor
-            module.set_processor(ResDiTZImageAttnProcessor(state, name))
-            state.on_undo(lambda m=module, o=original: m.set_processor(o))
+        if not isinstance(module, Attention) or name.startswith("context_refiner"):
+            continue
+        original = module.processor
+        if isinstance(original, ResDiTAttnProcessor):  # a module shared with the transformer, installed there
+            if original.state is not state and original.state not in owners:
+                owners.append(original.state)
+            continue
+        module.set_processor(ResDiTZImageAttnProcessor(state, name))
+        state.on_undo(lambda m=module, o=original: m.set_processor(o))
 
     from .flux import prepare_each_call
 
-    prepare_each_call(state, call_inputs)
+    def prepare_all(module, args, kwargs):
+        inputs = call_inputs(module, args, kwargs)
+        for owner in owners:
+            owner.prepare(**inputs)
+        return inputs
+
+    prepare_each_call(state, prepare_all if owners else call_inputs)
