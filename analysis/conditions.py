@@ -14,7 +14,7 @@ CONDITIONS: dict[str, dict] = {
     "scaled_pe": dict(proportional_attention=False, mode="scaled_pe"),  # (c)
     "patch_pe": dict(proportional_attention=False, mode="patch_pe"),  # (d)
     "patch_pe_local": dict(proportional_attention=False, mode="patch_pe_local"),  # (e)
-    "resdit": dict(proportional_attention=False, mode="resdit_paper"),  # the paper's method as specified
+    "resdit_paper": dict(proportional_attention=False, mode="resdit_paper"),  # the paper's method as specified
     "resdit_no_pes": dict(proportional_attention=False, mode="resdit_no_pes"),
     "resdit_no_pipe": dict(proportional_attention=False, mode="resdit_no_pipe"),
     "resdit_no_psf": dict(proportional_attention=False, mode="resdit_no_psf"),
@@ -29,28 +29,27 @@ CONDITIONS: dict[str, dict] = {
     "two_stage": dict(proportional_attention=False, mode="two_stage"),
     "upscale": dict(proportional_attention=False, mode="upscale"),
     "scaled_pe+pa": dict(mode="scaled_pe", proportional_attention=True),
-    "resdit+pa": dict(mode="resdit_paper", proportional_attention=True),
+    "resdit_paper+pa": dict(mode="resdit_paper", proportional_attention=True),
     # Beyond the paper: fuse until the last step (no local-only phase), so the global branch keeps
     # the low frequencies that the local-only phase lets drift window by window (seams).
-    "resdit+fuse_to_end": dict(proportional_attention=False, mode="resdit_paper", local_steps=0),
-    "resdit+fuse_to_end+pa": dict(mode="resdit_paper", local_steps=0, proportional_attention=True),
+    "resdit_paper+fuse_to_end": dict(proportional_attention=False, mode="resdit_paper", local_steps=0),
+    "resdit_paper+fuse_to_end+pa": dict(mode="resdit_paper", local_steps=0, proportional_attention=True),
     # The scheduler shift as a factor: FLUX's own, linear in the token count and unclamped.
     "scaled_pe@pipeline_shift": dict(proportional_attention=False, mode="scaled_pe", shift="pipeline"),
-    "resdit@pipeline_shift": dict(proportional_attention=False, mode="resdit_paper", shift="pipeline"),
+    "resdit_paper@pipeline_shift": dict(proportional_attention=False, mode="resdit_paper", shift="pipeline"),
     # The toy model card's best 4x setting, and the proposed fix under the same shift.
     "scaled_pe+pa@pipeline_shift": dict(mode="scaled_pe", proportional_attention=True, shift="pipeline"),
-    "resdit+fuse_to_end+pa@pipeline_shift": dict(mode="resdit_paper", local_steps=0, proportional_attention=True,
+    "resdit_paper+fuse_to_end+pa@pipeline_shift": dict(mode="resdit_paper", local_steps=0, proportional_attention=True,
                                                  shift="pipeline"),
-    # Exactly ResDiTConfig(mode=...)'s defaults, whatever they are when the study runs.
-    "resdit@defaults": dict(mode="resdit"),
-    "resdit_fast@defaults": dict(mode="resdit_fast"),
+    # resdit_fast as the library runs it (the pooled full-size branch in the fused phase).
+    "resdit_fast": dict(mode="resdit_fast"),
     # Phases at the base schedule's noise levels of the paper's steps 10 and 20 of 35 (instead of step counts).
-    "resdit@sigma": dict(mode="resdit_paper", proportional_attention=False, phase_by="sigma"),
-    "resdit+pa@sigma": dict(mode="resdit_paper", proportional_attention=True, phase_by="sigma"),
+    "resdit_paper@sigma": dict(mode="resdit_paper", proportional_attention=False, phase_by="sigma"),
+    "resdit_paper+pa@sigma": dict(mode="resdit_paper", proportional_attention=True, phase_by="sigma"),
     # ResDiT's defaults with a longer global-only phase: until the noise level of step 16 or 21 of the paper's 35
     # (10 or 12 of 20 at the base size's shift; the defaults' 10 of 35 is 6 of 20 either way).
-    "resdit@global_16of35": dict(mode="resdit", phase_by="sigma", global_steps=16),
-    "resdit@global_21of35": dict(mode="resdit", phase_by="sigma", global_steps=21),
+    "resdit+full_tokens@global_16of35": dict(mode="resdit", global_tokens="full", phase_by="sigma", global_steps=16),
+    "resdit+full_tokens@global_21of35": dict(mode="resdit", global_tokens="full", phase_by="sigma", global_steps=21),
     # The global branch at the training token count (global_tokens="base"): the global branch on ceil(H/h) x
     # ceil(W/w) blocks in every phase, no key bias, bilinear upsampling, proportional attention, fusion to the last
     # step; then one factor each. Every factor is spelled out, so the names keep their meaning when defaults move.
@@ -69,11 +68,39 @@ CONDITIONS: dict[str, dict] = {
     # local branch then draws the band 1/p < rho <= 0.2 that no branch draws otherwise.
     "resdit+base_tokens+fft+nyquist": dict(mode="resdit", global_tokens="base", upsampler="fft", key_bias=False,
                                            pool_phases="all", proportional_attention=True, nyquist_cutoff=True),
-    # The defaults before the base-token branch: the full-size global branch (rows named resdit@defaults made before
-    # the switch ran exactly this).
+    # The defaults before the base-token branch: the full-size global branch.
     "resdit+full_tokens": dict(mode="resdit", global_tokens="full"),
+    # The library's defaults, whatever they are when the study runs (the provenance of each row has the config).
+    "resdit": dict(mode="resdit"),
 }
-SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit", "tiling", "two_stage"]
+
+# Names the study used before a condition's name began with the mode it runs (rows are renamed when read:
+# :func:`current_name`). ``resdit`` ran the paper's schedule; ``resdit@defaults`` ran the then defaults, the
+# full-size global branch; ``resdit_fast@defaults`` ran mode resdit_fast.
+RENAMED: dict[str, str] = {
+    "resdit": "resdit_paper", "resdit+pa": "resdit_paper+pa", "resdit+fuse_to_end": "resdit_paper+fuse_to_end",
+    "resdit+fuse_to_end+pa": "resdit_paper+fuse_to_end+pa", "resdit@pipeline_shift": "resdit_paper@pipeline_shift",
+    "resdit+fuse_to_end+pa@pipeline_shift": "resdit_paper+fuse_to_end+pa@pipeline_shift",
+    "resdit@sigma": "resdit_paper@sigma", "resdit+pa@sigma": "resdit_paper+pa@sigma",
+    "resdit@defaults": "resdit+full_tokens", "resdit_fast@defaults": "resdit_fast",
+    "resdit@global_16of35": "resdit+full_tokens@global_16of35",
+    "resdit@global_21of35": "resdit+full_tokens@global_21of35",
+}
+
+
+def current_name(row: dict) -> dict:
+    """A result row under today's condition names (its ``condition`` and ``key``), judged by what it ran: a row
+    named ``resdit`` whose provenance says mode ``resdit`` (none so far) keeps its name."""
+    old = row.get("condition")
+    new = RENAMED.get(old)
+    ran = ((row.get("provenance") or {}).get("config") or {}).get("mode")
+    if new is None or (old == "resdit" and ran == "resdit"):
+        return row
+    row = dict(row, condition=new)
+    if "key" in row and row["key"].startswith(f"{old}|"):
+        row["key"] = new + row["key"][len(old):]
+    return row
+SMOKE_CONDITIONS = ["base", "extrapolate", "scaled_pe", "patch_pe_local", "resdit_paper", "tiling", "two_stage"]
 
 
 def condition_config(name: str, base: tuple[int, int], shift: str = "base") -> ResDiTConfig:

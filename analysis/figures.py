@@ -32,21 +32,22 @@ READER_NAMES = {
     "patch_pe_local": "windowed attention (per-window positions)", "ntk": "NTK-aware RoPE (I-Max)",
     "time_aware": "time-aware RoPE (Lumina-Next)", "dype": "DyPE", "tiling": "latent tiling (MultiDiffusion)",
     "tiling_gaussian": "latent tiling, Gaussian weights", "two_stage": "two-stage (base, then SDEdit)",
-    "upscale": "bicubic upscale of the base image", "resdit": "ResDiT as in the paper (resdit_paper)",
-    "resdit+pa": "paper's ResDiT + proportional attention", "resdit+fuse_to_end": "paper's ResDiT, fused to the end",
-    "resdit+fuse_to_end+pa": "paper's ResDiT, fused to the end + prop. attn",
-    "resdit+fuse_to_end+pa@pipeline_shift": "paper's ResDiT, fused to the end + prop. attn + pipeline shift",
-    "resdit@sigma": "paper's ResDiT, phases by noise level",
-    "resdit+pa@sigma": "paper's ResDiT + prop. attn, phases by noise level",
-    "resdit@defaults": "ResDiT v2 defaults (full-size global branch)",
-    "resdit@global_16of35": "v2 defaults, global phase to 16/35", "resdit@global_21of35": "v2 defaults, global to 21/35",
-    "resdit_fast@defaults": "resdit_fast (2x2 blocks in the fused phase)",
+    "upscale": "bicubic upscale of the base image", "resdit_paper": "ResDiT as in the paper (resdit_paper)",
+    "resdit_paper+pa": "paper's ResDiT + proportional attention", "resdit_paper+fuse_to_end": "paper's ResDiT, fused to the end",
+    "resdit_paper+fuse_to_end+pa": "paper's ResDiT, fused to the end + prop. attn",
+    "resdit_paper+fuse_to_end+pa@pipeline_shift": "paper's ResDiT, fused to the end + prop. attn + pipeline shift",
+    "resdit_paper@sigma": "paper's ResDiT, phases by noise level",
+    "resdit_paper+pa@sigma": "paper's ResDiT + prop. attn, phases by noise level",
+    "resdit+full_tokens": "ResDiT v2 defaults (full-size global branch)",
+    "resdit+full_tokens@global_16of35": "v2 defaults, global phase to 16/35", "resdit+full_tokens@global_21of35": "v2 defaults, global to 21/35",
+    "resdit_fast": "resdit_fast (2x2 blocks in the fused phase)",
     "resdit_no_pes": "ablation: no scaled positions (PES)", "resdit_no_pipe": "ablation: no per-window positions",
     "resdit_no_psf": "ablation: no spectral fusion (PSF)", "resdit_no_mop_gws": "ablation: grid windows, hard splice",
     "resdit_mop_only": "ablation: windows only (MOP)",
     "resdit+base_tokens": "ResDiT, global branch at base tokens (bilinear)",
     "resdit+base_tokens+fft": "ResDiT defaults: base tokens, FFT upsampler",
-    "resdit+full_tokens": "ResDiT, full-size global branch",
+    "resdit": "ResDiT defaults (mode resdit)",
+    "resdit+base_tokens+fft+nyquist": "ResDiT defaults + PSF cutoff at the blocks' Nyquist limit",
 }
 
 
@@ -123,7 +124,7 @@ def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
 
 
 SWEEP_CONDITIONS = ("direct", "extrapolate", "scaled_pe", "scaled_pe+pa", "scaled_pe+pa@pipeline_shift",
-                    "patch_pe_local", "resdit", "resdit+fuse_to_end+pa", "resdit@defaults", "resdit_fast@defaults",
+                    "patch_pe_local", "resdit_paper", "resdit_paper+fuse_to_end+pa", "resdit+full_tokens", "resdit_fast",
                     "two_stage", "upscale")
 
 
@@ -147,8 +148,8 @@ def sweep_points(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("corr
 SWEEP_STYLES = {
     "direct": ("#000000", "-", "o"), "extrapolate": ("#000000", "-", "o"), "scaled_pe": ("#666666", "--", "s"), "scaled_pe+pa": ("#999999", "-", "s"),
     "scaled_pe+pa@pipeline_shift": ("#999999", ":", "s"), "patch_pe_local": ("#F0E442", "-", "^"),
-    "resdit": ("#56B4E9", "--", "D"), "resdit+fuse_to_end+pa": ("#56B4E9", "-", "D"),
-    "resdit@defaults": ("#0072B2", "-", "o"), "resdit_fast@defaults": ("#0072B2", ":", "o"),
+    "resdit_paper": ("#56B4E9", "--", "D"), "resdit_paper+fuse_to_end+pa": ("#56B4E9", "-", "D"),
+    "resdit+full_tokens": ("#0072B2", "-", "o"), "resdit_fast": ("#0072B2", ":", "o"),
     "resdit+base_tokens": ("#D55E00", "-", "o"), "resdit+base_tokens+fft": ("#D55E00", "-", "*"),
     "two_stage": ("#009E73", "-", "v"), "tiling": ("#CC79A7", "-", "P"), "upscale": ("#E69F00", "--", "x"),
 }
@@ -197,15 +198,15 @@ def sweep_table(groups: list[dict], conditions=SWEEP_CONDITIONS) -> str:
 
 
 #: one colour per method in every figure (colour-blind-safe Okabe-Ito order; direct always black)
-METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit+base_tokens+fft": "#8C2D04", "resdit@defaults": "#0072B2",
-                  "resdit": "#0072B2", "resdit_fast@defaults": "#56B4E9", "two_stage": "#009E73", "tiling": "#CC79A7",
+METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit+base_tokens+fft": "#8C2D04", "resdit+full_tokens": "#0072B2",
+                  "resdit_paper": "#0072B2", "resdit_fast": "#56B4E9", "two_stage": "#009E73", "tiling": "#CC79A7",
                   "upscale": "#E69F00", "scaled_pe+pa": "#999999", "scaled_pe": "#666666", "patch_pe_local": "#F0E442"}
 METHOD_LABELS = {"resdit+base_tokens+fft": "ResDiT defaults (base tokens, FFT upsampler)",
-                 "resdit+base_tokens": "ResDiT, base tokens, bilinear upsampler", "resdit@defaults":
-                 "ResDiT, full-size global branch", "resdit_fast@defaults": "resdit_fast (2x2 blocks, fused only)",
+                 "resdit+base_tokens": "ResDiT, base tokens, bilinear upsampler", "resdit+full_tokens":
+                 "ResDiT, full-size global branch", "resdit_fast": "resdit_fast (2x2 blocks, fused only)",
                  "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)",
                  "upscale": "bicubic upscale of the base image", "scaled_pe+pa": "scaled PE + proportional attention"}
-SCALE_CONDITIONS = ("resdit+base_tokens+fft", "resdit+base_tokens", "resdit@defaults", "two_stage", "tiling",
+SCALE_CONDITIONS = ("resdit+base_tokens+fft", "resdit+base_tokens", "resdit+full_tokens", "two_stage", "tiling",
                     "upscale", "scaled_pe+pa")
 
 

@@ -28,7 +28,7 @@ from resdit.provenance import provenance, source_key
 from resdit.toy.evaluate import canvas_size, evaluation_prompts
 from resdit.toy.world import parse_prompt
 
-from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config
+from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config, current_name
 from .metrics import RandomFeatures, base_size_crops, kid, truth
 from .scoring import METRICS, score_case
 from .stats import cluster_ci, proportion_ci
@@ -78,8 +78,44 @@ def _load(path: Path) -> dict[str, dict]:
             if "detail_in_place" not in row and "detail" in row:
                 # written before the layout-free detail: its "detail" was the in-place measure
                 row["detail_in_place"], row["detail"] = row["detail"], None
+            row = current_name(row)
             rows[row["key"]] = row
     return rows
+
+
+def migrate_names(out: str | Path) -> int:
+    """Rewrite a study folder under today's condition names (:data:`analysis.conditions.RENAMED`): its rows
+    (``results*.jsonl``) and the feature and image files of the renamed groups, with their case keys. Returns the
+    number of rows renamed; a folder already migrated is left as it is (0)."""
+    out = Path(out)
+    moved: dict[tuple[str, str], str] = {}  # (old name, scale) -> new name
+    count = 0
+    for path in sorted(out.glob("results*.jsonl")):
+        lines, changed = [], False
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                lines.append(line)
+                continue
+            new = current_name(row)
+            if new is not row:
+                moved[row["condition"], f"{row['scale']:g}"] = new["condition"]
+                count, changed = count + 1, True
+            lines.append(dumps_strict(new))
+        if changed:
+            with atomic_write(path) as f:
+                f.write("\n".join(lines) + "\n")
+    for kind in ("features", "images"):
+        for (old, scale), new in moved.items():
+            src = out / kind / f"{old}@{scale}.npz"
+            if not src.exists():
+                continue
+            arrays = {new + k[len(old):] if k.startswith(f"{old}|") else k: v
+                      for k, v in np.load(src, allow_pickle=False).items()}
+            _merge_npz(out / kind / f"{new}@{scale}.npz", arrays, compressed=kind == "images")
+            src.unlink()
+    return count
 
 
 def _write(path: Path, rows: dict[str, dict]) -> None:

@@ -7,44 +7,46 @@ from pathlib import Path
 
 import numpy as np
 
+from .conditions import current_name
 from .stats import multiplicity_note, paired_difference, verdict
 
 # (claim, condition with the ingredient, condition without it, metric, the direction the paper expects)
 CLAIMS = [
     ("PES fixes layout (scaled vs extrapolated PE, global attention)", "scaled_pe", "extrapolate", "correct", +1),
-    ("PES fixes layout inside ResDiT (full vs w/o PES)", "resdit", "resdit_no_pes", "correct", +1),
-    ("PIPE improves detail (full vs w/o PIPE)", "resdit", "resdit_no_pipe", "detail", +1),
-    ("Local attention sharpens detail (ResDiT vs scaled PE)", "resdit", "scaled_pe", "detail", +1),
-    ("PSF avoids repetition (full vs w/o PSF: spatial average)", "resdit", "resdit_no_psf", "count", -1),
-    ("PSF avoids blur (full vs w/o PSF)", "resdit", "resdit_no_psf", "detail", +1),
-    ("MOP+GWS remove seams (full vs hard grid)", "resdit", "resdit_no_mop_gws", "seam", -1),
-    ("GWS beyond MOP (full vs uniform splice)", "resdit", "resdit_mop_only", "seam", -1),
-    ("ResDiT vs two-stage: layout", "resdit", "two_stage", "correct", +1),
-    ("ResDiT vs two-stage: detail", "resdit", "two_stage", "detail", +1),
-    ("Fusing to the last step (our fix) vs the paper's schedule: layout", "resdit+fuse_to_end", "resdit", "correct", +1),
-    ("Fusing to the last step vs the paper's schedule: seams", "resdit+fuse_to_end", "resdit", "seam", -1),
+    ("PES fixes layout inside ResDiT (full vs w/o PES)", "resdit_paper", "resdit_no_pes", "correct", +1),
+    ("PIPE improves detail (full vs w/o PIPE)", "resdit_paper", "resdit_no_pipe", "detail", +1),
+    ("Local attention sharpens detail (ResDiT vs scaled PE)", "resdit_paper", "scaled_pe", "detail", +1),
+    ("PSF avoids repetition (full vs w/o PSF: spatial average)", "resdit_paper", "resdit_no_psf", "count", -1),
+    ("PSF avoids blur (full vs w/o PSF)", "resdit_paper", "resdit_no_psf", "detail", +1),
+    ("MOP+GWS remove seams (full vs hard grid)", "resdit_paper", "resdit_no_mop_gws", "seam", -1),
+    ("GWS beyond MOP (full vs uniform splice)", "resdit_paper", "resdit_mop_only", "seam", -1),
+    ("ResDiT vs two-stage: layout", "resdit_paper", "two_stage", "correct", +1),
+    ("ResDiT vs two-stage: detail", "resdit_paper", "two_stage", "detail", +1),
+    ("Fusing to the last step (our fix) vs the paper's schedule: layout", "resdit_paper+fuse_to_end", "resdit_paper", "correct", +1),
+    ("Fusing to the last step vs the paper's schedule: seams", "resdit_paper+fuse_to_end", "resdit_paper", "seam", -1),
     ("Proportional attention (scaled PE)", "scaled_pe+pa", "scaled_pe", "correct", +1),
-    ("Proportional attention inside ResDiT (the paper's schedule)", "resdit+pa", "resdit", "correct", +1),
+    ("Proportional attention inside ResDiT (the paper's schedule)", "resdit_paper+pa", "resdit_paper", "correct", +1),
     # The phases placed in noise level (phase_by="sigma") against the paper's step fractions.
-    ("Phases in noise level vs in steps: layout", "resdit@sigma", "resdit", "correct", +1),
-    ("Phases in noise level vs in steps, proportional attention: layout", "resdit+pa@sigma", "resdit+pa", "correct", +1),
-    # ResDiT with its defaults (proportional attention, fusion to the last step) against what it replaces.
-    ("ResDiT (defaults) vs the paper's schedule: layout", "resdit@defaults", "resdit", "correct", +1),
-    ("ResDiT (defaults) vs scaled PE: drawn-object detail", "resdit@defaults", "scaled_pe", "detail", +1),
-    ("ResDiT (defaults) vs scaled PE: ground detail", "resdit@defaults", "scaled_pe", "ground_detail", +1),
-    ("ResDiT (defaults) vs upscale: drawn-object detail", "resdit@defaults", "upscale", "detail", +1),
-    ("ResDiT (defaults) vs two-stage: drawn-object detail", "resdit@defaults", "two_stage", "detail", +1),
-    ("resdit_fast vs ResDiT (defaults): layout (0 = same)", "resdit_fast@defaults", "resdit@defaults", "correct", +1),
-    ("resdit_fast vs ResDiT (defaults): detail (0 = same)", "resdit_fast@defaults", "resdit@defaults", "detail", +1),
+    ("Phases in noise level vs in steps: layout", "resdit_paper@sigma", "resdit_paper", "correct", +1),
+    ("Phases in noise level vs in steps, proportional attention: layout", "resdit_paper+pa@sigma", "resdit_paper+pa", "correct", +1),
+    # ResDiT with its v2 defaults (full-size branch, proportional attention, fusion to the last step) against what it
+    # replaces.
+    ("ResDiT v2 defaults (full-size branch) vs the paper's schedule: layout", "resdit+full_tokens", "resdit_paper", "correct", +1),
+    ("ResDiT v2 defaults (full-size branch) vs scaled PE: drawn-object detail", "resdit+full_tokens", "scaled_pe", "detail", +1),
+    ("ResDiT v2 defaults (full-size branch) vs scaled PE: ground detail", "resdit+full_tokens", "scaled_pe", "ground_detail", +1),
+    ("ResDiT v2 defaults (full-size branch) vs upscale: drawn-object detail", "resdit+full_tokens", "upscale", "detail", +1),
+    ("ResDiT v2 defaults (full-size branch) vs two-stage: drawn-object detail", "resdit+full_tokens", "two_stage", "detail", +1),
+    ("resdit_fast vs ResDiT v2 defaults: layout (0 = same)", "resdit_fast", "resdit+full_tokens", "correct", +1),
+    ("resdit_fast vs ResDiT v2 defaults: detail (0 = same)", "resdit_fast", "resdit+full_tokens", "detail", +1),
 ]
 
 
 # The global branch at the training token count (global_tokens="base"), against what it replaces and competes with,
 # and one factor at a time against its own settings.
 TOKEN_CLAIMS = [
-    ("Base-token branch vs today's defaults: layout", "resdit+base_tokens", "resdit@defaults", "correct", +1),
-    ("Base-token branch vs today's defaults: fragments", "resdit+base_tokens", "resdit@defaults", "fragments", -1),
-    ("Base-token branch vs today's defaults: drawn-object detail", "resdit+base_tokens", "resdit@defaults", "detail",
+    ("Base-token branch vs the full-size branch (the defaults before): layout", "resdit+base_tokens", "resdit+full_tokens", "correct", +1),
+    ("Base-token branch vs the full-size branch (the defaults before): fragments", "resdit+base_tokens", "resdit+full_tokens", "fragments", -1),
+    ("Base-token branch vs the full-size branch (the defaults before): drawn-object detail", "resdit+base_tokens", "resdit+full_tokens", "detail",
      +1),
     ("Base-token branch vs two-stage: layout", "resdit+base_tokens", "two_stage", "correct", +1),
     ("Base-token branch vs two-stage: drawn-object detail", "resdit+base_tokens", "two_stage", "detail", +1),
@@ -80,7 +82,7 @@ def load_rows(*outs: str | Path) -> list[dict]:
     rows: dict[str, dict] = {}
     for out in outs:
         for line in (Path(out) / "results.jsonl").read_text().splitlines():
-            row = json.loads(line)
+            row = current_name(json.loads(line))
             rows[row.get("key", str(len(rows)))] = row
     return list(rows.values())
 
@@ -148,7 +150,7 @@ def _missing(rows: list[dict], a: str, b: str, scale: float) -> str:
 BASELINES = ("scaled_pe", "ntk", "time_aware", "dype", "tiling", "tiling_gaussian", "two_stage", "upscale")
 
 
-def baselines_table(out: str | Path, reference: str = "resdit", scales=(2.0, 4.0), metrics=("correct", "detail"),
+def baselines_table(out: str | Path, reference: str = "resdit_paper", scales=(2.0, 4.0), metrics=("correct", "detail"),
                     baselines=BASELINES) -> str:
     """Markdown rows: ``reference`` minus each baseline, paired by prompt and seed (mean [95 % CI]) per metric
     and scale, with both conditions' seconds per image."""

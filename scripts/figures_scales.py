@@ -36,8 +36,8 @@ def main() -> int:
     base = next(g for g in groups if g["condition"] == "base")
     fig = scales_figure(groups, base_detail=base["detail"]["mean"])
     fig.savefig(ROOT / "figures/scales.png", dpi=130, bbox_inches="tight")
-    conditions = ["resdit+base_tokens+fft", "resdit@defaults", "two_stage", "tiling", "upscale"]
-    METHOD_LABELS.setdefault("resdit@defaults", "ResDiT, full-size global branch")
+    conditions = ["resdit+base_tokens+fft", "resdit+full_tokens", "two_stage", "tiling", "upscale"]
+    METHOD_LABELS.setdefault("resdit+full_tokens", "ResDiT, full-size global branch")
     fig = sample_strip(v3, 3.0, conditions, [(2, 0), (3, 0), (7, 1), (12, 0)], rows_v3)
     fig.savefig(ROOT / "figures/samples_3x.png", dpi=130, bbox_inches="tight")
     print("wrote figures/scales.png and figures/samples_3x.png")

@@ -22,9 +22,9 @@ ORDER = [
     ("resdit+base_tokens+key_bias", "... + log-count key bias"),
     ("resdit+base_tokens@fused_only", "... pooled in the fused phase only"),
     ("resdit+base_tokens-pa", "... without proportional attention"),
-    ("resdit@defaults", "ResDiT, full-size global branch (the defaults before)"),
-    ("resdit_fast@defaults", "resdit_fast"),
-    ("resdit", "ResDiT as in the paper (mode resdit_paper)"),
+    ("resdit+full_tokens", "ResDiT, full-size global branch (the defaults before)"),
+    ("resdit_fast", "resdit_fast"),
+    ("resdit_paper", "ResDiT as in the paper (mode resdit_paper)"),
     ("scaled_pe+pa", "scaled PE + proportional attention"),
     ("two_stage", "two-stage"),
     ("tiling", "latent tiling"),
@@ -40,7 +40,7 @@ ORDER = [
 ]
 SCALES = (1.0, 2.0, 3.0, 4.0, 8.0)
 # conditions that v2 already reports at 2x and 4x (findings' v2 section): shown here only at 3x and 8x
-V2_ONLY = {"resdit", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe"}
+V2_ONLY = {"resdit_paper", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe"}
 
 
 def tag(condition: str, scale: float, path: str) -> str:

@@ -58,8 +58,8 @@ factors = (
     f"4x holds at 3x. The defaults as shipped (FFT) at 3x: {gv(FFT, 3.0, 'correct.mean')} "
     f"[{gv(FFT, 3.0, 'correct.ci95_exact[0]')}, {gv(FFT, 3.0, 'correct.ci95_exact[1]')}] correct, "
     f"{gv(FFT, 3.0, 'count.mean')} objects per image. The paper's method as specified (`resdit_paper`) at 3x: "
-    f"{gv('resdit', 3.0, 'correct.mean')}, in {gv('resdit', 3.0, 'fragments.mean', 1)} pieces; `resdit_fast`: "
-    f"{gv('resdit_fast@defaults', 3.0, 'correct.mean')}; every baseline that keeps the stock positions or the windows' "
+    f"{gv('resdit_paper', 3.0, 'correct.mean')}, in {gv('resdit_paper', 3.0, 'fragments.mean', 1)} pieces; `resdit_fast`: "
+    f"{gv('resdit_fast', 3.0, 'correct.mean')}; every baseline that keeps the stock positions or the windows' "
     f"positions ({', '.join(['direct', 'NTK', 'DyPE', 'time-aware RoPE', 'windowed attention'])}) at most "
     f"{gv('ntk', 3.0, 'correct.mean')}."
 )

@@ -3,9 +3,11 @@ then regenerate its summary, claims and the 3x-8x figures.
 
     python scripts/study_v3_merge.py RUN_DIR [RUN_DIR ...]
 
-Each ``RUN_DIR`` is a ``resdit study --out RUN_DIR ...`` folder of the same commit and model as the study (the
-summary refuses a mix): its ``results.jsonl`` joins as a shard (a case key already present is replaced by the
-run's row), its features and images are copied beside the study's. Then ``resdit study --summarize``'s
+Each ``RUN_DIR`` is a ``resdit study --out RUN_DIR ...`` folder of the same model as the study: its
+``results.jsonl`` joins as a shard (a case key already present is replaced by the run's row), its features and
+images are copied beside the study's, and rows made under the conditions' former names are renamed
+(:func:`analysis.study.migrate_names`). Rows of more than one commit are summarized together: the summary's
+``sources`` lists each commit with its row count, and every row keeps its own provenance. Then ``resdit study --summarize``'s
 :func:`analysis.study.summarize`, the claims table (``results/study-v3/claims.json``, the v2 study's 2x and 4x rows
 as extra) and ``scripts/figures_scales.py``.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.study import summarize  # noqa: E402
+from analysis.study import migrate_names, summarize  # noqa: E402
 from analysis.tables import TOKEN_CLAIMS, write_claims  # noqa: E402
 
 STUDY = Path("results") / "study-v3"  # relative to the repository (provenance records it as written)
@@ -45,7 +47,8 @@ def main(argv: list[str]) -> int:
     runs = [Path(a).resolve() for a in argv]
     os.chdir(ROOT)
     merge(runs)
-    summarize(STUDY)
+    migrate_names(STUDY)  # rows and features of runs made under the conditions' former names
+    summarize(STUDY, allow_mixed=True)  # the summary lists each source (commit, model) with its rows
     print(write_claims(STUDY, STUDY / "claims.json", SCALES, TOKEN_CLAIMS, extra=(Path("results") / "study-v2",)))
     import figures_scales
 

@@ -107,19 +107,19 @@ def test_condition_bars_name_conditions_for_readers_and_show_zero_and_missing():
     def group(cond, scale, correct):
         return {"condition": cond, "scale": scale, "correct": {"mean": correct, "ci95": [correct, correct]}}
 
-    groups = [group("resdit", 2.0, 0.5), group("resdit", 4.0, 0.0), group("two_stage", 4.0, 1.0),
+    groups = [group("resdit_paper", 2.0, 0.5), group("resdit_paper", 4.0, 0.0), group("two_stage", 4.0, 1.0),
               group("resdit+base_tokens+fft", 2.0, 1.0), group("resdit+base_tokens+fft", 4.0, 0.9)]
     fig = condition_bars(groups, ["correct"])
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == [reader_name("two_stage"), reader_name("resdit+base_tokens+fft"), reader_name("resdit")]
+    assert labels == [reader_name("two_stage"), reader_name("resdit+base_tokens+fft"), reader_name("resdit_paper")]
     assert "ResDiT as in the paper" in labels[2]
     texts = [t.get_text().strip() for t in ax.texts]
     assert texts == ["not run"]  # two-stage at 2x
     zero_ticks = [ln for ln in ax.lines
                   if ln.get_marker() == "|" and ln.get_markersize() == 5 and ln.get_xdata()[0] == 0]
-    assert len(zero_ticks) == 1  # resdit at 4x: 0.0, drawn
-    assert "`resdit`" in name_table(["resdit"]) and reader_name("resdit") in name_table(["resdit"])
+    assert len(zero_ticks) == 1  # resdit_paper at 4x: 0.0, drawn
+    assert "`resdit_paper`" in name_table(["resdit_paper"]) and reader_name("resdit_paper") in name_table(["resdit_paper"])
 
 
 def test_a_flipbook_embeds_every_frame_behind_one_slider_with_no_network():

@@ -172,3 +172,34 @@ def test_paired_differences_leave_out_undefined_values_read_back_as_null():
             for c, p, v in (("a", 0, 0.5), ("b", 0, 0.25), ("a", 1, None), ("b", 1, 0.1), ("a", 2, 0.3), ("b", 2, 0.1))]
     d = paired_difference(rows, "a", "b", "detail", 2.0)
     assert d["n"] == 2 and d["mean"] == pytest.approx((0.25 + 0.2) / 2)
+
+
+def test_every_condition_name_begins_with_the_mode_it_runs():
+    from analysis.conditions import CONDITIONS, condition_config
+
+    for name in CONDITIONS:
+        mode = condition_config(name, (16, 16)).mode
+        head = name.split("@")[0].split("+")[0].split("-")[0]
+        assert head == mode or (name == "base" and mode == "direct"), (name, mode)
+
+
+def test_old_condition_names_are_renamed_by_what_the_rows_ran(tmp_path):
+    import numpy as np
+
+    from analysis.conditions import current_name
+    from analysis.study import _load, migrate_names
+
+    paper = dict(key="resdit|2|0|0", condition="resdit", scale=2.0, provenance={"config": {"mode": "resdit_paper"}})
+    today = dict(key="resdit|2|1|0", condition="resdit", scale=2.0, provenance={"config": {"mode": "resdit"}})
+    old_defaults = dict(key="resdit@defaults|4|0|0", condition="resdit@defaults", scale=4.0)
+    assert current_name(paper)["condition"] == "resdit_paper" and current_name(paper)["key"] == "resdit_paper|2|0|0"
+    assert current_name(today) is today
+    assert current_name(old_defaults)["key"] == "resdit+full_tokens|4|0|0"
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in (paper, old_defaults)) + "\n")
+    (tmp_path / "features").mkdir()
+    np.savez(tmp_path / "features" / "resdit@defaults@4.npz", **{"resdit@defaults|4|0|0|full": np.ones(3)})
+    assert migrate_names(tmp_path) == 2 and migrate_names(tmp_path) == 0  # once
+    assert set(_load(tmp_path / "results.jsonl")) == {"resdit_paper|2|0|0", "resdit+full_tokens|4|0|0"}
+    assert not (tmp_path / "features" / "resdit@defaults@4.npz").exists()
+    moved = np.load(tmp_path / "features" / "resdit+full_tokens@4.npz")
+    assert list(moved) == ["resdit+full_tokens|4|0|0|full"]
