@@ -160,7 +160,7 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
         state.sigma_fn = lambda: scheduler_sigma(scheduler)
         if config.phase_by == "sigma" and base_grid is not None:
             state.sigma_boundaries = sigma_boundaries(scheduler, base_grid, config, fam.base_mu)
-    if (config.spec.patched or config.spec.tiled) and base_grid is None and fam.name == "sd3":
+    if (config.spec.patched or config.spec.tiled) and base_grid is None and fam.name == "sd3" and not observer:
         raise ResDiTConfigError("ResDiT for SD3 needs a base grid.")
     fam.install(state, is_controlnet)
     patch_attr(state, transformer, STATE_ATTR, state)

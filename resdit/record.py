@@ -173,6 +173,7 @@ class Recorder:
         if self.layers is not None and any(not -n <= i < n for i in layers):
             raise ValueError(f"Layer numbers must lie in [{-n}, {n - 1}] for this model's {n} attention layers.")
         self.step, self.cfg, self._last_step = 0, 0, None
+        self.text_len = None  # as the last recorded layer saw it (SD3's plan is per size, its text per call)
         self._context_index = {"cond": 0, "uncond": 1}
 
     def on_call(self, state) -> None:
@@ -189,7 +190,7 @@ class Recorder:
         else:
             self.cfg = self.cfg + 1 if step == self._last_step else 0
         self.step, self._last_step = step, step
-        if "rope_ids" in self.points and self._wanted_step() and self.cfg == 0:
+        if "rope_ids" in self.points and self._wanted_step() and self.cfg == 0 and hasattr(state.plan, "global_ids"):
             plan = state.plan
             self._put(f"{ROPE_OWNER}.rope_ids", "global", plan.global_ids)
             if plan.local_ids is not None and state.phase != GLOBAL:
@@ -211,6 +212,7 @@ class Recorder:
         and keys are blocks (probes read the block that holds them)."""
         if not self._wanted(name):
             return
+        self.text_len = plan.text_len
         run_global, run_local = branches(phase)
         ran = ran or {}
         missing = [b for b, runs in (("global", run_global), ("local", run_local)) if runs and b not in ran]
@@ -229,8 +231,9 @@ class Recorder:
         """Local branch: the windows' own rotary tables, windows and mask as the branch ran them (``ran``); probes
         attend inside their own window; entropy/distance over all windows."""
         T, part, bias = plan.text_len, ran["partition"], ran["bias"]
-        cos, sin = ran["rope"]
-        scale = 1.0 / math.sqrt(query.shape[-1])
+        own = ran.get("windows")  # (q, k) per window [B, windows, T + L, heads, D], as whole-model passes ran them
+        cos, sin = ran["rope"] if own is None else (None, None)
+        scale = 1.0 / math.sqrt((query if own is None else own[0]).shape[-1])
         n = part.num_windows
         probs_rows, ent, dist, count = [], 0.0, 0.0, 0
         probe_idx = _probe_indices(self.probes, plan.grid) if ("probs" in self.points and self.probes) else None
@@ -241,9 +244,12 @@ class Recorder:
             if not stats and w not in with_probe:
                 continue
             idx = part.index[w]
-            sel = torch.cat([torch.arange(T, device=idx.device), idx + T])
-            tc, ts = (cos[w], sin[w]) if cos.ndim == 3 else (cos, sin)
-            q, k = apply_rope(query[:, sel], tc, ts), apply_rope(key[:, sel], tc, ts)
+            if own is not None:
+                q, k = own[0][:, w], own[1][:, w]
+            else:
+                sel = torch.cat([torch.arange(T, device=idx.device), idx + T])
+                tc, ts = (cos[w], sin[w]) if cos.ndim == 3 else (cos, sin)
+                q, k = apply_rope(query[:, sel], tc, ts), apply_rope(key[:, sel], tc, ts)
             if stats:
                 e, d = self._entropy_distance(q[:, T:], k, scale, plan, key_index=idx, query_index=idx, bias=bias)
                 ent, dist, count = ent + e * idx.numel(), dist + d * idx.numel(), count + idx.numel()
@@ -339,14 +345,21 @@ class Recorder:
                 self._put(f"{name}.bands", branch, torch.stack([low, high], -1))
 
 
+DEFAULT_POINTS = ("probs", "entropy", "distance", "rope_ids")
+#: what SD3's whole-model branches can report: attention rows and their statistics (no RoPE ids; its branches
+#: meet as velocities, not per layer)
+SD3_POINTS = ("probs", "entropy", "distance")
+
+
 @contextlib.contextmanager
-def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: list[int] | None = None,
+def record(target, points=None, layers: list[int] | None = None,
            steps: list[int] | None = None, probes=(), budget: int = 1 << 22):
     """Record attention while a pipeline or transformer runs; always detaches on exit.
 
     Args:
         target: a pipeline with ``.transformer`` or a FLUX transformer, with or without ResDiT.
-        points: any of :data:`POINTS`.
+        points: any of :data:`POINTS` (None: :data:`DEFAULT_POINTS`; on SD3, whose branches are whole-model
+            passes, :data:`SD3_POINTS` are what it reports).
         layers: attention layer numbers (forward order, negative from the end); None = all.
         steps: denoising steps to record (None = all; a bare transformer counts as step 0
             unless :func:`resdit.set_step` says otherwise).
@@ -358,6 +371,13 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
         An :class:`AttentionCache`, filled as the model runs.
     """
     pipe, transformer = _split(target)
+    sd3 = type(transformer).__name__ == "SD3Transformer2DModel"
+    if points is None:
+        points = SD3_POINTS if sd3 else DEFAULT_POINTS
+    elif sd3 and set(points) - set(SD3_POINTS):
+        raise ValueError(f"SD3 reports {', '.join(SD3_POINTS)}: its branches are whole-model passes on an additive "
+                         f"sin-cos table (no RoPE ids) that meet as velocities, not per layer; drop "
+                         f"{sorted(set(points) - set(SD3_POINTS))}.")
     state = get_state(transformer)
     owned = state is None
     cache = AttentionCache(attention_layers(transformer), {
@@ -378,7 +398,8 @@ def record(target, points=("probs", "entropy", "distance", "rope_ids"), layers: 
     try:
         yield cache
         if state.plan is not None:
-            cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=state.plan.text_len,
+            text_len = state.plan.text_len if recorder.text_len is None else recorder.text_len
+            cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=text_len,
                               window=list(state.plan.partition.window), cutoff=getattr(state.plan, "cutoff", state.config.cutoff))
             pooled = getattr(state.plan, "pooled", None)
             if pooled is not None:  # the global branch's rows and keys are these blocks

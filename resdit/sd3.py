@@ -22,6 +22,7 @@ used as they are: at scale 1 the resampled table equals the stock crop exactly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from .config import ResDiTConfigError, check_mode_for, modes_for
 from .fusion import build_partition, merge
 from .geometry import WindowPartition
 from .plan import proportional_scale
-from .schedule import LOCAL, branches
+from .schedule import GLOBAL, LOCAL, branches
 from .spectral import radial_mask
 from .state import patch_attr
 
@@ -198,6 +199,11 @@ class SD3Plan:
     window_pe: torch.Tensor | None  # [1, L, D] (one crop for every window) or [n, L, D] (per window)
     mask: torch.Tensor
     global_scale: float | None
+    text_len: int = 0  # set per recorded layer call (the recorder's view: text first, then the image)
+
+    @property
+    def image_tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
 
 
 def global_kind(spec) -> str:
@@ -248,6 +254,80 @@ def _pe(state, table):
         state.pe_override = None
 
 
+@contextlib.contextmanager
+def _pass(state, which):
+    """The branch pass running now, for the recording processors: ``("global",)`` or ``("local", first window,
+    windows)``."""
+    state.sd3_pass = which
+    try:
+        yield
+    finally:
+        state.sd3_pass = None
+
+
+class _CaptureSDPA(torch.overrides.TorchFunctionMode):
+    """Keeps the q, k, v of the ``scaled_dot_product_attention`` call made inside it (``[B, heads, S, D]``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            self.qkv = tuple(kwargs.get(n, a) for n, a in zip(("query", "key", "value"), args[:3]))
+        return func(*args, **kwargs)
+
+
+class SD3RecordingProcessor:
+    """Wraps SD3's stock attention processor: returns exactly what it returns, and while the ``attention`` hook point
+    has a listener, reports the q, k and v its attention ran with, in the recorder's layout (text first, then the
+    image; ``[B, T + N, heads, D]``). A window pass is reported once all its windows have run (the windows are
+    batched, possibly in chunks), with each window's own q and k: SD3's windows are whole-model passes."""
+
+    def __init__(self, state, name: str, stock):
+        self.state, self.name, self.stock = state, name, stock
+        self._windows: list = []
+
+    def __call__(self, attn, hidden_states, *args, **kwargs):
+        state = self.state
+        which = state.sd3_pass
+        if which is None or not state.listening("attention"):
+            return self.stock(attn, hidden_states, *args, **kwargs)
+        capture = _CaptureSDPA()
+        with capture:
+            out = self.stock(attn, hidden_states, *args, **kwargs)
+        n = hidden_states.shape[1]
+        q, k, v = (self._text_first(x.transpose(1, 2), n) for x in capture.qkv)
+        plan = dataclasses.replace(state.plan, text_len=q.shape[1] - n)
+        if which[0] == "global":
+            ran = {"global": dict(query=q, key=k, value=v, scale=plan.global_scale, bias=None, grid=plan.grid,
+                                  factors=(1, 1))}
+            state.emit("attention", self.name, q, k, plan, GLOBAL, ran)
+            return out
+        _, first, count = which
+        b = q.shape[0] // count
+        self._windows.append((first, q.unflatten(0, (b, count)), k.unflatten(0, (b, count))))
+        if first + count == plan.partition.num_windows:  # the last chunk: every window has run
+            chunks, self._windows = sorted(self._windows, key=lambda c: c[0]), []
+            qw, kw = (torch.cat([c[i] for c in chunks], 1) for i in (1, 2))  # [B, windows, T + L, heads, D]
+            ran = {"local": dict(windows=(qw, kw), partition=plan.partition, bias=None, rope=None)}
+            state.emit("attention", self.name, None, None, plan, LOCAL, ran)
+        return out
+
+    @staticmethod
+    def _text_first(x, n):
+        return torch.cat([x[:, n:], x[:, :n]], 1)
+
+
+def install_recording(state, transformer) -> None:
+    """One :class:`SD3RecordingProcessor` around each stock attention processor (the originals come back on undo)."""
+    originals = dict(transformer.attn_processors)
+    transformer.set_attn_processor({k: SD3RecordingProcessor(state, k.rsplit(".processor", 1)[0], v)
+                                    for k, v in originals.items()})
+    state.on_undo(lambda: transformer.set_attn_processor(dict(originals)))
+
+
 def install_pe_override(state, patch_embed) -> None:
     """Make ``patch_embed`` return ``state.pe_override`` while one is set (and the stock crop otherwise)."""
     stock = patch_embed.cropped_pos_embed
@@ -284,6 +364,7 @@ def sd3_forward(state, original_forward):
         H, W = hidden_states.shape[-2:]
         grid = (H // p, W // p)
         plan = sd3_prepare(state, grid, hidden_states.device)
+        state.emit("call", state)
         spec = state.config.spec
         phase = LOCAL if spec.tiled else state.phase  # tiling: the base-size windows every step
         common = dict(joint_attention_kwargs=joint_attention_kwargs, return_dict=False, skip_layers=skip_layers)
@@ -291,7 +372,7 @@ def sd3_forward(state, original_forward):
         v_global = windows = None
         if run_global:
             scale = contextlib.nullcontext() if plan.global_scale is None else _SoftmaxScale(plan.global_scale)
-            with _pe(state, plan.global_pe), scale:
+            with _pe(state, plan.global_pe), scale, _pass(state, ("global",)):
                 v_global = original_forward(hidden_states, encoder_hidden_states, pooled_projections, timestep,
                                             block_controlnet_hidden_states=block_controlnet_hidden_states, **common)[0]
         if not run_local:
@@ -325,7 +406,7 @@ def _run_windows(state, original_forward, plan: SD3Plan, hidden_states, encoder_
         if controlnet_residuals is not None:
             residuals = [r[:, idx].flatten(0, 1) for r in controlnet_residuals]
         pe = plan.window_pe if plan.window_pe.shape[0] == 1 else plan.window_pe[lo:lo + c].repeat(b, 1, 1)
-        with _pe(state, pe):
+        with _pe(state, pe), _pass(state, ("local", lo, c)):
             out = original_forward(tiles, rep(encoder_hidden_states), rep(pooled_projections), rep(timestep),
                                    block_controlnet_hidden_states=residuals, **common)[0]
         outs.append(to_tokens(out, p).view(b, c, L, -1))
@@ -350,6 +431,7 @@ def install_sd3(state) -> None:
     if not (state.config.spec.patched or state.config.spec.tiled):
         return  # direct: the stock model, including its size limit
     install_pe_override(state, transformer.pos_embed)
+    install_recording(state, transformer)
     patch_attr(state, transformer, "forward", sd3_forward(state, transformer.forward))
 
 

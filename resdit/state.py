@@ -50,6 +50,7 @@ class ResDiTState:
     observer: bool = False
     call_context: str | None = None  # diffusers' cache_context name of the current call ("cond" / "uncond")
     pe_override: torch.Tensor | None = None  # SD3: the PE table the next PatchEmbed call returns
+    sd3_pass: tuple | None = None  # SD3: the branch pass running now, ("global",) or ("local", first, windows)
     _plans: dict = field(default_factory=dict)
     _call_plan: tuple | None = None
     _undo: list = field(default_factory=list)

@@ -89,7 +89,7 @@ def test_there_is_no_import_cycle(graph):
     assert cycle == []
 
 
-CONTEXT = ("plan", "phase", "step", "num_steps", "call_context", "pe_override")
+CONTEXT = ("plan", "phase", "step", "num_steps", "call_context", "pe_override", "sd3_pass")
 
 
 def _state_writes_and_private_reads(path: Path):
@@ -112,7 +112,8 @@ def _state_writes_and_private_reads(path: Path):
 
 def test_the_per_call_context_is_written_by_the_state_and_the_families_own_fields_only():
     """Phase, plan and step are set by ``ResDiTState.prepare`` / ``begin_call`` (inside state.py); a family writes only
-    its own field (FLUX's pre-hook: the CFG half it runs; SD3: the table its patch embedding returns); nothing outside
+    its own field (FLUX's pre-hook: the CFG half it runs; SD3: the table its patch embedding returns and the branch
+    pass running); nothing outside
     state.py touches the state's private fields."""
     writers, touching = {}, {}
     for pkg in ("resdit", "analysis"):
@@ -124,5 +125,5 @@ def test_the_per_call_context_is_written_by_the_state_and_the_families_own_field
                 writers.setdefault(field, set()).add(_module_name(path))
             if private:
                 touching[_module_name(path)] = sorted(private)
-    assert writers == {"call_context": {"resdit.families.flux"}, "pe_override": {"resdit.sd3"}}
+    assert writers == {"call_context": {"resdit.families.flux"}, "pe_override": {"resdit.sd3"}, "sd3_pass": {"resdit.sd3"}}
     assert touching == {}

@@ -355,3 +355,70 @@ def test_flux_controlnet_runs_the_global_branch_at_the_base_token_count(flux_con
 def test_sd3_refuses_the_base_token_global_branch_by_name(sd3_pipe):
     with pytest.raises(ResDiTConfigError, match="not available for SD3"):
         resdit.apply_resdit(sd3_pipe, ResDiTConfig(base_size=SD3_BASE, mode="resdit", global_tokens="base"))
+
+
+# --- recording SD3 --------------------------------------------------------------------------------------------
+
+
+def test_recording_sd3_gives_each_pass_the_attention_it_ran(sd3_pipe):
+    """Fused phase at 1.5x: the global pass over every token and the window passes (each window a whole-model pass
+    with its own activations). For a probe, recorded probabilities x that pass's values = the attention output of
+    that pass at the probe (global: its token; local: its home window's row); the text comes first in the row."""
+    t = sd3_pipe.transformer
+    attn = t.transformer_blocks[0].attn
+    seen = {"v": [], "v_txt": [], "out": []}
+    hooks = [attn.to_v.register_forward_hook(lambda m, a, out: seen["v"].append(out)),
+             attn.add_v_proj.register_forward_hook(lambda m, a, out: seen["v_txt"].append(out)),
+             attn.to_out[0].register_forward_pre_hook(lambda m, a: seen["out"].append(a[0]))]
+    g = torch.Generator().manual_seed(2)
+    args = (torch.randn(1, 4, 48, 48, generator=g), torch.randn(1, 7, 32, generator=g),
+            torch.randn(1, 64, generator=g), torch.full((1,), 500.0))
+    probe, T, N = (5, 30), 7, 48 * 48
+    try:
+        with resdit.enabled(t, ResDiTConfig(mode="resdit", global_steps=0, local_steps=0), base_grid=(32, 32)):
+            resdit.set_step(t, 0, 4)
+            stock = t(*args, return_dict=False)[0]
+            seen = {k: [] for k in seen}
+            with resdit.record(t, layers=[0], probes=[probe]) as cache:
+                recorded = t(*args, return_dict=False)[0]
+            plan = resdit.get_state(t).plan
+    finally:
+        for h in hooks:
+            h.remove()
+    assert torch.equal(recorded, stock)  # recording changes nothing
+    heads = 4
+    p = probe[0] * 48 + probe[1]
+    row = cache.get("probs", 0, branch="global")[0, :, 0]  # [heads, T + N]
+    assert row.shape == (heads, T + N)
+    torch.testing.assert_close(row.sum(-1), torch.ones(heads))
+    v = torch.cat([seen["v_txt"][0][0], seen["v"][0][0]]).unflatten(-1, (heads, -1))  # text first
+    out = seen["out"][0][0, p].unflatten(-1, (heads, -1))
+    torch.testing.assert_close(torch.einsum("hk,khd->hd", row, v), out, atol=1e-5, rtol=1e-4)
+    local = cache.get("probs", 0, branch="local")[0, :, 0]
+    from resdit.record import Recorder
+
+    w = int(Recorder._home_windows(plan)[p])
+    idx = plan.partition.index[w]
+    pos = int((idx == p).nonzero()[0, 0])
+    assert local[:, T:][:, ~torch.isin(torch.arange(N), idx)].abs().max() == 0  # nothing outside its window
+    v_w = torch.cat([seen["v_txt"][1][w], seen["v"][1][w]]).unflatten(-1, (heads, -1))
+    row_w = torch.cat([local[:, :T], local[:, T + idx]], -1)
+    out_w = seen["out"][1][w, pos].unflatten(-1, (heads, -1))
+    torch.testing.assert_close(torch.einsum("hk,khd->hd", row_w, v_w), out_w, atol=1e-5, rtol=1e-4)
+    assert cache.meta["text_len"] == T
+
+
+def test_recording_an_untouched_sd3_model_observes_it_and_says_what_it_cannot_report(sd3_pipe):
+    t = sd3_pipe.transformer
+    g = torch.Generator().manual_seed(3)
+    args = (torch.randn(1, 4, 32, 32, generator=g), torch.randn(1, 7, 32, generator=g),
+            torch.randn(1, 64, generator=g), torch.full((1,), 500.0))
+    stock = t(*args, return_dict=False)[0]
+    with pytest.raises(ValueError, match="rope_ids"):
+        with resdit.record(t, points=["probs", "rope_ids"], probes=[(1, 1)]):
+            pass
+    with resdit.record(t, points=["entropy"]) as cache:
+        out = t(*args, return_dict=False)[0]
+    assert torch.equal(out, stock) and resdit.get_state(t) is None
+    entropy = cache.get("entropy", 0, branch="global")
+    assert entropy.shape == (1, 4) and (entropy > 0).all() and (entropy <= math.log(32 * 32 + 7) + 1e-4).all()
