@@ -92,6 +92,8 @@ def write_sheet(out: str | Path, prompt: str = PROMPT, scales=(1, 2, 4), steps: 
     import matplotlib.pyplot as plt
 
     from resdit.io import atomic_write, check_writable, dumps_strict
+
+    from .craft import save_figure
     from resdit.loading import load_any_pipeline
     from resdit.provenance import provenance
 
@@ -107,8 +109,7 @@ def write_sheet(out: str | Path, prompt: str = PROMPT, scales=(1, 2, 4), steps: 
 
     cases = sheet_cases(pipe, prompt, scales, steps, seed, say)
     fig = sheet_figure(cases, prompt)
-    with atomic_write(out, binary=True) as f:
-        fig.savefig(f, format="png", dpi=110)
+    save_figure(fig, out, dpi=110)
     plt.close(fig)
     numbers = {"provenance": provenance(model=model, device="cpu", seeds={"noise": seed}),
                "prompt": prompt, "steps": steps,

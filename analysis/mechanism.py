@@ -131,6 +131,8 @@ def write_figures(out: str | Path, scale: int = 4, steps: int = 20, model=None) 
 
     from resdit import ResDiTConfig
     from resdit.io import atomic_write, dumps_strict
+
+    from .craft import save_figure
     from resdit.loading import load_any_pipeline
     from resdit.provenance import provenance
     from resdit.schedule import phase_at
@@ -150,15 +152,13 @@ def write_figures(out: str | Path, scale: int = 4, steps: int = 20, model=None) 
     written = []
     fig = x0_strip_figure(trajectories, phases=phases, title=f'Predicted clean image x0 = x_t - sigma v after each '
                           f'step: "{PROMPT}", {scale}x the training size, {steps} steps')
-    with atomic_write(out / "x0_strip.png", binary=True) as f:
-        fig.savefig(f, format="png", dpi=120)
+    save_figure(fig, out / "x0_strip.png", dpi=120)
     plt.close(fig)
     written.append(out / "x0_strip.png")
     fused_step = next(s for s, p in phases.items() if p == "fused")
     spectra = branch_spectra(pipe, PROMPT, cfg, h, w, steps, fused_step, noise)
     fig = radial_spectra_figure(spectra, cfg.cutoff)
-    with atomic_write(out / "branch_spectra.png", binary=True) as f:
-        fig.savefig(f, format="png", dpi=120)
+    save_figure(fig, out / "branch_spectra.png", dpi=120)
     plt.close(fig)
     written.append(out / "branch_spectra.png")
     numbers = {"provenance": provenance(config=cfg, model=model, device="cpu", seeds={"noise": 0}),

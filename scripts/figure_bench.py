@@ -14,13 +14,14 @@ import matplotlib
 matplotlib.use("Agg")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.craft import save_figure  # noqa: E402
 from analysis.figures import generations_figure  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
     source, out = (argv + ["results/bench/generations-2026-12-01.json", "figures/bench.png"][len(argv):])[:2]
     fig = generations_figure(json.loads(Path(source).read_text())["results"])
-    fig.savefig(out, dpi=120, bbox_inches="tight")
+    save_figure(fig, out, dpi=120)
     print(f"wrote {out}")
     return 0
 

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analysis.craft import save_figure  # noqa: E402
 from analysis.figures import METHOD_LABELS, sample_strip, scales_figure  # noqa: E402
 from analysis.study import group_summary  # noqa: E402
 from analysis.tables import load_rows  # noqa: E402
@@ -35,11 +36,11 @@ def main() -> int:
                               "groups": groups}, indent=1) + "\n")
     base = next(g for g in groups if g["condition"] == "base")
     fig = scales_figure(groups, base_detail=base["detail"]["mean"])
-    fig.savefig(ROOT / "figures/scales.png", dpi=130, bbox_inches="tight")
+    save_figure(fig, ROOT / "figures/scales.png", dpi=130)
     conditions = ["resdit+base_tokens+fft", "resdit+full_tokens", "two_stage", "tiling", "upscale"]
     METHOD_LABELS.setdefault("resdit+full_tokens", "ResDiT, full-size global branch")
     fig = sample_strip(v3, 3.0, conditions, [(2, 0), (3, 0), (7, 1), (12, 0)], rows_v3)
-    fig.savefig(ROOT / "figures/samples_3x.png", dpi=130, bbox_inches="tight")
+    save_figure(fig, ROOT / "figures/samples_3x.png", dpi=130)
     print("wrote figures/scales.png and figures/samples_3x.png")
     return 0
 

@@ -1,0 +1,67 @@
+"""Figure craft: the checker sees each rule broken on a constructed figure, and the writer raises small text to the
+printed minimums and refuses what it cannot fix."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from analysis.craft import TEXT_PT, TITLE_PT, FigureCraftError, craft_problems, fit_text, save_figure  # noqa: E402
+
+
+def _lines(width=14.0, fontsize=6.0, labels=True):
+    fig, ax = plt.subplots(figsize=(width, 3))
+    ax.plot([1, 2, 3], [1, 4, 9], label="data")
+    ax.set_title("a title", fontsize=fontsize)
+    if labels:
+        ax.set(xlabel="scale (x)", ylabel="seconds")
+    for t in ax.get_xticklabels() + ax.get_yticklabels():
+        t.set_fontsize(fontsize)
+    ax.xaxis.label.set_fontsize(fontsize)
+    ax.yaxis.label.set_fontsize(fontsize)
+    return fig, ax
+
+
+def test_text_too_small_at_the_printed_width_is_found_and_raised_to_the_minimums():
+    fig, ax = _lines(width=14.0, fontsize=10.0)  # printed at half size: 5 pt
+    problems = craft_problems(fig)
+    assert any("title 'a title' prints at 5.0 pt" in p for p in problems)
+    assert any("'seconds' prints at 5.0 pt" in p for p in problems)
+    fit_text(fig)
+    assert craft_problems(fig) == []
+    assert ax.title.get_fontsize() == pytest.approx(TITLE_PT * 2) and ax.yaxis.label.get_fontsize() == pytest.approx(
+        TEXT_PT * 2)
+    narrow, _ = _lines(width=5.0, fontsize=10.0)  # narrower than the page: printed at its own size
+    assert craft_problems(narrow) == []
+    plt.close("all")
+
+
+def test_an_unlabelled_axis_is_refused_but_named_categories_need_no_label(tmp_path):
+    fig, _ = _lines(width=6.0, fontsize=10.0, labels=False)
+    assert any("no x or y label" in p for p in craft_problems(fig))
+    with pytest.raises(FigureCraftError, match="no x or y label"):
+        save_figure(fig, tmp_path / "f.png")
+    assert not (tmp_path / "f.png").exists() and not list(tmp_path.iterdir())  # nothing half-written
+    bars, ax = plt.subplots(figsize=(6, 3))
+    ax.barh([0, 1], [0.5, 0.9])
+    ax.set_yticks([0, 1], ["two-stage", "ResDiT"])
+    ax.set_xlabel("share correct")
+    assert craft_problems(bars) == []
+    plt.close("all")
+
+
+def test_a_scalar_image_needs_a_colour_bar_and_an_rgb_image_does_not(tmp_path):
+    fig, ax = plt.subplots(figsize=(4, 4))
+    im = ax.imshow(np.random.default_rng(0).random((8, 8)), cmap="magma")
+    ax.set_title("attention", fontsize=10)
+    assert any("no colour bar" in p for p in craft_problems(fig))
+    fig.colorbar(im, ax=ax, label="probability")
+    assert craft_problems(fig) == []
+    rgb, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(np.zeros((8, 8, 3)))
+    ax.set_title("a sample", fontsize=10)
+    assert craft_problems(rgb) == []
+    assert save_figure(rgb, tmp_path / "rgb.png").stat().st_size > 0
+    plt.close("all")
