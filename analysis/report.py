@@ -53,6 +53,8 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    from resdit.io import atomic_write
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = (out / "figures") if smoke else NOTEBOOKS_DIR.parent / "figures"
@@ -66,17 +68,19 @@ def run_report(out: str | Path, smoke: bool = False, only: list[str] | None = No
         try:
             parameters = {"SMOKE": smoke, "FIGURES": str(figures), "WORK": str(work)}
             pm.execute_notebook(str(nb), str(target), parameters=parameters, kernel_name=kernel, progress_bar=False,
-                                cwd=str(NOTEBOOKS_DIR))
+                                cwd=str(NOTEBOOKS_DIR), kernel_manager_class="analysis.kernels.IPCKernelManager")
             status = "ok"
         except Exception as err:  # papermill raises PapermillExecutionError with the cell's traceback
             failures.append(nb.name)
             status = f"FAILED: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         if target.exists():
             body, _ = HTMLExporter().from_notebook_node(static(nbformat.read(str(target), as_version=4)))
-            (out / f"{nb.stem}.html").write_text(body)
+            with atomic_write(out / f"{nb.stem}.html") as f:
+                f.write(body)
         rows.append((nb.stem, status))
         print(f"{nb.name}: {status}", flush=True)
-    (out / "index.html").write_text(index_page(out, rows, smoke))
+    with atomic_write(out / "index.html") as f:
+        f.write(index_page(out, rows, smoke))
     print(f"report: {(out / 'index.html').resolve()}", flush=True)
     if failures:
         print(f"notebooks that failed: {', '.join(failures)}", file=sys.stderr)

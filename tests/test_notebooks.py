@@ -189,3 +189,25 @@ def test_the_static_report_works_offline_and_reads_as_a_page(report):
     for section in index.split("<h3>key numbers</h3>")[1:]:  # records as tables, never as printed dicts
         numbers = section.split("made by")[0]
         assert "<table>" in numbers and "{" not in numbers and "}" not in numbers, numbers[:300]
+
+
+def test_report_kernels_talk_over_ipc_so_no_kernel_warns_about_tcp(tmp_path):
+    """The stock kernel manager's kernel prints "running over TCP without encryption" to the report's output;
+    the report's manager (IPC sockets) does not."""
+    import subprocess
+    import sys
+
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {}, "outputs": [],
+                     "source": ["print(1)"]}], "metadata": {"kernelspec": {"name": "python3", "display_name": "py"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "in.ipynb").write_text(json.dumps(nb))
+    stderr = {}
+    for name, manager in (("stock", None), ("report", "analysis.kernels.IPCKernelManager")):
+        code = ("import papermill as pm, sys; pm.execute_notebook(sys.argv[1], sys.argv[2], progress_bar=False"
+                + (f", kernel_manager_class={manager!r})" if manager else ")"))
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.ipynb"), str(tmp_path / f"{name}.ipynb")],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+        assert done.returncode == 0, done.stderr[-500:]
+        stderr[name] = done.stderr
+    assert "without encryption" in stderr["stock"]  # the check sees the warning where it is printed
+    assert "without encryption" not in stderr["report"]
