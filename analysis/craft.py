@@ -117,9 +117,32 @@ def fit_text(fig, print_width: float = PRINT_WIDTH_IN) -> int:
         if t.get_fontsize() < need - 1e-6:
             t.set_fontsize(need)
             raised += 1
-    if raised and fig.get_layout_engine() is not None:
-        fig.get_layout_engine().execute(fig)
+    if raised:
+        _wrap_titles(fig)
+        engine = fig.get_layout_engine()
+        if engine is not None:
+            engine.execute(fig)
+        else:
+            import warnings
+
+            with warnings.catch_warnings():  # axes a tight layout cannot place (colour bars, insets) stay put
+                warnings.simplefilter("ignore")
+                fig.tight_layout()
     return raised
+
+
+def _wrap_titles(fig) -> None:
+    """Break an axes title that the larger text made wider than its axes onto lines that fit."""
+    import textwrap
+
+    for ax in fig.axes:
+        t = ax.title
+        text = t.get_text()
+        if not text.strip() or "\n" in text:
+            continue
+        wide, room = t.get_window_extent().width, ax.get_window_extent().width  # the figure's own renderer
+        if wide > room * 1.02:
+            t.set_text(textwrap.fill(text, max(8, int(len(text) * room / wide))))
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120, print_width: float = PRINT_WIDTH_IN, **kwargs) -> Path:

@@ -26,7 +26,8 @@ def summary_table(groups: list[dict], metrics=("correct", "count", "detail", "se
 
 #: how a reader should see a study condition (the internal name stays in the caption table, :func:`name_table`)
 READER_NAMES = {
-    "base": "base size (the model itself)", "direct": "direct (stock attention)", "extrapolate": "direct (stock attention)",
+    "base": "base size (the model itself)", "direct": "direct (stock attention)",
+    "extrapolate": "extrapolated positions (stock attention, base shift)",
     "scaled_pe": "scaled positions (PI)", "scaled_pe+pa": "scaled positions + proportional attention",
     "scaled_pe+pa@pipeline_shift": "scaled positions + prop. attn, pipeline shift", "patch_pe": "per-patch positions",
     "patch_pe_local": "windowed attention (per-window positions)", "ntk": "NTK-aware RoPE (I-Max)",
@@ -146,7 +147,7 @@ def sweep_points(groups: list[dict], conditions=SWEEP_CONDITIONS, metrics=("corr
 
 #: a distinct colour and line style per sweep condition (Okabe-Ito colours; direct always black, solid)
 SWEEP_STYLES = {
-    "direct": ("#000000", "-", "o"), "extrapolate": ("#000000", "-", "o"), "scaled_pe": ("#666666", "--", "s"), "scaled_pe+pa": ("#999999", "-", "s"),
+    "direct": ("#000000", "-", "o"), "extrapolate": ("#000000", "--", "o"), "scaled_pe": ("#666666", "--", "s"), "scaled_pe+pa": ("#999999", "-", "s"),
     "scaled_pe+pa@pipeline_shift": ("#999999", ":", "s"), "patch_pe_local": ("#F0E442", "-", "^"),
     "resdit_paper": ("#56B4E9", "--", "D"), "resdit_paper+fuse_to_end+pa": ("#56B4E9", "-", "D"),
     "resdit+full_tokens": ("#0072B2", "-", "o"), "resdit_fast": ("#0072B2", ":", "o"),

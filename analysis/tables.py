@@ -74,6 +74,15 @@ TOKEN_CLAIMS = [
     ("FFT vs bilinear upsampler: layout", "resdit+base_tokens+fft", "resdit+base_tokens", "correct", +1),
     ("FFT vs bilinear upsampler: fragments", "resdit+base_tokens+fft", "resdit+base_tokens", "fragments", -1),
     ("FFT vs bilinear upsampler: drawn-object detail", "resdit+base_tokens+fft", "resdit+base_tokens", "detail", +1),
+    ("Base-token branch vs resdit_fast: layout", "resdit+base_tokens", "resdit_fast", "correct", +1),
+    ("Base-token branch vs resdit_fast: fragments", "resdit+base_tokens", "resdit_fast", "fragments", -1),
+    # PSF's cutoff lowered to the blocks' Nyquist limit (acts only where the blocks are larger than 5x5: 8x)
+    ("Nyquist cutoff vs the cutoff 0.2 (FFT): layout", "resdit+base_tokens+fft+nyquist", "resdit+base_tokens+fft",
+     "correct", +1),
+    ("Nyquist cutoff vs the cutoff 0.2 (FFT): fragments", "resdit+base_tokens+fft+nyquist", "resdit+base_tokens+fft",
+     "fragments", -1),
+    ("Nyquist cutoff vs the cutoff 0.2 (FFT): drawn-object detail", "resdit+base_tokens+fft+nyquist",
+     "resdit+base_tokens+fft", "detail", +1),
 ]
 
 

@@ -18,6 +18,7 @@ SOURCE = "results/study-v3/scales.json"
 ORDER = [
     ("base", "the base size"),
     ("resdit+base_tokens+fft", "**ResDiT, base tokens (the new defaults)**"),
+    ("resdit+base_tokens+fft+nyquist", "... + PSF cutoff at the blocks' Nyquist limit"),
     ("resdit+base_tokens", "ResDiT, base tokens, bilinear upsampler"),
     ("resdit+base_tokens+key_bias", "... + log-count key bias"),
     ("resdit+base_tokens@fused_only", "... pooled in the fused phase only"),
@@ -25,7 +26,20 @@ ORDER = [
     ("resdit+full_tokens", "ResDiT, full-size global branch (the defaults before)"),
     ("resdit_fast", "resdit_fast"),
     ("resdit_paper", "ResDiT as in the paper (mode resdit_paper)"),
+    ("resdit_no_pes", "... without scaled positions (PES)"),
+    ("resdit_no_pipe", "... without per-window positions (PIPE)"),
+    ("resdit_no_psf", "... without spectral fusion (PSF: the average)"),
+    ("resdit_no_mop_gws", "... grid windows, hard splice (no MOP, no GWS)"),
+    ("resdit_mop_only", "... windows only (MOP, uniform splice)"),
+    ("resdit_paper+pa", "... + proportional attention"),
+    ("resdit_paper+fuse_to_end", "... fused to the last step"),
+    ("resdit_paper@sigma", "... phases by noise level"),
+    ("resdit_paper+pa@sigma", "... + proportional attention, phases by noise level"),
+    ("resdit_paper+fuse_to_end+pa@pipeline_shift", "... fused to the end + prop. attn, pipeline shift"),
+    ("resdit+full_tokens@global_16of35", "full-size branch, global phase to 16/35"),
+    ("resdit+full_tokens@global_21of35", "full-size branch, global phase to 21/35"),
     ("scaled_pe+pa", "scaled PE + proportional attention"),
+    ("scaled_pe+pa@pipeline_shift", "scaled PE + proportional attention, pipeline shift"),
     ("two_stage", "two-stage"),
     ("tiling", "latent tiling"),
     ("tiling_gaussian", "latent tiling, Gaussian weights"),
@@ -40,7 +54,11 @@ ORDER = [
 ]
 SCALES = (1.0, 2.0, 3.0, 4.0, 8.0)
 # conditions that v2 already reports at 2x and 4x (findings' v2 section): shown here only at 3x and 8x
-V2_ONLY = {"resdit_paper", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe"}
+V2_ONLY = {"resdit_paper", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe",
+           "resdit_no_pes", "resdit_no_pipe", "resdit_no_psf", "resdit_no_mop_gws", "resdit_mop_only", "resdit_paper+pa",
+           "resdit_paper+fuse_to_end", "resdit_paper@sigma", "resdit_paper+pa@sigma",
+           "resdit_paper+fuse_to_end+pa@pipeline_shift", "resdit+full_tokens@global_16of35",
+           "resdit+full_tokens@global_21of35", "scaled_pe+pa@pipeline_shift"}
 
 
 def tag(condition: str, scale: float, path: str) -> str:

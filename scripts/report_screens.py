@@ -79,6 +79,7 @@ def shoot(browser: str, page: Path, dest: Path, width: int, max_height: int, pro
         shot = im.convert("RGB")
     raw.unlink()
     small = shot.resize((width, round(shot.height * width / shot.width)), Image.LANCZOS)
+    small = small.quantize(colors=256, method=Image.Quantize.MEDIANCUT)  # a page of text and plots: 256 colours read
     with atomic_write(dest, binary=True) as f:
         small.save(f, format="PNG", optimize=True)
     return {"page": page.name, "png": dest.name, "page_height_px": height, "size": list(small.size),
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=640, help="width of the PNGs in px (default 640)")
     p.add_argument("--max-height", type=int, default=12000, help="longest page height shot, in CSS px")
     args = p.parse_args(argv)
+    args.report = args.report.resolve()
     pages = sorted(args.report.glob("*.html"), key=lambda q: (q.name != "index.html", q.name))
     if not pages:
         raise SystemExit(f"{args.report} has no HTML pages: build it with `resdit report --out {args.report}`.")
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                                Path(profile)))
             print(f"{page.name}: {shots[-1]['size'][0]}x{shots[-1]['size'][1]} px -> {args.out / shots[-1]['png']}")
     with atomic_write(args.out / "screens.json") as f:
-        json.dump({"report": str(args.report), "browser": version, "view_width_px": VIEW_WIDTH, "shots": shots}, f,
+        json.dump({"report": args.report.name, "browser": version, "view_width_px": VIEW_WIDTH, "shots": shots}, f,
                   indent=1)
     return 0
 

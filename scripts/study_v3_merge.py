@@ -9,7 +9,7 @@ images are copied beside the study's, and rows made under the conditions' former
 (:func:`analysis.study.migrate_names`). Rows of more than one commit are summarized together: the summary's
 ``sources`` lists each commit with its row count, and every row keeps its own provenance. Then ``resdit study --summarize``'s
 :func:`analysis.study.summarize`, the claims table (``results/study-v3/claims.json``, the v2 study's 2x and 4x rows
-as extra) and ``scripts/figures_scales.py``.
+as extra; the base-token claims and the paper's) and ``scripts/figures_scales.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.study import migrate_names, summarize  # noqa: E402
-from analysis.tables import TOKEN_CLAIMS, write_claims  # noqa: E402
+from analysis.tables import CLAIMS, TOKEN_CLAIMS, write_claims  # noqa: E402
 
 STUDY = Path("results") / "study-v3"  # relative to the repository (provenance records it as written)
 SCALES = (2.0, 3.0, 4.0, 8.0)
@@ -49,7 +49,9 @@ def main(argv: list[str]) -> int:
     merge(runs)
     migrate_names(STUDY)  # rows and features of runs made under the conditions' former names
     summarize(STUDY, allow_mixed=True)  # the summary lists each source (commit, model) with its rows
-    print(write_claims(STUDY, STUDY / "claims.json", SCALES, TOKEN_CLAIMS, extra=(Path("results") / "study-v2",)))
+    # the base-token branch's claims and the paper's (its ablations and baselines, at 3x and 8x where they ran)
+    print(write_claims(STUDY, STUDY / "claims.json", SCALES, TOKEN_CLAIMS + CLAIMS,
+                       extra=(Path("results") / "study-v2",)))
     import figures_scales
 
     return figures_scales.main()

@@ -65,3 +65,15 @@ def test_a_scalar_image_needs_a_colour_bar_and_an_rgb_image_does_not(tmp_path):
     assert craft_problems(rgb) == []
     assert save_figure(rgb, tmp_path / "rgb.png").stat().st_size > 0
     plt.close("all")
+
+
+def test_a_figure_made_without_pyplot_is_fitted_and_a_long_title_wrapped(tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(14, 3))  # a bare canvas (FigureCanvasBase), as figures built without pyplot have
+    ax = fig.add_subplot()
+    ax.plot([1, 2], [1, 2])
+    ax.set(xlabel="scale", ylabel="share")
+    ax.set_title("a title long enough to be wider than its axes once the text is raised " * 2, fontsize=8)
+    save_figure(fig, tmp_path / "bare.png")
+    assert "\n" in ax.get_title() and craft_problems(fig) == []
