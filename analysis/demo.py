@@ -64,14 +64,14 @@ def sheet_figure(cases: list[dict], prompt: str = PROMPT):
     labels = list(dict.fromkeys(c["label"] for c in cases))
     scales = list(dict.fromkeys(c["scale"] for c in cases))
     side = max(max(c["size"]) for c in cases)
-    fig, axes = plt.subplots(len(scales), len(labels), figsize=(2.25 * len(labels), 2.5 * len(scales) + 0.5),
+    fig, axes = plt.subplots(len(scales), len(labels), figsize=(2.25 * len(labels), 2.75 * len(scales) + 0.5),
                              squeeze=False)
     for case in cases:
         ax = axes[scales.index(case["scale"]), labels.index(case["label"])]
         image = np.clip(case["image"].transpose(1, 2, 0), 0, 1)
         k = side // max(case["size"])
         ax.imshow(np.kron(image, np.ones((k, k, 1))), interpolation="nearest")
-        ax.set_title(_panel_title(case), fontsize=8, color="black" if case["correct"] else "#b2182b")
+        ax.set_title(_panel_title(case), fontsize=9, color="black" if case["correct"] else "#b2182b")
         ax.set_xticks([])
         ax.set_yticks([])
     for col, label in enumerate(labels):
@@ -109,7 +109,7 @@ def write_sheet(out: str | Path, prompt: str = PROMPT, scales=(1, 2, 4), steps: 
 
     cases = sheet_cases(pipe, prompt, scales, steps, seed, say)
     fig = sheet_figure(cases, prompt)
-    save_figure(fig, out, dpi=110)
+    save_figure(fig, out, dpi=110, print_width=fig.get_size_inches()[0])  # a screen figure, shown at its own size
     plt.close(fig)
     numbers = {"provenance": provenance(model=model, device="cpu", seeds={"noise": seed}),
                "prompt": prompt, "steps": steps,
