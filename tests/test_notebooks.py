@@ -211,3 +211,4 @@ def test_report_kernels_talk_over_ipc_so_no_kernel_warns_about_tcp(tmp_path):
         stderr[name] = done.stderr
     assert "without encryption" in stderr["stock"]  # the check sees the warning where it is printed
     assert "without encryption" not in stderr["report"]
+    assert not [p.name for p in Path(__file__).resolve().parents[1].glob("kernel-*ipc*")]  # no socket left in cwd

@@ -33,20 +33,20 @@ def test_provenance_names_the_commit_the_weights_and_the_versions(tiny_toy):
 
 
 def test_study_rows_and_summary_carry_provenance(tiny_toy, tmp_path):
-    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=1, seeds=1, steps=2, conditions=("resdit",),
+    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=1, seeds=1, steps=2, conditions=("resdit_paper",),
                       model=str(tiny_toy))
     path = run_study(cfg, progress=False)
     row = json.loads(path.read_text().splitlines()[0])
     _check(row["provenance"], tiny_toy)
-    assert row["provenance"]["config"]["mode"] == "resdit_paper"  # the condition "resdit" resolved to its mode
-    assert row["provenance"]["study"]["conditions"] == ["resdit"] and row["provenance"]["study"]["steps"] == 2
+    assert row["provenance"]["config"]["mode"] == "resdit_paper"  # the condition resolved to its mode
+    assert row["provenance"]["study"]["conditions"] == ["resdit_paper"] and row["provenance"]["study"]["steps"] == 2
     summary = summarize(tmp_path)
     assert [s["rows"] for s in summary["sources"]] == [1] and summary["provenance"]["commit"] == row["provenance"][
         "commit"]
 
 
 def test_summarize_refuses_rows_of_two_commits_unless_told(tiny_toy, tmp_path):
-    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=2, seeds=1, steps=2, conditions=("resdit",),
+    cfg = StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=2, seeds=1, steps=2, conditions=("resdit_paper",),
                       model=str(tiny_toy))
     path = run_study(cfg, progress=False)
     lines = path.read_text().splitlines()
