@@ -150,7 +150,7 @@ def install(transformer, config: ResDiTConfig, base_grid: tuple[int, int] | None
         raise RuntimeError("ResDiT is already applied to this model; call resdit.remove_resdit(...) first.")
     fam, is_controlnet = family_of(transformer)
     fam.check_mode(config.mode)
-    if observer and not fam.records:
+    if observer and not fam.record_points:
         raise ResDiTConfigError(f"Attention recording does not support {fam.label} yet (its processors emit no "
                                 "attention hook point).")
     state = ResDiTState(config, base_grid, transformer, pipeline=pipe, observer=observer)

@@ -346,9 +346,6 @@ class Recorder:
 
 
 DEFAULT_POINTS = ("probs", "entropy", "distance", "rope_ids")
-#: what SD3's whole-model branches can report: attention rows and their statistics (no RoPE ids; its branches
-#: meet as velocities, not per layer)
-SD3_POINTS = ("probs", "entropy", "distance")
 
 
 @contextlib.contextmanager
@@ -358,8 +355,8 @@ def record(target, points=None, layers: list[int] | None = None,
 
     Args:
         target: a pipeline with ``.transformer`` or a FLUX transformer, with or without ResDiT.
-        points: any of :data:`POINTS` (None: :data:`DEFAULT_POINTS`; on SD3, whose branches are whole-model
-            passes, :data:`SD3_POINTS` are what it reports).
+        points: any of the family's ``record_points`` (None: those of :data:`DEFAULT_POINTS` it reports; SD3,
+            whose branches are whole-model passes, reports probs, entropy and distance).
         layers: attention layer numbers (forward order, negative from the end); None = all.
         steps: denoising steps to record (None = all; a bare transformer counts as step 0
             unless :func:`resdit.set_step` says otherwise).
@@ -371,13 +368,14 @@ def record(target, points=None, layers: list[int] | None = None,
         An :class:`AttentionCache`, filled as the model runs.
     """
     pipe, transformer = _split(target)
-    sd3 = type(transformer).__name__ == "SD3Transformer2DModel"
+    from .families import family_of
+
+    fam = family_of(transformer)[0]
     if points is None:
-        points = SD3_POINTS if sd3 else DEFAULT_POINTS
-    elif sd3 and set(points) - set(SD3_POINTS):
-        raise ValueError(f"SD3 reports {', '.join(SD3_POINTS)}: its branches are whole-model passes on an additive "
-                         f"sin-cos table (no RoPE ids) that meet as velocities, not per layer; drop "
-                         f"{sorted(set(points) - set(SD3_POINTS))}.")
+        points = tuple(p for p in DEFAULT_POINTS if p in fam.record_points)
+    elif set(points) & (set(POINTS) - set(fam.record_points)):  # unknown names: the Recorder says so below
+        raise ValueError(f"{fam.label} reports {', '.join(fam.record_points)} (its branches produce no other); "
+                         f"drop {sorted(set(points) & (set(POINTS) - set(fam.record_points)))}.")
     state = get_state(transformer)
     owned = state is None
     cache = AttentionCache(attention_layers(transformer), {

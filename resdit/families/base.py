@@ -25,7 +25,7 @@ class Family:
         default_base: the published training size in pixels.
         takes: ``takes(spec)``: whether the family can run a :class:`~resdit.config.ModeSpec`.
         why_not: the reason given when a mode is refused.
-        records: whether :func:`resdit.record` can observe it (its processors emit the attention hook point).
+        record_points: what :func:`resdit.record` can read from it (its processors emit them; empty: not recordable).
         img2img: class name in ``diffusers`` of the family's image-to-image pipeline (two-stage's second pass).
         base_mu: ``base_mu(scheduler, base_grid, num_steps)``: the scheduler shift its pipelines use at the base
             size, where it is not FLUX.1's linear rule in the token count (None: that rule).
@@ -42,7 +42,7 @@ class Family:
     default_base: tuple[int, int] = (1024, 1024)
     takes: Callable = lambda spec: True
     why_not: str = ""
-    records: bool = True
+    record_points: tuple[str, ...] = ("probs", "entropy", "distance", "rope_ids", "spectrum", "bands")
     img2img: str | None = None
     base_mu: Callable | None = None
 

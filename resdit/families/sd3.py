@@ -23,7 +23,9 @@ def _base_size(pipe) -> tuple[int, int]:
 SD3 = register(Family(
     name="sd3", label="SD3", transformers=("SD3Transformer2DModel",), controlnets=("SD3ControlNetModel",),
     pipelines=("StableDiffusion3",), install=_install, patch=lambda config: int(config.get("patch_size", 2)),
-    base_size=_base_size, takes=lambda spec: spec.sd3, img2img="StableDiffusion3Img2ImgPipeline",
+    base_size=_base_size, takes=lambda spec: spec.sd3,
+    record_points=("probs", "entropy", "distance"),  # no RoPE ids; its branches meet as velocities
+    img2img="StableDiffusion3Img2ImgPipeline",
     why_not="it changes RoPE frequencies or per-patch indices inside global attention, and SD3's only position "
             "signal is a sin-cos table added at the input.",
 ))
