@@ -40,7 +40,7 @@ def sheet_cases(pipe, prompt: str = PROMPT, scales=(1, 2, 4), steps: int = 20, s
             t0 = time.perf_counter()
             image = generate(pipe, prompt, cfg, h, w, steps, latents=noise)[0].float().numpy()
             seconds = time.perf_counter() - t0
-            scores = score_case(image, prompt, base, cfg.spec.windows, world=pipe.world)
+            scores = score_case(image, prompt, base, cfg.spec.windows, world=pipe.world, align=cfg.align)
             cases.append(dict(mode=mode, label=label, scale=scale, size=[h, w], image=image, seconds=seconds,
                               correct=bool(scores["correct"]), count=int(scores["count"]),
                               detail=float(scores["detail"])))

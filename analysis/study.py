@@ -170,7 +170,8 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
                     "key": case_key(cond, scale, p, s), "condition": cond, "scale": scale, "prompt": prompts[p],
                     "prompt_index": p, "seed": s, "size": [h, w], "base": list(base), "steps": cfg.steps,
                     "seconds": per_image, "world": toy_world,
-                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world), "provenance": made_by}
+                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world, align=rc.align),
+                    "provenance": made_by}
             _write(path, rows)
         if progress:
             done = [r for r in rows.values() if r["condition"] == cond and r["scale"] == scale]
@@ -238,13 +239,14 @@ def rescore(out: str | Path, progress: bool = True, allow_mixed: bool = False) -
     for (cond, scale), rs in groups.items():
         images = load_images(out, cond, scale)
         layout = MODES[CONDITIONS[cond]["mode"]].windows if cond in CONDITIONS else "mop"
+        align = condition_config(cond, None).align if cond in CONDITIONS else 1
         have = [r for r in rs if r["key"] in images]
         kept += len(rs) - len(have)
         if not have:
             continue
         base = tuple(have[0].get("base", (32, 32)))
         for r in have:
-            r.update(score_case(images[r["key"]], r["prompt"], base, layout, world=r.get("world", "v1")))
+            r.update(score_case(images[r["key"]], r["prompt"], base, layout, world=r.get("world", "v1"), align=align))
         _save_features(out, cond, scale, [r["key"] for r in have], np.stack([images[r["key"]] for r in have]), base)
         redone += len(have)
     _write(path, rows)

@@ -60,13 +60,16 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
                    help="phases whose global branch is pooled (default: all for base tokens)")
     p.add_argument("--nyquist-cutoff", action=argparse.BooleanOptionalAction, default=None,
                    help="lower PSF's cutoff to the pooled blocks' Nyquist limit 1/p where p > 1/cutoff (8x8 blocks)")
+    p.add_argument("--window-align", type=positive_int, default=None,
+                   help="local windows start on multiples of this many tokens (default: 2 for resdit and "
+                        "resdit_fast, 1 elsewhere)")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
     """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
     names = ("cutoff", "splice_width", "global_steps", "local_steps", "phase_by", "proportional_attention", "mu",
              "window_chunk", "strength", "global_tokens", "upsampler", "key_bias", "pool_phases",
-             "nyquist_cutoff")
+             "nyquist_cutoff", "window_align")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 

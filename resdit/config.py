@@ -53,6 +53,10 @@ class ModeSpec:
         global_tokens: ``"full"`` (the global branch attends over every image token) or ``"base"`` (it runs on
             blocks of ``ceil(H/h) x ceil(W/w)`` tokens, so it attends over at most the base size's token count:
             :func:`resdit.plan.base_token_factors`).
+        window_align: the local windows start on multiples of this many tokens (MOP layout;
+            :func:`resdit.geometry.window_starts`): 2 for ``resdit`` and ``resdit_fast`` (at 3x the toy study's
+            stripes, two tokens a period, came out in opposite phases in windows 11 tokens apart and the splice
+            cancelled them), 1 (MOP as specified) elsewhere.
         tiled: run the whole transformer on base-size tiles (MultiDiffusion) instead of
             changing attention.
         two_pass: a pipeline-level baseline run by :func:`resdit.generate` (``"two_stage"`` or
@@ -71,6 +75,7 @@ class ModeSpec:
     global_pool: int = 1
     global_tokens: str = "full"
     local_fraction: float = 15 / 35
+    window_align: int = 1
     tiled: bool = False
     two_pass: str | None = None
 
@@ -91,9 +96,10 @@ MODES: dict[str, ModeSpec] = {
     # The method with the defaults the toy study supports (docs/decisions.md): the global branch at the training
     # token count (blocks of ceil(H/h) x ceil(W/w) tokens in every phase, FFT upsampling), proportional attention
     # and fusion to the last step (no local-only phase). SD3, whose global branch is the whole model, keeps it full.
-    "resdit": ModeSpec(proportional="on", local_fraction=0.0, global_tokens="base"),
+    # The local windows start on even tokens (window_align=2).
+    "resdit": ModeSpec(proportional="on", local_fraction=0.0, global_tokens="base", window_align=2),
     # ... paying for global attention only where its frequencies survive.
-    "resdit_fast": ModeSpec(proportional="on", local_fraction=0.0, global_pool=2),
+    "resdit_fast": ModeSpec(proportional="on", local_fraction=0.0, global_pool=2, window_align=2),
     # The paper's method as specified: 10 global / 10 fused / 15 local steps of 35, no attention scaling.
     "resdit_paper": ModeSpec(),
     # Ablations (paper Fig. 6): one factor each against the paper's method.
@@ -202,6 +208,12 @@ class ResDiTConfig:
         upsampler: how pooled outputs return to the token grid: ``"bilinear"`` or ``"fft"`` (band-limited: zero-
             padded spectrum with the block mean's response divided out, exact for a periodic field below the pooled
             grid's Nyquist limit). None: ``"fft"`` with ``global_tokens="base"``, ``"bilinear"`` with ``global_pool``.
+        window_align: the local windows (MOP) start on multiples of this many tokens, so that where two overlap
+            their origins differ by a multiple of it (None: the mode's own, ``ModeSpec.window_align``: 2 for
+            ``resdit`` and ``resdit_fast``, 1 elsewhere). A model that draws a texture in phase with its canvas'
+            edge draws it in phase with each window's edge; windows an odd number of tokens apart then draw a
+            two-token texture in opposite phases and the splice cancels it (docs/decisions.md). It costs no
+            window at 2x, 3x, 4x or 8x; at most one more per axis where the minimum-overlap stride is odd.
         nyquist_cutoff: with a pooled global branch whose blocks cannot hold the frequencies up to ``cutoff``
             (``ph`` or ``pw`` above ``1 / cutoff``: 8x8 blocks at 8x, with the paper's 0.2), lower PSF's cutoff in
             the fused phase to the blocks' Nyquist limit ``rho = 1 / max(ph, pw)``, so that the local branch draws
@@ -230,6 +242,7 @@ class ResDiTConfig:
     key_bias: bool | None = None
     upsampler: str | None = None
     nyquist_cutoff: bool | None = None
+    window_align: int | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
@@ -288,6 +301,11 @@ class ResDiTConfig:
         if self.global_pool is not None and (isinstance(self.global_pool, bool) or not isinstance(self.global_pool, int)
                                              or self.global_pool < 1):
             raise ResDiTConfigError(f"global_pool={self.global_pool!r} must be a whole number >= 1 (1: no pooling).")
+        if self.window_align is not None and (isinstance(self.window_align, bool)
+                                              or not isinstance(self.window_align, numbers.Integral)
+                                              or self.window_align < 1):
+            raise ResDiTConfigError(f"window_align={self.window_align!r} must be a whole number of tokens >= 1 (1: the "
+                                    "minimum-overlap starts as specified; None: the mode's own).")
         if self.global_tokens not in (None, "full", "base"):
             raise ResDiTConfigError(f"global_tokens={self.global_tokens!r}: use 'full' or 'base'.")
         if self.pool_phases not in (None, "all", "fused"):
@@ -333,6 +351,11 @@ class ResDiTConfig:
     def pool(self) -> int:
         """The fused phase's global pooling factor this config runs."""
         return self.spec.global_pool if self.global_pool is None else self.global_pool
+
+    @property
+    def align(self) -> int:
+        """The local windows' start alignment (tokens) this config runs."""
+        return self.spec.window_align if self.window_align is None else int(self.window_align)
 
     @property
     def tokens(self) -> str:

@@ -30,9 +30,11 @@ from .spectral import spectral_fuse
 
 
 def build_partition(config: ResDiTConfig, grid: tuple[int, int], base: tuple[int, int]) -> WindowPartition:
-    """The windows of a mode over a token grid: the base size, its layout (MOP or grid) and splice weights."""
+    """The windows of a mode over a token grid: the base size, its layout (MOP or grid, MOP's starts aligned to
+    ``config.align`` tokens) and splice weights."""
     spec = config.spec
-    return WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=config.splice_width)
+    return WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=config.splice_width,
+                                 align=config.align)
 
 
 def merge(phase: str, fusion: str, part: WindowPartition, mask: torch.Tensor | None,

@@ -25,7 +25,7 @@ from .config import ResDiTConfigError
 from .schedule import round_half_up
 
 
-def window_starts(length: int, window: int) -> list[int]:
+def window_starts(length: int, window: int, align: int = 1) -> list[int]:
     """Minimum-overlap partition of ``length`` tokens into windows of ``window`` tokens.
 
     One window if ``length <= window``. Otherwise the smallest ``N > length / window`` with
@@ -33,8 +33,16 @@ def window_starts(length: int, window: int) -> list[int]:
     rounded stride is below ``window`` (rounding alone can make a stride equal the window,
     which would leave a seam with no overlap; SPEC 1 decision).
 
+    With ``align`` > 1 every start but the last (which ends the window at ``length``) is rounded to a multiple of
+    ``align`` instead, so the windows' origins differ by multiples of ``align`` tokens where they overlap: a model
+    that draws a texture in phase with its canvas' edge (a window's edge is one) then draws it in the same phase in
+    both windows, and the splice keeps it (docs/decisions.md, "Window starts on even tokens"). As without
+    alignment, the smallest ``N`` whose rounded starts keep every stride under the window (every multiple of
+    ``align`` at worst).
+
     Raises:
-        ResDiTConfigError: for a window of fewer than 2 tokens or a non-positive length.
+        ResDiTConfigError: for a window of fewer than 2 tokens, a non-positive length or ``align`` not in
+            ``[1, window)``.
     """
     if length < 1:
         raise ResDiTConfigError(f"length={length} must be >= 1 token.")
@@ -42,12 +50,17 @@ def window_starts(length: int, window: int) -> list[int]:
         raise ResDiTConfigError(f"A window of {window} token(s) cannot overlap its neighbours; use at least 2.")
     if length <= window:
         return [0]
+    if isinstance(align, bool) or not isinstance(align, int) or not 1 <= align < window:
+        raise ResDiTConfigError(f"window_align={align!r} must be a whole number of tokens in [1, {window}) (the "
+                                f"window is {window} tokens; 1: no alignment).")
+    span = length - window
     n = length // window + 1  # smallest integer > length / window
-    while True:
-        starts = [round_half_up(k * (length - window) / (n - 1)) for k in range(n)]
-        if all(b - a < window for a, b in zip(starts, starts[1:])):
+    while n <= span // align + 2:  # beyond that the aligned starts repeat
+        starts = [align * round_half_up(k * span / (n - 1) / align) for k in range(n - 1)] + [span]
+        if all(0 < b - a < window for a, b in zip(starts, starts[1:])):
             return starts
         n += 1
+    return sorted({*range(0, span, align), span})  # every aligned start: strides of align (< window) and the rest
 
 
 def grid_starts(length: int, window: int) -> list[int]:
@@ -92,22 +105,26 @@ class WindowPartition:
 
     @classmethod
     def build(cls, grid: tuple[int, int], base: tuple[int, int], layout: str = "mop", weighting: str = "gaussian",
-              sigma: float = 0.5) -> "WindowPartition":
+              sigma: float = 0.5, align: int = 1) -> "WindowPartition":
         """Partition ``grid`` into windows of ``base`` (clipped to ``grid``) tokens.
 
         Args:
             layout: ``"mop"`` (minimum overlap) or ``"grid"`` (hard tiling).
             weighting: ``"gaussian"`` (``exp(-d^2 / 2 sigma^2)`` around each window centre,
                 sigma in window units per axis) or ``"uniform"``.
+            align: MOP's window starts on multiples of ``align`` tokens (:func:`window_starts`); the grid layout's
+                starts are multiples of the window already.
         """
         H, W = grid
         wh, ww = min(base[0], H), min(base[1], W)
         if layout not in ("mop", "grid"):
             raise ResDiTConfigError(f"Unknown window layout {layout!r}; use 'mop' or 'grid'.")
-        place = window_starts if layout == "mop" else grid_starts
         if weighting not in ("gaussian", "uniform"):
             raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian' or 'uniform'.")
-        rows, cols = place(H, wh), place(W, ww)
+        if layout == "mop":
+            rows, cols = window_starts(H, wh, align), window_starts(W, ww, align)
+        else:
+            rows, cols = grid_starts(H, wh), grid_starts(W, ww)
         r = torch.arange(wh)
         c = torch.arange(ww)
         index = torch.stack([((y0 + r)[:, None] * W + (x0 + c)[None, :]).reshape(-1) for y0 in rows for x0 in cols])

@@ -89,14 +89,15 @@ def probe_label(probe) -> str:
     return f"token row {r}, column {c}"
 
 
-def _home_window(rc, grid, window) -> tuple[int, int]:
-    """Top-left corner of the minimum-overlap window whose centre is nearest a token."""
+def _home_window(rc, grid, window, starts=None) -> tuple[int, int]:
+    """Top-left corner of the window whose centre is nearest a token (``starts``: the run's per-axis window starts,
+    as the recording's meta holds them; None: the minimum-overlap starts)."""
     from .geometry import window_starts
 
     corner = []
-    for x, n, w in zip(rc, grid, window):
-        starts = window_starts(n, w)
-        corner.append(min(starts, key=lambda s: abs(s + (w - 1) / 2 - x)))
+    for axis, (x, n, w) in enumerate(zip(rc, grid, window)):
+        axis_starts = window_starts(n, w) if starts is None else starts[axis]
+        corner.append(min(axis_starts, key=lambda s: abs(s + (w - 1) / 2 - x)))
     return tuple(corner)
 
 
@@ -210,7 +211,8 @@ def probe_maps_figure(cache, layer: int, step: int, image=None, branches=("globa
             r, c = _probe_rc(probe, grid)
             ax.scatter([c + 0.5], [r + 0.5], marker="x", color="cyan")
             if branch == "local" and meta.get("window"):  # the window the probe attends in (its nearest centre)
-                (y0, x0), (wh, ww) = _home_window((r, c), grid, tuple(meta["window"])), tuple(meta["window"])
+                (y0, x0), (wh, ww) = (_home_window((r, c), grid, tuple(meta["window"]), meta.get("window_starts")),
+                                      tuple(meta["window"]))
                 ax.add_patch(plt.Rectangle((x0, y0), ww, wh, fill=False, color="cyan", lw=1.0, ls="--"))
             ax.set_title(f"{branch}, probe at {probe_label(probe)}\ntext mass {probs[i, :text_len].sum():.2f}",
                          fontsize=7)

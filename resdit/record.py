@@ -398,7 +398,9 @@ def record(target, points=None, layers: list[int] | None = None,
         if state.plan is not None:
             text_len = state.plan.text_len if recorder.text_len is None else recorder.text_len
             cache.meta.update(grid=list(state.plan.grid), base=list(state.plan.base), text_len=text_len,
-                              window=list(state.plan.partition.window), cutoff=getattr(state.plan, "cutoff", state.config.cutoff))
+                              window=list(state.plan.partition.window),
+                              window_starts=[list(v) for v in state.plan.partition.starts],
+                              cutoff=getattr(state.plan, "cutoff", state.config.cutoff))
             pooled = getattr(state.plan, "pooled", None)
             if pooled is not None:  # the global branch's rows and keys are these blocks
                 cache.meta.update(pooled_grid=list(pooled.grid), pooled_factors=list(pooled.factors),

@@ -213,3 +213,24 @@ def test_pooled_probe_maps_spread_each_blocks_mass_over_its_tokens():
     amap = probe_map(row, grid, text, factors)
     assert amap.shape == grid and np.isclose(amap.sum(), 0.7)
     assert np.allclose(amap[0:2, 0:2], row[text] / 4) and np.allclose(amap[4, 2:4], row[text + 5] / 2)
+
+
+def test_window_align_is_the_modes_own_and_checked():
+    assert ResDiTConfig(mode="resdit").align == 2 and ResDiTConfig(mode="resdit_fast").align == 2
+    assert ResDiTConfig(mode="resdit_paper").align == 1 and ResDiTConfig(mode="tiling").align == 1
+    assert ResDiTConfig(mode="resdit", window_align=1).align == 1
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ResDiTConfigError, match="window_align"):
+            ResDiTConfig(window_align=bad)
+
+
+def test_even_window_starts_change_the_output_only_where_a_stride_was_odd(transformer):
+    """The plan's windows start on even tokens with the defaults; at 2x and 4x of an 8-token base the minimum-overlap
+    starts are even already and the output is the same bit for bit, at 3x (starts 0, 5, 11, 16) it is not."""
+    base = (8, 8)
+    plan = build_plan(ResDiTConfig(mode="resdit"), transformer.pos_embed, (24, 24), base, torch.zeros(2, 3), 16, "cpu")
+    assert plan.partition.starts == ([0, 6, 10, 16], [0, 6, 10, 16])
+    for side, same in ((16, True), (32, True), (24, False)):
+        inputs = flux_inputs((side, side))
+        out = {a: _run(transformer, inputs, 10, mode="resdit", window_align=a) for a in (1, 2)}
+        assert torch.equal(out[1], out[2]) == same, side

@@ -77,3 +77,59 @@ def test_grid_layout_tiles_without_overlap_when_divisible():
 def test_nearest_window_offsets_stay_inside_the_window():
     part = WindowPartition.build((37, 29), (8, 8))
     assert part.local_rc.min() >= 0 and part.local_rc.max() < 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(length=st.integers(1, 600), window=st.integers(3, 128), align=st.integers(1, 8))
+def test_aligned_starts(length, window, align):
+    """Aligned starts: multiples of align but the last (which ends at the border), covering, overlapping, and
+    the smallest count whose evenly spread starts, rounded to multiples of align, keep every stride under the
+    window."""
+    if align >= window:
+        if length > window:
+            with pytest.raises(ResDiTConfigError, match="window_align"):
+                window_starts(length, window, align)
+        return
+    starts = window_starts(length, window, align)
+    w = min(window, length)
+    assert starts[0] == 0 and starts[-1] + w == length
+    assert all(s % align == 0 for s in starts[:-1])
+    assert all(0 < b - a < window for a, b in zip(starts, starts[1:]))
+    if length > window:
+        span = length - window
+        for m in range(length // window + 1, len(starts)):
+            s = [align * int(math.floor(k * span / (m - 1) / align + 0.5)) for k in range(m - 1)] + [span]
+            assert not all(0 < b - a < window for a, b in zip(s, s[1:]))
+
+
+def test_align_one_is_the_minimum_overlap_partition():
+    for length in range(1, 300):
+        for window in (2, 7, 16, 64):
+            assert window_starts(length, window, 1) == window_starts(length, window)
+
+
+def test_even_starts_change_only_odd_strides_on_the_toy_scales():
+    """The toy's 16-token windows: even starts leave 2x, 4x and 8x as they were (so their study rows stand for
+    the aligned defaults) and make 3x's strides (11, 10, 11) even."""
+    for scale in (2, 4, 8):
+        assert window_starts(16 * scale, 16, 2) == window_starts(16 * scale, 16)
+    assert window_starts(48, 16) == [0, 11, 21, 32]
+    assert window_starts(48, 16, 2) == [0, 10, 22, 32]
+    # FLUX.1 at 3072^2 and 4096^2 (64-token windows): as many windows as without alignment
+    for side in (3072, 4096):
+        assert len(window_starts(side // 16, 64, 2)) == len(window_starts(side // 16, 64))
+
+
+@pytest.mark.parametrize("align, kept", [(1, False), (2, True)])
+def test_splice_keeps_a_texture_drawn_in_phase_with_each_window_only_on_even_starts(align, kept):
+    """The mechanism window_align answers: each window draws a two-token texture in phase with its own origin (as
+    a model does that learnt the texture in phase with its canvas' edge). Spliced over 48 tokens (3x of 16), odd
+    strides put neighbours in opposite phases and the splice cancels the texture where they overlap."""
+    part = WindowPartition.build((2, 48), (2, 16), align=align)
+    stripes = torch.cos(math.pi * torch.arange(16.0)).repeat(2)  # +1, -1, ... along each window's columns
+    windows = stripes.expand(part.num_windows, 32)[None, :, :, None]
+    amplitude = part.splice(windows)[0, :, 0].abs()  # the texture's amplitude, token by token
+    if kept:
+        assert torch.allclose(amplitude, torch.ones(96), atol=1e-5)
+    else:
+        assert amplitude.min() < 0.1  # cancelled where two windows of opposite phase weigh alike
