@@ -54,3 +54,17 @@ def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: st
         "ground_detail": ground_detail(image, gt, scene, masks),
         "period_error": abs(period - stripe) / stripe, "seam": seam(layout, align), "seam_mop": seam("mop"),
     }
+
+
+def heldout_detail(images: np.ndarray, prompts: list[str], base: tuple[int, int], world: str | None = None) -> dict:
+    """``resdit eval-toy``'s detail reader (entry point ``resdit.toy_readers: detail``): the study's drawn-object
+    detail of each image (NaN where nothing of the prompted colour was drawn) and its mean over the images that
+    drew one, so a held-out run reads detail as the study does (``detail`` at 1x is the base size's)."""
+    values = []
+    for image, prompt in zip(images, prompts):
+        scene = parse_prompt(prompt, world)
+        gt, masks = truth(scene, *image.shape[1:])
+        values.append(drawn_detail(image, gt, scene.objects[0], masks[0], world))
+    drawn = [v for v in values if np.isfinite(v)]
+    return {"detail": float(np.mean(drawn)) if drawn else None, "detail_n": len(drawn),
+            "detail_per_image": [float(v) if np.isfinite(v) else None for v in values]}

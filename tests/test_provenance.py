@@ -69,6 +69,11 @@ def test_eval_toy_json_carries_provenance(tiny_toy, tmp_path):
     _check(record["provenance"], tiny_toy)
     assert record["rows"][0]["mode"] == "direct"
     assert record["provenance"]["config"]["modes"] == ["direct"]
+    # the installed detail reader ran on the same images: one value per image, the mean over those that drew one
+    row = record["rows"][0]
+    assert row["readers"] == ["detail"] and len(row["detail_per_image"]) == 1
+    drawn = [v for v in row["detail_per_image"] if v is not None]
+    assert row["detail_n"] == len(drawn) and (row["detail"] is None if not drawn else row["detail"] == drawn[0])
 
 
 def test_rerunning_a_rows_recorded_command_reproduces_the_summary(tiny_toy, tmp_path):

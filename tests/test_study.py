@@ -203,3 +203,25 @@ def test_old_condition_names_are_renamed_by_what_the_rows_ran(tmp_path):
     assert not (tmp_path / "features" / "resdit@defaults@4.npz").exists()
     moved = np.load(tmp_path / "features" / "resdit+full_tokens@4.npz")
     assert list(moved) == ["resdit+full_tokens|4|0|0|full"]
+
+
+def test_heldout_detail_reads_the_exact_render_as_one_a_flattened_texture_lower_and_nothing_drawn_as_none():
+    """eval-toy's detail reader on constructed images: the exact render scores 1, the same object with its texture
+    at half contrast about 1/4 (energy), an image without the prompted colour None, left out of the mean."""
+    import numpy as np
+
+    from analysis.metrics import truth
+    from analysis.scoring import heldout_detail
+    from resdit.toy.world import parse_prompt
+
+    prompt = "a red striped circle at center on tiles"
+    gt, masks = truth(parse_prompt(prompt, "v2"), 96, 96)
+    flat = gt.copy()
+    inside = masks[0]
+    mean = gt[:, inside].mean(1, keepdims=True)
+    flat[:, inside] = mean + 0.5 * (gt[:, inside] - mean)  # the texture's contrast halved
+    empty = np.full_like(gt, 0.3)
+    out = heldout_detail(np.stack([gt, flat, empty]), [prompt] * 3, (32, 32), "v2")
+    exact, halved, nothing = out["detail_per_image"]
+    assert exact == pytest.approx(1.0, abs=0.02) and 0.15 < halved < 0.35 and nothing is None  # drawn mask ~ true
+    assert out["detail_n"] == 2 and out["detail"] == pytest.approx((exact + halved) / 2)

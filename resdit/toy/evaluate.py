@@ -65,14 +65,30 @@ def score(images: np.ndarray, prompts: list[str], world: str | None = None) -> d
             "mean_count": float(np.mean(counts)), "objects_above_1": int(np.sum(np.array(counts) > 1))}
 
 
+#: entry-point group of image readers that ``eval-toy`` runs beside its layout score (``analysis`` adds ``detail``,
+#: the study's drawn-object detail); each is ``read(images, prompts, base, world) -> dict`` of JSON values
+READERS_GROUP = "resdit.toy_readers"
+
+
+def installed_readers() -> dict:
+    """The image readers other packages register under :data:`READERS_GROUP`, by name."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.load() for ep in entry_points(group=READERS_GROUP)}
+
+
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
-             proportional_attention: bool | None = None, progress: bool = True, mu=None) -> list[dict]:
+             proportional_attention: bool | None = None, progress: bool = True, mu=None,
+             readers: dict | None = None) -> list[dict]:
     """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side.
 
     ``proportional_attention`` and ``mu`` as in :class:`ResDiTConfig` (None: each mode's own default); every
-    row records the values that ran."""
+    row records the values that ran. ``readers``: name -> ``read(images, prompts, base, world)``, whose values
+    join each row (None: :func:`installed_readers`); the row lists the readers that ran."""
     from ..apply import enabled
     from ..config import ResDiTConfig
+
+    readers = installed_readers() if readers is None else readers
 
     prompts = evaluation_prompts(n_prompts, seed, getattr(pipe, "world", None))
     base = pipe.base_size
@@ -87,7 +103,9 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
             row = {"mode": mode, "scale": scale, "size": [h, w], "steps": steps,
                    "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
                    **score(images, prompts, getattr(pipe, "world", None)),
-                   "seconds": round(time.perf_counter() - start, 1)}
+                   "seconds": round(time.perf_counter() - start, 1), "readers": sorted(readers)}
+            for name in sorted(readers):
+                row.update(readers[name](images, prompts, tuple(base), getattr(pipe, "world", None)))
             rows.append(row)
             if progress:
                 print(dumps_strict(row), flush=True)
