@@ -83,6 +83,33 @@ TOKEN_CLAIMS = [
      "fragments", -1),
     ("Nyquist cutoff vs the cutoff 0.2 (FFT): drawn-object detail", "resdit+base_tokens+fft+nyquist",
      "resdit+base_tokens+fft", "detail", +1),
+    # the local windows on even starts (window_align=2; changes the windows only where a stride was odd: 3x)
+    ("Even window starts vs minimum-overlap starts: drawn-object detail", "resdit+base_tokens+fft+align2",
+     "resdit+base_tokens+fft", "detail", +1),
+    ("Even window starts vs minimum-overlap starts: ground detail", "resdit+base_tokens+fft+align2",
+     "resdit+base_tokens+fft", "ground_detail", +1),
+    ("Even window starts vs minimum-overlap starts: layout", "resdit+base_tokens+fft+align2",
+     "resdit+base_tokens+fft", "correct", +1),
+    ("Even window starts vs minimum-overlap starts: fragments", "resdit+base_tokens+fft+align2",
+     "resdit+base_tokens+fft", "fragments", -1),
+    ("Even window starts vs minimum-overlap starts: seams", "resdit+base_tokens+fft+align2",
+     "resdit+base_tokens+fft", "seam", -1),
+    ("The defaults (even starts) vs two-stage: drawn-object detail", "resdit+base_tokens+fft+align2", "two_stage",
+     "detail", +1),
+    ("The defaults (even starts) vs upscale: drawn-object detail", "resdit+base_tokens+fft+align2", "upscale",
+     "detail", +1),
+    ("The defaults (even starts) vs tiling: drawn-object detail", "resdit+base_tokens+fft+align2", "tiling",
+     "detail", +1),
+    ("The defaults (even starts) vs two-stage: layout", "resdit+base_tokens+fft+align2", "two_stage", "correct", +1),
+    ("The defaults (even starts) vs tiling: layout", "resdit+base_tokens+fft+align2", "tiling", "correct", +1),
+    # where two-stage rarely draws the object (8x) the layout-free reading pairs few cases: the same band where the
+    # object belongs (its missing objects count as no texture) and on the ground, paired over every case
+    ("Base-token branch (FFT) vs two-stage: detail where the object belongs", "resdit+base_tokens+fft", "two_stage",
+     "detail_in_place", +1),
+    ("Base-token branch (FFT) vs two-stage: ground detail", "resdit+base_tokens+fft", "two_stage", "ground_detail",
+     +1),
+    ("Base-token branch (FFT) vs two-stage: drawn-object detail", "resdit+base_tokens+fft", "two_stage", "detail",
+     +1),
 ]
 
 
