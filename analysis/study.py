@@ -317,14 +317,15 @@ def group_summary(rows: list[dict], out: str | Path | None = None) -> list[dict]
 
 
 def summarize(out: str | Path, allow_mixed: bool = False) -> dict:
-    """Merge shard files into ``results.jsonl`` and write ``summary.json``.
+    """Merge shard files into ``results.jsonl`` (a shard's row replaces the same case's) and write ``summary.json``.
 
     Raises:
         MixedStudyError: if the rows were made by more than one commit (or a dirty tree) or model, unless
             ``allow_mixed``; the summary then lists every source.
     """
     out = Path(out)
-    files = sorted(out.glob("results*.jsonl"))
+    # the merged file first, then the shards: a shard's row replaces the merged row of the same case
+    files = [p for p in (out / "results.jsonl",) if p.exists()] + sorted(out.glob("results.*.jsonl"))
     if not files:
         raise ValueError(f"No study at {out}: no results*.jsonl there (run `resdit study --out {out}` first).")
     rows: dict[str, dict] = {}

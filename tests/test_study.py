@@ -32,6 +32,13 @@ def test_shards_split_the_groups_and_merge(tiny_toy, tmp_path):
     summarize(tmp_path)
     rows = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len(rows) == 2 and not list(tmp_path.glob("results.*.jsonl"))
+    # a rerun's shard replaces the merged row of the same case (results.jsonl sorts after results.1.jsonl)
+    rerun = json.loads(rows[0])
+    rerun["seconds"] = -1.0
+    (tmp_path / "results.1.jsonl").write_text(json.dumps(rerun) + "\n")
+    summarize(tmp_path)
+    merged = {json.loads(line)["key"]: json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()}
+    assert len(merged) == 2 and merged[rerun["key"]]["seconds"] == -1.0
 
 
 def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_n():
