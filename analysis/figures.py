@@ -46,7 +46,8 @@ READER_NAMES = {
     "resdit_no_psf": "ablation: no spectral fusion (PSF)", "resdit_no_mop_gws": "ablation: grid windows, hard splice",
     "resdit_mop_only": "ablation: windows only (MOP)",
     "resdit+base_tokens": "ResDiT, global branch at base tokens (bilinear)",
-    "resdit+base_tokens+fft": "ResDiT defaults: base tokens, FFT upsampler",
+    "resdit+base_tokens+fft+align2": "ResDiT defaults: base tokens, FFT upsampler, windows on even starts",
+    "resdit+base_tokens+fft": "ResDiT, base tokens, FFT upsampler, minimum-overlap windows",
     "resdit": "ResDiT defaults (mode resdit)",
     "resdit+base_tokens+fft+nyquist": "ResDiT defaults + PSF cutoff at the blocks' Nyquist limit",
 }
@@ -152,6 +153,7 @@ SWEEP_STYLES = {
     "resdit_paper": ("#56B4E9", "--", "D"), "resdit_paper+fuse_to_end+pa": ("#56B4E9", "-", "D"),
     "resdit+full_tokens": ("#0072B2", "-", "o"), "resdit_fast": ("#0072B2", ":", "o"),
     "resdit+base_tokens": ("#D55E00", "-", "o"), "resdit+base_tokens+fft": ("#D55E00", "-", "*"),
+    "resdit+base_tokens+fft+align2": ("#B2182B", "-", "*"),
     "two_stage": ("#009E73", "-", "v"), "tiling": ("#CC79A7", "-", "P"), "upscale": ("#E69F00", "--", "x"),
 }
 
@@ -199,16 +201,18 @@ def sweep_table(groups: list[dict], conditions=SWEEP_CONDITIONS) -> str:
 
 
 #: one colour per method in every figure (colour-blind-safe Okabe-Ito order; direct always black)
-METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit+base_tokens+fft": "#8C2D04", "resdit+full_tokens": "#0072B2",
+METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit+base_tokens+fft": "#8C2D04",
+                  "resdit+base_tokens+fft+align2": "#B2182B", "resdit+full_tokens": "#0072B2",
                   "resdit_paper": "#0072B2", "resdit_fast": "#56B4E9", "two_stage": "#009E73", "tiling": "#CC79A7",
                   "upscale": "#E69F00", "scaled_pe+pa": "#999999", "scaled_pe": "#666666", "patch_pe_local": "#F0E442"}
-METHOD_LABELS = {"resdit+base_tokens+fft": "ResDiT defaults (base tokens, FFT upsampler)",
+METHOD_LABELS = {"resdit+base_tokens+fft+align2": "ResDiT defaults (base tokens, FFT, even window starts)",
+                 "resdit+base_tokens+fft": "ResDiT base tokens, FFT (minimum-overlap windows)",
                  "resdit+base_tokens": "ResDiT, base tokens, bilinear upsampler", "resdit+full_tokens":
                  "ResDiT, full-size global branch", "resdit_fast": "resdit_fast (2x2 blocks, fused only)",
                  "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)",
                  "upscale": "bicubic upscale of the base image", "scaled_pe+pa": "scaled PE + proportional attention"}
-SCALE_CONDITIONS = ("resdit+base_tokens+fft", "resdit+base_tokens", "resdit+full_tokens", "two_stage", "tiling",
-                    "upscale", "scaled_pe+pa")
+SCALE_CONDITIONS = ("resdit+base_tokens+fft+align2", "resdit+base_tokens+fft", "resdit+base_tokens", "resdit+full_tokens",
+                    "two_stage", "tiling", "upscale", "scaled_pe+pa")
 
 
 def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: float | None = None):
@@ -218,8 +222,8 @@ def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: 
     import matplotlib.pyplot as plt
 
     panels = (("correct", "layout: share correct", (0, 1.05)), ("fragments", "pieces of the prompted colour", None),
-              ("detail", "drawn-object detail (texture band)", None))
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+              ("detail", "drawn-object detail", None))
+    fig, axes = plt.subplots(1, 3, figsize=(9, 4.6))
     for ax, (metric, title, ylim) in zip(axes, panels):
         for k, cond in enumerate(conditions):
             pts = sorted((g["scale"], g[metric]["mean"], *g[metric]["ci95"]) for g in groups
@@ -249,13 +253,15 @@ def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: 
     axes[0].set_ylabel(f"share of samples (n = {'/'.join(map(str, ns))})", fontsize=9)
     small = [(g["condition"], g["scale"], g["n"]) for g in groups if g["condition"] in conditions and g["scale"] > 1
              and g["n"] < max(ns)]
-    if small:
-        axes[0].text(0.01, 0.01, "n < " + str(max(ns)) + ": " + ", ".join(
-            f"{METHOD_LABELS.get(c, c).split(' (')[0]} at {s:g}x ({n})" for c, s, n in small), fontsize=6,
-            transform=axes[0].transAxes, color="#555555", va="bottom")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0.02))
+    if small:  # below the legend, wrapped: a note inside an axes would squeeze it
+        import textwrap
+
+        note = "n < " + str(max(ns)) + ": " + ", ".join(
+            f"{METHOD_LABELS.get(c, c).split(' (')[0]} at {s:g}x ({n})" for c, s, n in small)
+        fig.text(0.5, 0.0, textwrap.fill(note, 130), fontsize=7, color="#555555", ha="center", va="top")
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     return fig
 
 
@@ -263,6 +269,8 @@ def sample_strip(out, scale: float, conditions, cases, rows: list[dict], size: f
     """The same prompts and noise (``cases``: ``(prompt_index, seed)``) under each condition at one scale, from a
     study's stored images, each panel titled with its scores (correct, pieces of the prompted colour, drawn-object
     detail). Nearest-neighbour display: every pixel the model drew is visible."""
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     from .study import case_key, load_images
@@ -283,10 +291,10 @@ def sample_strip(out, scale: float, conditions, cases, rows: list[dict], size: f
             r = index.get(key, {})
             detail = r.get("detail")
             scores = (f"{'correct' if r.get('correct') else 'wrong'}, {r.get('fragments', '?')} pcs"
-                      + (f", detail {detail:.2f}" if detail is not None else ""))
-            head = METHOD_LABELS.get(cond, cond).replace(", ", ",\n", 1) + "\n" if i == 0 else ""
+                      + (f"\ndetail {detail:.2f}" if detail is not None else "\nno object drawn"))
+            head = textwrap.fill(METHOD_LABELS.get(cond, cond), 22) + "\n" if i == 0 else ""
             ax.set_title(head + scores, fontsize=7.5)
-    fig.subplots_adjust(wspace=0.08, hspace=0.25, top=0.86)
+    fig.subplots_adjust(wspace=0.3, hspace=0.45, top=0.80)
     return fig
 
 

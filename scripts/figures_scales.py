@@ -37,7 +37,7 @@ def main() -> int:
     base = next(g for g in groups if g["condition"] == "base")
     fig = scales_figure(groups, base_detail=base["detail"]["mean"])
     save_figure(fig, ROOT / "figures/scales.png", dpi=130)
-    conditions = ["resdit+base_tokens+fft", "resdit+full_tokens", "two_stage", "tiling", "upscale"]
+    conditions = ["resdit+base_tokens+fft+align2", "resdit+full_tokens", "two_stage", "tiling", "upscale"]
     METHOD_LABELS.setdefault("resdit+full_tokens", "ResDiT, full-size global branch")
     fig = sample_strip(v3, 3.0, conditions, [(2, 0), (3, 0), (7, 1), (12, 0)], rows_v3)
     save_figure(fig, ROOT / "figures/samples_3x.png", dpi=130)

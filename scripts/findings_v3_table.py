@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = "results/study-v3/scales.json"
 ORDER = [
     ("base", "the base size"),
-    ("resdit+base_tokens+fft", "**ResDiT, base tokens (the new defaults)**"),
+    ("resdit+base_tokens+fft+align2", "**ResDiT's defaults: base tokens, FFT, windows on even starts**"),
+    ("resdit+base_tokens+fft", "ResDiT, base tokens, FFT, minimum-overlap starts (the defaults at 8x)"),
     ("resdit+base_tokens+fft+nyquist", "... + PSF cutoff at the blocks' Nyquist limit"),
     ("resdit+base_tokens", "ResDiT, base tokens, bilinear upsampler"),
     ("resdit+base_tokens+key_bias", "... + log-count key bias"),
