@@ -3,7 +3,6 @@ tests: the stock model at the base size in every mode, exact removal, scaled pos
 position interpolation, the local branch equal to stock attention on each window, generations at 2x and 1:2,
 and recorded probabilities that reproduce the attention output. Chroma runs with its text-padding mask."""
 
-import dataclasses
 import json
 
 import numpy as np
