@@ -180,3 +180,15 @@ def test_summary_of_a_missing_folder_creates_nothing(tmp_path, capsys):
         summarize(tmp_path / "none")
     assert not (tmp_path / "none").exists()
     json.dumps({})
+
+
+def test_window_align_reaches_the_config_and_zero_is_refused(tmp_path, capsys, no_loading):
+    from resdit.cli import build_parser, config_from_args, main
+
+    args = build_parser().parse_args(_gen(tmp_path / "a.png", "--window-align", "4"))
+    assert config_from_args(args, (32, 32)).align == 4
+    args = build_parser().parse_args(_gen(tmp_path / "a.png"))
+    assert config_from_args(args, (32, 32)).align == 2  # mode resdit's own
+    with pytest.raises(SystemExit) as stop:
+        main(_gen(tmp_path / "x.png", "--window-align", "0"))
+    assert stop.value.code == 2 and "--window-align" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
