@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from resdit import MODES, generate
+from resdit import MODES, ResDiTConfig, generate
 from resdit.io import atomic_write, dumps_strict
 from resdit.provenance import provenance, source_key
 from resdit.toy.evaluate import canvas_size, evaluation_prompts
@@ -221,6 +221,17 @@ def load_images(out: str | Path, cond: str, scale: float) -> dict[str, np.ndarra
         return {k: stored[k].astype(np.float32) / 255.0 for k in stored.files}
 
 
+def ran_align(row: dict) -> int:
+    """The window alignment a row's sample ran with, read from its provenance: a config without ``window_align``
+    predates the option and ran the minimum-overlap starts (1); a row without provenance, its condition's today."""
+    config = (row.get("provenance") or {}).get("config")
+    if not isinstance(config, dict) or "mode" not in config:
+        return condition_config(row["condition"], None).align if row["condition"] in CONDITIONS else 1
+    if "window_align" not in config:
+        return 1
+    return ResDiTConfig(mode=config["mode"], window_align=config["window_align"]).align
+
+
 def rescore(out: str | Path, progress: bool = True, allow_mixed: bool = False) -> dict:
     """Recompute every per-image metric and the KID features from the stored images, then the summary.
 
@@ -239,14 +250,14 @@ def rescore(out: str | Path, progress: bool = True, allow_mixed: bool = False) -
     for (cond, scale), rs in groups.items():
         images = load_images(out, cond, scale)
         layout = MODES[CONDITIONS[cond]["mode"]].windows if cond in CONDITIONS else "mop"
-        align = condition_config(cond, None).align if cond in CONDITIONS else 1
         have = [r for r in rs if r["key"] in images]
         kept += len(rs) - len(have)
         if not have:
             continue
         base = tuple(have[0].get("base", (32, 32)))
         for r in have:
-            r.update(score_case(images[r["key"]], r["prompt"], base, layout, world=r.get("world", "v1"), align=align))
+            r.update(score_case(images[r["key"]], r["prompt"], base, layout, world=r.get("world", "v1"),
+                                align=ran_align(r)))
         _save_features(out, cond, scale, [r["key"] for r in have], np.stack([images[r["key"]] for r in have]), base)
         redone += len(have)
     _write(path, rows)

@@ -43,7 +43,8 @@ def main() -> int:
     from analysis.metrics import colour_mask, truth
     from analysis.scoring import score_case
     from analysis.study import case_noise
-    from resdit import ResDiTConfig, generate, window_starts
+    from resdit import ResDiTConfig, generate
+    from resdit.fusion import build_partition
     from resdit.io import atomic_write, dumps_strict
     from resdit.provenance import provenance
     from resdit.toy import load_pipeline
@@ -74,7 +75,8 @@ def main() -> int:
         reference = (exact[rows] * masks[0][rows]).sum(0) / np.maximum(masks[0][rows].sum(0), 1)
         ratio = profile / np.where(reference > 0, reference, np.nan)
         axes[i].imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
-        starts = window_starts(w // 2, base[1] // 2, align)
+        # the windows the plan builds (2 px per token on the toy): columns
+        starts = build_partition(cfg, (h // 2, w // 2), (base[0] // 2, base[1] // 2)).starts[1]
         axes[i].set_title(f"{label}\nwindows at {', '.join(map(str, starts))}\ndrawn-object detail {scores['detail']:.2f}",
                           fontsize=9)
         axes[i].axis("off")

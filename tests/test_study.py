@@ -232,3 +232,14 @@ def test_heldout_detail_reads_the_exact_render_as_one_a_flattened_texture_lower_
     exact, halved, nothing = out["detail_per_image"]
     assert exact == pytest.approx(1.0, abs=0.02) and 0.15 < halved < 0.35 and nothing is None  # drawn mask ~ true
     assert out["detail_n"] == 2 and out["detail"] == pytest.approx((exact + halved) / 2)
+
+
+def test_rescoring_reads_the_window_alignment_a_row_ran_with_from_its_provenance():
+    """A row made before window_align existed ran the minimum-overlap starts, whatever its mode's default is now;
+    a row that records the option ran what it records (resolved by its mode)."""
+    from analysis.study import ran_align
+
+    before = {"condition": "resdit_fast", "provenance": {"config": {"mode": "resdit_fast", "cutoff": 0.2}}}
+    after = {"condition": "resdit_fast", "provenance": {"config": {"mode": "resdit_fast", "window_align": None}}}
+    pinned = {"condition": "resdit_fast", "provenance": {"config": {"mode": "resdit_fast", "window_align": 1}}}
+    assert (ran_align(before), ran_align(after), ran_align(pinned)) == (1, 2, 1)
