@@ -71,7 +71,8 @@ def _check_supported(transformer) -> None:
     family_of(transformer)
 
 
-def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | None = None, scheduler=None) -> ResDiTState:
+def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | None = None, scheduler=None,
+                 local_prompt: str | list[str] | None = None, local_text=None) -> ResDiTState:
     """Apply ResDiT to a pipeline (with ``.transformer``) or a bare FLUX transformer.
 
     Args:
@@ -81,6 +82,10 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
             pixels per token are unknown), optional for a pipeline.
         scheduler: for a bare transformer, a scheduler whose ``step_index`` and
             ``timesteps`` give the step (pipelines use their own).
+        local_prompt: the text of the local-only phase, one for all prompts or one per prompt (None: the call's
+            prompt; :mod:`resdit.local_prompt`); FLUX.1 and the toy model, a schedule with a local-only phase.
+            ``local_text``: its ``(states, pooled)`` (or states alone) instead (a bare transformer, or a prompt
+            encoded your own way).
 
     Returns:
         The shared :class:`ResDiTState` (useful in notebooks: its ``plan`` holds the grids).
@@ -109,6 +114,15 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
             raise ResDiTConfigError(f"base_size={config.base_size} is not divisible by {px} pixels per token.")
         base_grid = (config.base_size[0] // px, config.base_size[1] // px)
     base_grid = (int(base_grid[0]), int(base_grid[1]))
+    if local_prompt is not None or local_text is not None:
+        from .local_prompt import check_family, check_mode
+
+        check_mode(config)
+        check_family(transformer)
+        if local_prompt is not None and local_text is not None:
+            raise ResDiTConfigError("Pass local_prompt or local_text, not both.")
+        if local_prompt is not None and pipe is None:
+            raise ResDiTConfigError("A bare transformer cannot encode local_prompt: pass local_text=(states, pooled).")
 
     controlnets = _controlnets(pipe)
     if controlnets and config.spec.tiled:
@@ -117,9 +131,20 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
             "resdit or scaled_pe with ControlNet."
         )
     state = install(transformer, config, base_grid, pipe, scheduler)
+    states = [state]
     for net in controlnets:  # the control branch runs with the same positions, phases and windows
-        install(net, config, base_grid, pipe, scheduler)
+        states.append(install(net, config, base_grid, pipe, scheduler))
         state.on_undo(functools.partial(remove_resdit, net))
+    if local_prompt is not None or local_text is not None:
+        from .local_prompt import as_local_text, encode_local_prompt
+
+        try:
+            text = as_local_text(local_text if local_prompt is None else encode_local_prompt(pipe, local_prompt))
+        except Exception:
+            remove_resdit(target)
+            raise
+        for s in states:  # the transformer's and its ControlNets'
+            s.local_text = text
     if pipe is not None:
         _patch_pipeline(state, pipe)
     return state

@@ -48,14 +48,20 @@ def _img2img(pipe, prompt, image, height, width, steps, strength, latents, gener
 
 
 def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_inference_steps: int = 35,
-             seed: int | None = 0, latents: torch.Tensor | None = None, **call_kwargs) -> torch.Tensor:
+             seed: int | None = 0, latents: torch.Tensor | None = None, local_prompt=None, **call_kwargs) -> torch.Tensor:
     """Images ``[B, 3, height, width]`` in [0, 1] for any mode.
 
     Args:
         latents: the toy pipeline's noise ``[B, 3, height, width]`` (overrides ``seed``).
         seed: seeds a ``torch.Generator`` (ignored when ``latents`` is given).
+        local_prompt: the local branch's text (:mod:`resdit.local_prompt`; modes with a local branch).
     """
     from .apply import check_request, pixels_per_token
+
+    if local_prompt is not None:
+        from .local_prompt import check_mode
+
+        check_mode(config)
 
     if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
         raise ResDiTConfigError(f"num_inference_steps={num_inference_steps!r} must be a whole number >= 1.")
@@ -69,7 +75,7 @@ def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_in
     elif generator is not None:
         common["generator"] = generator
     if spec.two_pass is None:
-        with enabled(pipe, config):
+        with enabled(pipe, config, local_prompt=local_prompt):
             return pipe(prompt=prompt, height=height, width=width, **common).images
     if config.base_size is None:
         raise ResDiTConfigError(f"Mode {config.mode!r} needs ResDiTConfig(base_size=...).")

@@ -51,6 +51,7 @@ class ResDiTState:
     call_context: str | None = None  # diffusers' cache_context name of the current call ("cond" / "uncond")
     pe_override: torch.Tensor | None = None  # SD3: the PE table the next PatchEmbed call returns
     sd3_pass: tuple | None = None  # SD3: the branch pass running now, ("global",) or ("local", first, windows)
+    local_text: tuple | None = None  # the local-only phase's (text states, pooled vector) (resdit.local_prompt)
     _plans: dict = field(default_factory=dict)
     _call_plan: tuple | None = None
     _undo: list = field(default_factory=list)

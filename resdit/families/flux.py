@@ -65,10 +65,18 @@ def install_processors(state, processor=None, call_inputs=None) -> None:
 
 def prepare_each_call(state, call_inputs) -> None:
     """The transformer's forward pre-hook: the call's phase and plan from what ``call_inputs(module, args, kwargs)``
-    reads, then the ``call`` hook point; removed on undo."""
+    reads, the local prompt's text in the local-only phase (:mod:`resdit.local_prompt`), then the ``call`` hook point;
+    removed on undo."""
+
+    from ..local_prompt import call_inputs as local_text_inputs
 
     def pre_forward(module, args, kwargs):
         state.prepare(**call_inputs(module, args, kwargs))
+        if state.local_text is not None:
+            local = local_text_inputs(state, kwargs)
+            if local is not kwargs:  # the local-only phase under the local prompt: its text length's plan
+                kwargs = local
+                state.prepare(**call_inputs(module, args, kwargs))
         state.emit("call", state)
         return args, kwargs
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -215,6 +215,23 @@ def parse_prompt(prompt: str, world: str | World | None = None) -> Scene:
     if len(objects) == 2 and (objects[0].place == objects[1].place or None in (objects[0].place, objects[1].place)):
         raise PromptError("Two objects need two named, different places.")
     return Scene(tuple(objects), ground=ground, ground_named=ground_named, world=w.name)
+
+
+def window_prompt(prompt: str, world: str | World | None = None) -> str:
+    """The prompt a base-size window of ``prompt``'s image is in distribution under: its object without its place
+    (the world draws such objects at any size, close-ups larger than the canvas included), the ground kept.
+
+    Prompts of two objects (which need their places) and worlds without free places (v1) come back unchanged.
+
+    Example:
+        >>> window_prompt("a red striped circle at top left on tiles", "v2")
+        'a red striped circle on tiles'
+    """
+    scene = parse_prompt(prompt, world)
+    if len(scene.objects) != 1 or get_world(world).free_radius is None:
+        return scene.prompt
+    return Scene((replace(scene.objects[0], place=None),), ground=scene.ground, ground_named=scene.ground_named,
+                 world=scene.world).prompt
 
 
 def random_scene(rng: np.random.Generator, p_two: float = 0.0, world: str | World | None = None) -> Scene:

@@ -1,0 +1,143 @@
+"""The local-only phase's own prompt (resdit.local_prompt): which phase reads which text, and the errors."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import flux_inputs, tiny_flux
+
+import resdit
+from resdit import ResDiTConfig, ResDiTConfigError
+from test_apply import STEPS
+
+
+def _run(model, inputs, step, local_text=None, mode="resdit_paper", context=None, **cfg):
+    resdit.apply_resdit(model, ResDiTConfig(mode=mode, **cfg), base_grid=(8, 8), local_text=local_text)
+    resdit.set_step(model, step, 35)
+    try:
+        with torch.no_grad():
+            if context is None:
+                return model(**inputs).sample
+            with model.cache_context(context):
+                return model(**inputs).sample
+    finally:
+        resdit.remove_resdit(model)
+
+
+@pytest.fixture
+def setting():
+    model = tiny_flux()
+    inputs = flux_inputs((16, 16), text_len=5)
+    g = torch.Generator().manual_seed(9)
+    return model, inputs, torch.randn(1, 5, 32, generator=g), torch.randn(1, 32, generator=g)
+
+
+@pytest.mark.parametrize("phase", ["global", "fused"])
+def test_the_phases_with_a_global_branch_keep_the_calls_prompt(setting, phase):
+    model, inputs, states, pooled = setting
+    torch.testing.assert_close(_run(model, inputs, STEPS[phase], local_text=(states, pooled)),
+                               _run(model, inputs, STEPS[phase]), atol=0, rtol=0)
+
+
+def test_the_local_only_phase_runs_under_the_local_prompts_text_and_pooled_vector(setting):
+    model, inputs, states, pooled = setting
+    with_local = _run(model, inputs, STEPS["local"], local_text=(states, pooled))
+    swapped = dict(inputs, encoder_hidden_states=states, pooled_projections=pooled)
+    torch.testing.assert_close(with_local, _run(model, swapped, STEPS["local"]), atol=0, rtol=0)
+    assert not torch.allclose(with_local, _run(model, inputs, STEPS["local"]), atol=1e-4)
+    text_only = dict(inputs, encoder_hidden_states=states)  # states alone: the call's pooled vector stays
+    torch.testing.assert_close(_run(model, inputs, STEPS["local"], local_text=states),
+                               _run(model, text_only, STEPS["local"]), atol=0, rtol=0)
+
+
+def test_a_local_prompt_of_another_length_gets_its_own_text_ids(setting):
+    model, inputs, _, pooled = setting
+    longer = torch.randn(1, 9, 32, generator=torch.Generator().manual_seed(2))
+    swapped = dict(inputs, encoder_hidden_states=longer, pooled_projections=pooled, txt_ids=torch.zeros(9, 3))
+    torch.testing.assert_close(_run(model, inputs, STEPS["local"], local_text=(longer, pooled)),
+                               _run(model, swapped, STEPS["local"]), atol=0, rtol=0)
+
+
+def test_the_unconditional_call_keeps_its_own_text(setting):
+    model, inputs, states, pooled = setting
+    torch.testing.assert_close(_run(model, inputs, STEPS["local"], local_text=(states, pooled), context="uncond"),
+                               _run(model, inputs, STEPS["local"]), atol=0, rtol=0)
+
+
+def test_one_local_prompt_serves_a_batch_and_mismatches_are_named(setting):
+    model, _, states, pooled = setting
+    inputs = flux_inputs((16, 16), text_len=5, batch=2)
+    both = _run(model, inputs, STEPS["local"], local_text=(states.expand(2, -1, -1), pooled.expand(2, -1)))
+    torch.testing.assert_close(_run(model, inputs, STEPS["local"], local_text=(states, pooled)), both, atol=0, rtol=0)
+    with pytest.raises(ResDiTConfigError, match="3 local prompts for a batch of 2"):
+        _run(model, inputs, STEPS["local"], local_text=states.expand(3, -1, -1))
+    with pytest.raises(ResDiTConfigError, match="16 features a token"):
+        _run(model, inputs, STEPS["local"], local_text=torch.randn(1, 5, 16))
+
+
+@pytest.mark.parametrize("mode", ["direct", "scaled_pe", "tiling"])
+def test_a_mode_without_windows_refuses_a_local_prompt(mode):
+    with pytest.raises(ResDiTConfigError, match="no local branch"):
+        resdit.apply_resdit(tiny_flux(), ResDiTConfig(mode=mode), base_grid=(8, 8), local_text=torch.zeros(1, 5, 32))
+
+
+def test_a_schedule_without_a_local_only_phase_refuses_a_local_prompt_and_says_what_to_set():
+    model = tiny_flux()
+    for cfg in (ResDiTConfig(mode="resdit"), ResDiTConfig(mode="resdit_paper", local_steps=0)):
+        with pytest.raises(ResDiTConfigError, match="local_steps=3"):
+            resdit.apply_resdit(model, cfg, base_grid=(8, 8), local_text=torch.zeros(1, 5, 32))
+        assert resdit.get_state(model) is None
+    resdit.apply_resdit(model, ResDiTConfig(mode="resdit", local_steps=3), base_grid=(8, 8),
+                        local_text=torch.zeros(1, 5, 32))
+    resdit.remove_resdit(model)
+
+
+def test_a_bare_transformer_needs_encoded_text_and_other_families_are_refused():
+    from tiny_pipelines import tiny_sd3
+
+    with pytest.raises(ResDiTConfigError, match="local_text="):
+        resdit.apply_resdit(tiny_flux(), ResDiTConfig(mode="resdit_paper"), base_grid=(8, 8), local_prompt="a cat")
+    sd3 = tiny_sd3()
+    with pytest.raises(ResDiTConfigError, match="not yet on SD3"):
+        resdit.apply_resdit(sd3, ResDiTConfig(mode="resdit_paper"), base_grid=(8, 8), local_text=torch.zeros(1, 5, 32))
+    assert resdit.get_state(sd3) is None
+
+
+def test_flux_pipeline_encodes_the_local_prompt_and_removal_restores_it():
+    from tiny_pipelines import tiny_flux_pipeline
+
+    pipe = tiny_flux_pipeline()
+    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit", local_steps=2)
+
+    def image(**kw):
+        return resdit.generate(pipe, "a cat at left", cfg, 32, 32, num_inference_steps=6, seed=0,
+                               max_sequence_length=512, **kw)
+
+    plain = image()
+    local = image(local_prompt="fur, sharp")
+    assert local.shape == plain.shape and torch.isfinite(local).all()
+    assert not torch.allclose(local, plain, atol=1e-4)
+    assert resdit.get_state(pipe) is None
+    torch.testing.assert_close(image(), plain, atol=0, rtol=0)
+    with pytest.raises(ResDiTConfigError, match="no local branch"):
+        resdit.generate(pipe, "a cat", ResDiTConfig(base_size=(16, 16), mode="two_stage"), 32, 32, 2,
+                        local_prompt="fur")
+
+
+def test_a_controlnet_reads_the_same_local_prompt():
+    from tiny_pipelines import tiny_flux_controlnet_pipeline
+
+    pipe = tiny_flux_controlnet_pipeline()
+    control = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    cfg = ResDiTConfig(base_size=(16, 16), mode="resdit", local_steps=2)
+
+    def image():
+        return pipe("a cat", control_image=control, height=32, width=32, num_inference_steps=6, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images
+
+    with resdit.enabled(pipe, cfg):
+        plain = image()
+    with resdit.enabled(pipe, cfg, local_prompt="fur") as state:
+        net_state = resdit.get_state(pipe.controlnet)
+        assert net_state is not None and net_state.local_text is state.local_text
+        local = image()
+    assert np.isfinite(local).all() and not np.allclose(local, plain, atol=1e-4)
