@@ -118,7 +118,7 @@ def apply_resdit(target, config: ResDiTConfig, *, base_grid: tuple[int, int] | N
         from .local_prompt import check_family, check_mode
 
         check_mode(config)
-        check_family(transformer)
+        check_family(family_of(transformer)[0])
         if local_prompt is not None and local_text is not None:
             raise ResDiTConfigError("Pass local_prompt or local_text, not both.")
         if local_prompt is not None and pipe is None:

@@ -103,10 +103,8 @@ def as_local_text(local_text) -> tuple[torch.Tensor, torch.Tensor | None]:
     return states, pooled
 
 
-def check_family(transformer) -> None:
-    """Refuse a family whose calls the local prompt cannot enter (before any encoding)."""
-    from .families import family_of
-
-    fam = family_of(transformer)[0]
-    if fam.name not in FAMILIES:
-        raise ResDiTConfigError(f"local_prompt is supported on FLUX.1 (and the toy model), not yet on {fam.label}.")
+def check_family(family) -> None:
+    """Refuse a family (:class:`~resdit.families.Family`) whose calls the local prompt cannot enter (before any
+    encoding)."""
+    if family.name not in FAMILIES:
+        raise ResDiTConfigError(f"local_prompt is supported on FLUX.1 (and the toy model), not yet on {family.label}.")
