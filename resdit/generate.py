@@ -54,7 +54,7 @@ def generate(pipe, prompt, config: ResDiTConfig, height: int, width: int, num_in
     Args:
         latents: the toy pipeline's noise ``[B, 3, height, width]`` (overrides ``seed``).
         seed: seeds a ``torch.Generator`` (ignored when ``latents`` is given).
-        local_prompt: the local branch's text (:mod:`resdit.local_prompt`; modes with a local branch).
+        local_prompt: the local-only phase's prompt (:mod:`resdit.local_prompt`; a schedule with that phase).
     """
     from .apply import check_request, pixels_per_token
 

@@ -3,12 +3,9 @@ text that describes what a window holds, while the global-only and fused phases 
 
 Under PIPE each window is a canvas of the base size, and it reads the whole prompt, composition words included: a
 window that holds part of an object several windows wide is told where the object stands in the *image*. On the toy
-model that costs texture, and where: the stripes of a 4x image lose their energy against the base size's in the last
-three of 20 steps, and three local-only steps under the prompt without its place words (its pooled vector included)
-bring drawn-object detail from 0.56 to 0.69 on 16 held-out striped prompts, where the same three steps under the
-call's prompt give 0.57 and the windows reading the local prompt in the fused phase (an appended text stream; the
-pooled vector, which modulates every token, stays the call's there) give 0.57 (docs/decisions.md, "A prompt for the
-local-only phase").
+model that costs texture in the last steps, and a short local-only phase under the prompt without its place words
+(its pooled vector included) gives much of it back, where the same steps under the call's prompt do not
+(docs/decisions.md, "A prompt for the local-only phase"; ``scripts/local_prompt_probes.py``).
 
 So the local prompt acts where no global branch runs, and a schedule without a local-only phase refuses it (set
 ``local_steps``). In that phase the call's text states and its pooled vector (FLUX's CLIP ``pooled_projections``) are

@@ -167,12 +167,12 @@ def window_img2img() -> dict:
     out = {"windows": len(crops)}
     for strength in (0.5, 0.8):
         for name, text in (("prompt", [p for p, _ in crops]),
-                           ("window prompt", [window_prompt(p, pipe.world) for p, _ in crops])):
+                           ("window_prompt", [window_prompt(p, pipe.world) for p, _ in crops])):
             got = pipe(prompt=text, height=32, width=32, num_inference_steps=STEPS, image=images, strength=strength,
                        latents=noise, output_type="pt").images.numpy()
             ratios = [stripe_band_energy(g.mean(0), m, f)[0] / stripe_band_energy(c.mean(0), m, f)[0]
                       for g, (_, c), m in zip(got, crops, masks)]
-            out[f"{name}, strength {strength}"] = float(np.mean(ratios))
+            out[f"{name}_strength{round(strength * 100)}"] = float(np.mean(ratios))
     return out
 
 
@@ -185,8 +185,8 @@ def main() -> int:
         extra = {"band_trajectory": pool.submit(band_trajectory), "window_img2img": pool.submit(window_img2img)}
         extra = {k: v.result() for k, v in extra.items()}
     _, prompts = _setup()
-    windows = {label: per_window(done[label][1], prompts, "v2")
-               for label in ("4x defaults", "4x 3 local-only steps, window prompt")}
+    windows = {key: per_window(done[label][1], prompts, "v2")
+               for key, label in (("defaults", "4x defaults"), ("local_prompt", "4x 3 local-only steps, window prompt"))}
     rows = [row for row, _ in done.values()]
     for r in rows:
         print(f"{r['label']:>42s}  detail {r['detail']:.3f}  pieces {r['fragments']:.2f}  correct {r['correct']:.2f}")
