@@ -91,7 +91,7 @@ def checker_peaks() -> dict:
                      "peak_radius": peak, "half_contrast_render": _relative_band(half, _inner(m), gt, _inner(m), f)})
     return {"checker_radius": f, "n": len(rows), "rows": rows,
             "mean_detail": float(np.mean([r["detail"] for r in rows])),
-            "peaks_within_0.03_of_the_checker": int(sum(abs(r["peak_radius"] - f) <= 0.03 for r in rows)),
+            "peaks_at_the_checker": int(sum(abs(r["peak_radius"] - f) <= 0.03 for r in rows)),
             "half_contrast_render": float(np.mean([r["half_contrast_render"] for r in rows]))}
 
 
@@ -106,7 +106,7 @@ def main() -> int:
               f"ratio {r['ratio']:.2f}")
     c = record["checkers_at_the_base_size"]
     print(f"checkers at the base size: detail {c['mean_detail']:.3f}, peaks at the checker "
-          f"{c['peaks_within_0.03_of_the_checker']}/{c['n']}, half-contrast render {c['half_contrast_render']:.3f}")
+          f"{c['peaks_at_the_checker']}/{c['n']}, half-contrast render {c['half_contrast_render']:.3f}")
     with atomic_write(ROOT / "results/toy-v2/detail-by-texture.json") as f:
         f.write(dumps_strict(record, indent=1) + "\n")
     return 0
