@@ -7,8 +7,9 @@ Two parts:
 * the held-out runs' per-image detail (``results/toy-v2/eval-resdit-detail-*.json``, prompts re-derived from their
   seed) split by the prompt's texture, at each scale, with the ratio to the base size's on the same prompts;
 * the base size on 24 checkered prompts (8 per place-free/placed/ground variant): the model's strongest spectral
-  peak inside the drawn object against the checker's, and the reader on the exact render with its checker
-  contrast halved (0.25 by construction: the reader sees checkers when they are drawn).
+  peak inside the drawn object against the checker's (``peaks_at_the_checker``: within 0.03 cycles/px), and the
+  reader on the exact render with its checker contrast halved (0.25 by construction: the reader sees checkers when
+  they are drawn).
 """
 
 from __future__ import annotations
