@@ -199,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="force proportional attention on or off (default: each mode's own)")
     e.add_argument("--mu", type=mu, default=None,
                    help="scheduler shift: 'base', 'pipeline' or a number (default: each mode's own)")
+    e.add_argument("--local-steps", type=non_negative_int, default=None,
+                   help="last steps that run the windows alone (default: each mode's own)")
+    e.add_argument("--window-prompts", action="store_true",
+                   help="run each image's local-only phase under its prompt without the place (local_prompt)")
     e.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)

@@ -28,11 +28,18 @@ from .schedule import LOCAL
 FAMILIES = ("flux",)
 
 
+def has_local_branch(config) -> bool:
+    """Whether ``config``'s mode runs windows in one transformer call (not tiling, not two passes)."""
+    spec = config.spec
+    return bool(spec.patched and not spec.tiled and spec.local_ids is not None and spec.schedule != "global"
+                and not spec.two_pass)
+
+
 def check_mode(config) -> None:
     """A local prompt needs a local-only phase: a phased mode with ``local_steps`` > 0 (or a local fraction), or a
     local-only mode; not tiling, not two passes."""
     spec = config.spec
-    if not spec.patched or spec.tiled or spec.local_ids is None or spec.schedule == "global" or spec.two_pass:
+    if not has_local_branch(config):
         raise ResDiTConfigError(
             f"local_prompt is the text of the local-only phase; mode {config.mode!r} has no local branch. Use it with "
             "resdit, resdit_fast, resdit_paper or another mode with a local branch."

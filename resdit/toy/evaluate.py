@@ -39,8 +39,12 @@ def evaluation_prompts(n: int, seed: int = 0, world: str | None = None) -> list[
     return [f"{p} on {grounds[i % len(grounds)]}" for i, p in enumerate(prompts)]
 
 
+#: images per pipeline call of :func:`generate_batch`
+BATCH = 16
+
+
 def generate_batch(pipe, prompts: list[str], height: int, width: int, steps: int, seed: int,
-                   batch: int = 16) -> np.ndarray:
+                   batch: int = BATCH) -> np.ndarray:
     """Images ``[n, 3, H, W]`` in [0, 1]; sample i uses the noise of ``seed + i`` whatever the batching."""
     out = []
     for lo in range(0, len(prompts), batch):
@@ -79,16 +83,33 @@ def installed_readers() -> dict:
 
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
              proportional_attention: bool | None = None, progress: bool = True, mu=None,
-             readers: dict | None = None) -> list[dict]:
+             readers: dict | None = None, local_steps: int | None = None,
+             window_prompts: bool = False) -> list[dict]:
     """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side.
 
-    ``proportional_attention`` and ``mu`` as in :class:`ResDiTConfig` (None: each mode's own default); every
-    row records the values that ran. ``readers``: name -> ``read(images, prompts, base, world)``, whose values
-    join each row (None: :func:`installed_readers`); the row lists the readers that ran."""
+    ``proportional_attention``, ``mu`` and ``local_steps`` as in :class:`ResDiTConfig` (None: each mode's own
+    default); every row records the values that ran. ``window_prompts``: the local-only phase of each image runs
+    under its prompt's :func:`~resdit.toy.world.window_prompt` (``local_prompt``; modes with windows and a
+    local-only phase, above the base size, where the mode is direct; modes without windows run as they are, and
+    each row says whether it ran: ``local_prompt``).
+    ``readers``: name -> ``read(images, prompts, base, world)``, whose values join each row (None:
+    :func:`installed_readers`); the row lists the readers that ran."""
     from ..apply import enabled
-    from ..config import ResDiTConfig
+    from ..config import ResDiTConfig, ResDiTConfigError
+    from ..local_prompt import check_mode, has_local_branch
+    from .world import window_prompt
 
     readers = installed_readers() if readers is None else readers
+    configs = {mode: ResDiTConfig(base_size=pipe.base_size, mode=mode, proportional_attention=proportional_attention,
+                                  mu=mu, **({} if local_steps is None else {"local_steps": local_steps}))
+               for mode in modes}
+    windowed = {mode for mode, cfg in configs.items() if window_prompts and has_local_branch(cfg)}
+    if window_prompts:  # refused before any image: no mode to apply it to, or a schedule without a local-only phase
+        if not windowed:
+            raise ResDiTConfigError(f"window_prompts acts in a local branch, and none of modes {modes} has one: add "
+                                    "resdit, resdit_fast or resdit_paper.")
+        for mode in sorted(windowed):
+            check_mode(configs[mode])
 
     prompts = evaluation_prompts(n_prompts, seed, getattr(pipe, "world", None))
     base = pipe.base_size
@@ -97,11 +118,21 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
         h, w = canvas_size(base, scale)
         for mode in modes:
             start = time.perf_counter()
-            cfg = ResDiTConfig(base_size=base, mode=mode, proportional_attention=proportional_attention, mu=mu)
-            with enabled(pipe, cfg):
-                images = generate_batch(pipe, prompts, h, w, steps, seed)
+            cfg = configs[mode]
+            local = mode in windowed and (h, w) != tuple(base)
+            if not local:
+                with enabled(pipe, cfg):
+                    images = generate_batch(pipe, prompts, h, w, steps, seed)
+            else:  # one local prompt per image: apply per batch of the call (noise by index as generate_batch's)
+                images = []
+                for lo in range(0, len(prompts), BATCH):
+                    chunk = prompts[lo:lo + BATCH]
+                    with enabled(pipe, cfg, local_prompt=[window_prompt(p, pipe.world) for p in chunk]):
+                        images.append(generate_batch(pipe, chunk, h, w, steps, seed + lo))
+                images = np.concatenate(images)
             row = {"mode": mode, "scale": scale, "size": [h, w], "steps": steps,
                    "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
+                   "local_steps": cfg.local_steps, "local_prompt": "window_prompt" if local else None,
                    **score(images, prompts, getattr(pipe, "world", None)),
                    "seconds": round(time.perf_counter() - start, 1), "readers": sorted(readers)}
             for name in sorted(readers):
@@ -125,7 +156,7 @@ def evaluate_cli(args) -> int:
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
-                    mu=args.mu)
+                    mu=args.mu, local_steps=args.local_steps, window_prompts=args.window_prompts)
     if args.out:
         from ..provenance import provenance
 
@@ -133,7 +164,9 @@ def evaluate_cli(args) -> int:
         record = {"provenance": provenance(model=args.model, seeds=seeds,
                                            config={"modes": args.modes, "scales": args.scales, "prompts": args.prompts,
                                                    "steps": args.steps, "mu": args.mu,
-                                                   "proportional_attention": args.proportional_attention}),
+                                                   "proportional_attention": args.proportional_attention,
+                                                   "local_steps": args.local_steps,
+                                                   "window_prompts": args.window_prompts}),
                   "rows": rows}
         with atomic_write(args.out) as f:
             f.write(dumps_strict(record, indent=1))
