@@ -78,7 +78,15 @@ CONDITIONS: dict[str, dict] = {
                                           nyquist_cutoff=False),
     # The library's defaults, whatever they are when the study runs (the provenance of each row has the config).
     "resdit": dict(mode="resdit"),
+    # The defaults with a local-only phase of 3 of 20 steps, under the call's prompt and under each prompt's window
+    # prompt (``local_prompt``: the prompt without its place, resdit.toy.world.window_prompt). ``local_prompt`` is
+    # the study's key, not a config field: :func:`condition_local_prompt`.
+    "resdit+local_steps3": dict(mode="resdit", local_steps=3),
+    "resdit+window_prompt": dict(mode="resdit", local_steps=3, local_prompt="window_prompt"),
 }
+
+#: values of a condition's ``local_prompt``: how the local-only phase's prompt follows from the call's
+LOCAL_PROMPTS = ("window_prompt",)
 
 # Names the study used before a condition's name began with the mode it runs (rows are renamed when read:
 # :func:`current_name`). ``resdit`` ran the paper's schedule; ``resdit@defaults`` ran the then defaults, the
@@ -116,4 +124,17 @@ def condition_config(name: str, base: tuple[int, int], shift: str = "base") -> R
     to denoise and confounds every other factor."""
     kwargs = dict(CONDITIONS[name])
     own = kwargs.pop("shift", shift)
+    kwargs.pop("local_prompt", None)
     return ResDiTConfig(base_size=base, mu=own, **kwargs)
+
+
+def condition_local_prompt(name: str, prompts: list[str], world: str | None) -> list[str] | None:
+    """The local-only phase's prompt per image of a condition that names one (None: the call's prompt)."""
+    kind = CONDITIONS[name].get("local_prompt")
+    if kind is None:
+        return None
+    if kind not in LOCAL_PROMPTS:
+        raise ValueError(f"condition {name!r}: local_prompt={kind!r}; known: {sorted(LOCAL_PROMPTS)}")
+    from resdit.toy.world import window_prompt
+
+    return [window_prompt(p, world) for p in prompts]

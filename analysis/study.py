@@ -28,7 +28,7 @@ from resdit.provenance import provenance, source_key
 from resdit.toy.evaluate import canvas_size, evaluation_prompts
 from resdit.toy.world import parse_prompt
 
-from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config, current_name
+from .conditions import CONDITIONS, SMOKE_CONDITIONS, condition_config, condition_local_prompt, current_name
 from .metrics import RandomFeatures, base_size_crops, kid, truth
 from .scoring import METRICS, score_case
 from .stats import cluster_ci, proportion_ci
@@ -154,13 +154,16 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
                                     "noise": "torch.Generator().manual_seed(1000 * seed + prompt_index)"})
         made_by["study"] = {"scales": list(cfg.scales), "prompts": cfg.prompts, "seeds": cfg.seeds,
                             "steps": cfg.steps, "conditions": list(cfg.conditions), "shift": cfg.shift,
-                            "shard": list(cfg.shard), "batch": cfg.batch, "threads": torch.get_num_threads()}
+                            "shard": list(cfg.shard), "batch": cfg.batch, "threads": torch.get_num_threads(),
+                            "local_prompt": CONDITIONS[cond].get("local_prompt")}
         started = time.perf_counter()
         for lo in range(0, len(todo), cfg.batch):
             chunk = todo[lo:lo + cfg.batch]
             noise = torch.stack([case_noise(p, s, h, w) for p, s in chunk])
             t0 = time.perf_counter()
-            images = generate(pipe, [prompts[p] for p, _ in chunk], rc, h, w, cfg.steps, latents=noise).numpy()
+            texts = [prompts[p] for p, _ in chunk]
+            images = generate(pipe, texts, rc, h, w, cfg.steps, latents=noise,
+                              local_prompt=condition_local_prompt(cond, texts, toy_world)).numpy()
             per_image = (time.perf_counter() - t0) / len(chunk)
             keys = [case_key(cond, scale, p, s) for p, s in chunk]
             _save_features(out, cond, scale, keys, images, base)

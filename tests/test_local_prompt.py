@@ -1,3 +1,4 @@
+import json
 """The local-only phase's own prompt (resdit.local_prompt): which phase reads which text, and the errors."""
 
 import numpy as np
@@ -141,3 +142,71 @@ def test_a_controlnet_reads_the_same_local_prompt():
         assert net_state is not None and net_state.local_text is state.local_text
         local = image()
     assert np.isfinite(local).all() and not np.allclose(local, plain, atol=1e-4)
+
+
+def _captured(pipe, monkeypatch, **kwargs):
+    """eval-toy's images (through a reader) for 3 prompts at 2x, 4 steps, one image per pipeline call."""
+    from resdit.toy import evaluate
+
+    monkeypatch.setattr(evaluate, "BATCH", 1)  # a call per image: the window prompts and the noise by index
+    seen = []
+    rows = evaluate.evaluate(pipe, ["resdit"], [2.0], n_prompts=3, steps=4, progress=False,
+                             readers={"capture": lambda images, *_: seen.append(images) or {}}, local_steps=1, **kwargs)
+    return rows[0], seen[0]
+
+
+def test_eval_toy_runs_each_local_only_phase_under_its_images_window_prompt(tiny_toy, monkeypatch):
+    from resdit.toy import load_pipeline, world
+
+    pipe = load_pipeline(tiny_toy)
+    plain_row, plain = _captured(pipe, monkeypatch)
+    row, windowed = _captured(pipe, monkeypatch, window_prompts=True)
+    assert (plain_row["local_prompt"], row["local_prompt"]) == (None, "window_prompt") and row["local_steps"] == 1
+    assert np.abs(windowed - plain).max() > 1e-3  # the window prompts acted (100x the rounding below)...
+    monkeypatch.setattr(world, "window_prompt", lambda p, w=None: p)
+    _, same = _captured(pipe, monkeypatch, window_prompts=True)
+    # ...and nothing else did: each image kept its noise and prompt (to float rounding: the text is encoded anew)
+    np.testing.assert_allclose(same, plain, atol=1e-5)
+
+
+def test_eval_toy_refuses_window_prompts_it_cannot_apply_before_any_image(tiny_toy):
+    from resdit.toy import evaluate, load_pipeline
+
+    pipe = load_pipeline(tiny_toy)
+    never = {"capture": lambda *a: pytest.fail("an image was made")}
+    with pytest.raises(ResDiTConfigError, match="none of modes"):
+        evaluate.evaluate(pipe, ["direct", "tiling"], [2.0], n_prompts=1, steps=4, readers=never, window_prompts=True)
+    with pytest.raises(ResDiTConfigError, match="local_steps=3"):
+        evaluate.evaluate(pipe, ["direct", "resdit"], [2.0], n_prompts=1, steps=4, readers=never, local_steps=0,
+                          window_prompts=True)
+
+
+def test_a_study_condition_runs_its_local_only_phase_under_the_window_prompts(tiny_toy, tmp_path, monkeypatch):
+    from analysis import study
+    from analysis.conditions import condition_config, condition_local_prompt
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import evaluation_prompts
+    from resdit.toy.world import window_prompt
+
+    calls = []
+
+    def generate(pipe, prompts, cfg, *args, local_prompt=None, **kwargs):
+        calls.append((list(prompts), cfg, local_prompt))
+        return resdit.generate(pipe, prompts, cfg, *args, local_prompt=local_prompt, **kwargs)
+
+    monkeypatch.setattr(study, "generate", generate)
+    conditions = ("resdit+local_steps3", "resdit+window_prompt")
+    path = study.run_study(study.StudyConfig(out=str(tmp_path), scales=(2.0,), prompts=2, seeds=1, steps=20,
+                                             conditions=conditions, model=str(tiny_toy)), progress=False)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["condition"]: r["provenance"]["study"]["local_prompt"] for r in rows} == {
+        "resdit+local_steps3": None, "resdit+window_prompt": "window_prompt"}
+    world = load_pipeline(tiny_toy).world
+    prompts = evaluation_prompts(2, world=world)
+    windows = [window_prompt(p, world) for p in prompts]
+    assert windows != prompts
+    base = (32, 32)
+    assert [(p, c.local_steps, lp) for p, c, lp in calls] == [(prompts, 3, None), (prompts, 3, windows)]
+    assert calls[0][1] == calls[1][1] == condition_config("resdit+window_prompt", base)
+    assert condition_local_prompt("resdit+window_prompt", prompts, world) == windows
+    assert condition_local_prompt("resdit+local_steps3", prompts, world) is None
