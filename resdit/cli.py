@@ -85,11 +85,19 @@ def check_generate_args(args) -> None:
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"--out {args.out!r}: use one of {sorted(IMAGE_SUFFIXES)} (the image format follows it).")
     check_steps(cfg, args.steps)
+    if args.local_prompt is not None:
+        from .local_prompt import check_mode
+
+        check_mode(cfg)
     check_writable(args.out)
     check_folder(args.model)
     info = peek(args.model)
     if info.family is not None:
         by_name(info.family).check_mode(args.mode)
+        if args.local_prompt is not None:
+            from .local_prompt import check_family
+
+            check_family(by_name(info.family))
     if info.pixels_per_token is not None:
         check_size(args.height, args.width, info.pixels_per_token)
         if not args.force_size:
@@ -101,6 +109,8 @@ def check_generate_args(args) -> None:
         from .toy.world import parse_prompt
 
         parse_prompt(args.prompt, info.world)
+        if args.local_prompt is not None:
+            parse_prompt(args.local_prompt, info.world)
 
 
 def cmd_generate(args) -> int:
@@ -115,14 +125,15 @@ def cmd_generate(args) -> int:
     cfg = config_from_args(args, base)
     pipe.set_progress_bar_config(disable=args.json)
     start = time.perf_counter()
-    images = generate(pipe, args.prompt, cfg, args.height, args.width, num_inference_steps=args.steps, seed=args.seed)
+    images = generate(pipe, args.prompt, cfg, args.height, args.width, num_inference_steps=args.steps, seed=args.seed,
+                      local_prompt=args.local_prompt)
     seconds = time.perf_counter() - start
     array = (images[0].permute(1, 2, 0).float().cpu().numpy() * 255).round().clip(0, 255).astype("uint8")
     out = Path(args.out)
     with atomic_write(out, binary=True) as f:
         Image.fromarray(array).save(f, format=IMAGE_SUFFIXES[out.suffix.lower()])
     record = {"path": str(out), "size": [args.height, args.width], "mode": args.mode, "steps": args.steps,
-              "seconds": round(seconds, 3), "seed": args.seed, "base_size": list(base)}
+              "seconds": round(seconds, 3), "seed": args.seed, "base_size": list(base), "local_prompt": args.local_prompt}
     print(dumps_strict(record) if args.json else f"wrote {out} ({args.height}x{args.width}, {args.mode}, {seconds:.1f} s)")
     return 0
 
@@ -160,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--height", type=positive_int, required=True, help="image height in pixels")
     g.add_argument("--width", type=positive_int, required=True, help="image width in pixels")
     g.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator for the initial noise")
+    g.add_argument("--local-prompt", default=None,
+                   help="the text of the local-only phase (with --local-steps N; e.g. the prompt without where things "
+                        "stand: docs/decisions.md, 'A prompt for the local-only phase')")
     g.add_argument("--steps", type=positive_int, default=35, help="denoising steps")
     g.add_argument("--out", required=True, help="image file to write (.png, .jpg, ...; never half-written)")
     g.add_argument("--model", default=None, help="diffusers FLUX model id or folder; default: the shipped toy model")

@@ -76,3 +76,22 @@ def test_a_pipeline_resdit_does_not_support_is_refused_by_name(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "DDPMPipeline" in err and "resdit supports the pipelines of FLUX.1, Chroma" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_generate_runs_the_local_only_phase_under_local_prompt(flux_dir, tmp_path, capsys):
+    import numpy as np
+
+    common = ["generate", "--model", str(flux_dir), "--base-size", "16x16", "--prompt", "a cat", "--height", "32",
+              "--width", "48", "--steps", "4", "--local-steps", "2", "--json"]
+    assert main(common + ["--out", str(tmp_path / "plain.png")]) == 0
+    capsys.readouterr()
+    assert main(common + ["--out", str(tmp_path / "local.png"), "--local-prompt", "fur, close up"]) == 0
+    assert json.loads(capsys.readouterr().out)["local_prompt"] == "fur, close up"
+    plain, local = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=float) for n in ("plain", "local"))
+    assert np.abs(plain - local).max() > 0
+
+
+def test_local_prompt_without_a_local_only_phase_is_refused_before_loading(tmp_path, capsys):
+    code = main(["generate", "--model", str(tmp_path / "nowhere"), "--prompt", "a cat", "--height", "32", "--width",
+                 "32", "--local-prompt", "fur", "--local-steps", "0", "--out", str(tmp_path / "x.png")])
+    assert code == 2 and "local_steps=3" in capsys.readouterr().err and not list(tmp_path.iterdir())
