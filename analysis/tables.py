@@ -110,6 +110,26 @@ TOKEN_CLAIMS = [
      +1),
     ("Base-token branch (FFT) vs two-stage: drawn-object detail", "resdit+base_tokens+fft", "two_stage", "detail",
      +1),
+    # three local-only steps of 20 under each image's window prompt (local_prompt), against the same steps under the
+    # call's prompt (the prompt's own effect), the defaults (fusion to the last step) and the baselines
+    ("Window prompt vs the call's prompt (3 local-only steps): drawn-object detail", "resdit+window_prompt",
+     "resdit+local_steps3", "detail", +1),
+    ("Window prompt vs the call's prompt (3 local-only steps): fragments", "resdit+window_prompt",
+     "resdit+local_steps3", "fragments", -1),
+    ("Window prompt vs the call's prompt (3 local-only steps): seams", "resdit+window_prompt",
+     "resdit+local_steps3", "seam", -1),
+    ("Window prompt vs the defaults: drawn-object detail", "resdit+window_prompt", "resdit+base_tokens+fft+align2",
+     "detail", +1),
+    ("Window prompt vs the defaults: layout", "resdit+window_prompt", "resdit+base_tokens+fft+align2", "correct", +1),
+    ("Window prompt vs the defaults: fragments", "resdit+window_prompt", "resdit+base_tokens+fft+align2",
+     "fragments", -1),
+    ("Window prompt vs the defaults: seams", "resdit+window_prompt", "resdit+base_tokens+fft+align2", "seam", -1),
+    ("Window prompt vs the defaults (8x: minimum-overlap starts are even): drawn-object detail",
+     "resdit+window_prompt", "resdit+base_tokens+fft", "detail", +1),
+    ("Window prompt vs two-stage: drawn-object detail", "resdit+window_prompt", "two_stage", "detail", +1),
+    ("Window prompt vs upscale: drawn-object detail", "resdit+window_prompt", "upscale", "detail", +1),
+    ("Window prompt vs tiling: drawn-object detail", "resdit+window_prompt", "tiling", "detail", +1),
+    ("Window prompt vs two-stage: layout", "resdit+window_prompt", "two_stage", "correct", +1),
 ]
 
 
