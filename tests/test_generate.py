@@ -45,3 +45,22 @@ def test_img2img_with_full_strength_equals_text_to_image(toy_pipe):
     b = toy_pipe(PROMPT, height=16, width=16, num_inference_steps=4, latents=noise, output_type="pt",
                  image=torch.rand(1, 3, 16, 16), strength=1.0).images
     torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
+def test_eval_toy_runs_two_pass_modes_as_generate_does(tiny_toy):
+    import numpy as np
+
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import evaluate, evaluation_prompts
+
+    pipe = load_pipeline(tiny_toy)
+    seen = []
+    rows = evaluate(pipe, ["two_stage", "upscale"], [2.0], n_prompts=2, steps=4, progress=False,
+                    readers={"capture": lambda images, *_: seen.append(images) or {}})
+    assert [r["mode"] for r in rows] == ["two_stage", "upscale"]
+    prompts = evaluation_prompts(2, world=pipe.world)
+    noise = torch.stack([torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(2)])
+    for mode, images in zip(("two_stage", "upscale"), seen):
+        cfg = ResDiTConfig(base_size=tuple(pipe.base_size), mode=mode)
+        np.testing.assert_array_equal(images, resdit.generate(pipe, prompts, cfg, 64, 64, 4, latents=noise).numpy())
+    assert np.abs(seen[0] - seen[1]).max() > 1e-3  # the second pass ran

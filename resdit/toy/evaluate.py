@@ -44,15 +44,27 @@ BATCH = 16
 
 
 def generate_batch(pipe, prompts: list[str], height: int, width: int, steps: int, seed: int,
-                   batch: int = BATCH) -> np.ndarray:
-    """Images ``[n, 3, H, W]`` in [0, 1]; sample i uses the noise of ``seed + i`` whatever the batching."""
+                   batch: int | None = None, config=None, local_prompts: list[str] | None = None) -> np.ndarray:
+    """Images ``[n, 3, H, W]`` in [0, 1]; sample i uses the noise of ``seed + i`` whatever the batching.
+
+    ``config``: a :class:`~resdit.ResDiTConfig` to run every batch through :func:`resdit.generate` (two-pass modes
+    included); None: the pipeline as it is. ``local_prompts``: the local-only phase's prompt per image.
+    ``batch``: images per call (None: :data:`BATCH`)."""
+    batch = BATCH if batch is None else batch
     out = []
     for lo in range(0, len(prompts), batch):
         chunk = prompts[lo:lo + batch]
         noise = torch.stack([torch.randn(3, height, width, generator=torch.Generator().manual_seed(seed + lo + i))
                              for i in range(len(chunk))])
-        out.append(pipe(chunk, height=height, width=width, num_inference_steps=steps, latents=noise,
-                        output_type="pt").images.numpy())
+        if config is None:
+            images = pipe(chunk, height=height, width=width, num_inference_steps=steps, latents=noise,
+                          output_type="pt").images
+        else:
+            from ..generate import generate
+
+            images = generate(pipe, chunk, config, height, width, steps, latents=noise,
+                              local_prompt=None if local_prompts is None else local_prompts[lo:lo + batch])
+        out.append(images.numpy())
     return np.concatenate(out)
 
 
@@ -94,7 +106,6 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     each row says whether it ran: ``local_prompt``).
     ``readers``: name -> ``read(images, prompts, base, world)``, whose values join each row (None:
     :func:`installed_readers`); the row lists the readers that ran."""
-    from ..apply import enabled
     from ..config import ResDiTConfig, ResDiTConfigError
     from ..local_prompt import check_mode, has_local_branch
     from .world import window_prompt
@@ -120,16 +131,8 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
             start = time.perf_counter()
             cfg = configs[mode]
             local = mode in windowed and (h, w) != tuple(base)
-            if not local:
-                with enabled(pipe, cfg):
-                    images = generate_batch(pipe, prompts, h, w, steps, seed)
-            else:  # one local prompt per image: apply per batch of the call (noise by index as generate_batch's)
-                images = []
-                for lo in range(0, len(prompts), BATCH):
-                    chunk = prompts[lo:lo + BATCH]
-                    with enabled(pipe, cfg, local_prompt=[window_prompt(p, pipe.world) for p in chunk]):
-                        images.append(generate_batch(pipe, chunk, h, w, steps, seed + lo))
-                images = np.concatenate(images)
+            images = generate_batch(pipe, prompts, h, w, steps, seed, config=cfg,
+                                    local_prompts=[window_prompt(p, pipe.world) for p in prompts] if local else None)
             row = {"mode": mode, "scale": scale, "size": [h, w], "steps": steps,
                    "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
                    "local_steps": cfg.local_steps, "local_prompt": "window_prompt" if local else None,
