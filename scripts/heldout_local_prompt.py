@@ -3,19 +3,22 @@ local-only steps under each image's window prompt, paired image by image.
 
     resdit eval-toy --modes resdit --scales 1 3 4 --prompts 64 --seed 700 --local-steps 3 --window-prompts \\
         --threads 1 --out results/toy-v2/eval-heldout700-window-prompt.json
-    resdit eval-toy --modes resdit --scales 8 --prompts 32 --seed 700 --local-steps 3 --window-prompts \\
+    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --local-steps 3 --window-prompts \\
         --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-8x.json
     resdit eval-toy --modes resdit --scales 3 4 --prompts 64 --seed 700 --threads 1 \\
         --out results/toy-v2/eval-heldout700-defaults.json
-    resdit eval-toy --modes resdit --scales 8 --prompts 32 --seed 700 --threads 1 \\
+    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --threads 1 \\
         --out results/toy-v2/eval-heldout700-defaults-8x.json
+    resdit eval-toy --modes two_stage --scales 8 --prompts 8 --seed 700 --threads 1 \\
+        --out results/toy-v2/eval-heldout700-two-stage-8x.json
     python scripts/heldout_local_prompt.py      # results/toy-v2/heldout-local-prompt.json
 
 Seed 700: prompts and noise that chose nothing (the local prompt's setting was probed on seed 500's). The 8x runs
-take the first 32 of the same prompts and noise (``evaluation_prompts`` slices one fixed order), so their base size
-is the first 32 images of the 1x row. Per scale and setting: correct, objects per image, drawn-object detail (the
+take the first 16 (two-stage: 8; an image costs it about four times the defaults') of the same prompts and noise
+(``evaluation_prompts`` slices one fixed order), so their base size is the first images of the 1x row. Per scale and setting: correct, objects per image, drawn-object detail (the
 mean over images that drew the object) and its ratio to the base size's over the same images; per scale the paired
-difference window prompt - defaults over images both drew, with a 95 % BCa interval from resampling images.
+difference of detail, window prompt - defaults (and each - two-stage where it ran) over images both drew, with a
+95 % BCa interval from resampling images.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "results" / "toy-v2"
 FILES = {"window_prompt": ("eval-heldout700-window-prompt.json", "eval-heldout700-window-prompt-8x.json"),
-         "defaults": ("eval-heldout700-defaults.json", "eval-heldout700-defaults-8x.json")}
+         "defaults": ("eval-heldout700-defaults.json", "eval-heldout700-defaults-8x.json"),
+         "two_stage": ("eval-heldout700-two-stage-8x.json",)}
+PAIRS = (("window_prompt", "defaults"), ("window_prompt", "two_stage"), ("defaults", "two_stage"))
 
 
 def _rows(names) -> dict[float, dict]:
@@ -45,6 +50,13 @@ def _rows(names) -> dict[float, dict]:
 
 def _values(row: dict, n: int) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in row["detail_per_image"][:n]], dtype=float)
+
+
+def _ratio(values: np.ndarray, base: np.ndarray) -> float | None:
+    """Mean detail over the images that drew the object, over the base size's (None where none drew it)."""
+    if not np.isfinite(values).any():
+        return None
+    return float(np.nanmean(values) / np.nanmean(base))
 
 
 def main() -> int:
@@ -69,25 +81,28 @@ def main() -> int:
             entry[setting] = {"n": n, "correct": row["correct"], "accuracy": row["accuracy"],
                               "ci95_exact": row["ci95_exact"], "mean_count": row["mean_count"],
                               "detail": row["detail"], "base_detail": float(np.nanmean(base_values)),
-                              "ratio": float(np.nanmean(values) / np.nanmean(base_values)),
-                              "ratio_same_images": float(values[both].mean() / base_values[both].mean()),
+                              "ratio": _ratio(values, base_values),
+                              "ratio_same_images": _ratio(values[both], base_values[both]),
                               "seconds_per_image": row["seconds"] / n}
             out["base"][str(n)] = float(np.nanmean(base_values))
-        if "window_prompt" in entry and "defaults" in entry:
-            n = min(entry["window_prompt"]["n"], entry["defaults"]["n"])
-            a, b = _values(runs["window_prompt"][scale], n), _values(runs["defaults"][scale], n)
+        for a_name, b_name in PAIRS:
+            if a_name not in entry or b_name not in entry:
+                continue
+            n = min(entry[a_name]["n"], entry[b_name]["n"])
+            a, b = _values(runs[a_name][scale], n), _values(runs[b_name][scale], n)
             both = np.isfinite(a) & np.isfinite(b)
-            lo, hi = bootstrap_ci(a[both] - b[both])
-            entry["window_prompt_minus_defaults"] = {"mean": float((a[both] - b[both]).mean()), "ci95": [lo, hi],
-                                                     "n": int(both.sum()),
-                                                     "ratio": float(a[both].mean() / b[both].mean())}
+            d = a[both] - b[both]
+            lo, hi = bootstrap_ci(d) if len(d) > 1 else (float("nan"), float("nan"))
+            entry[f"{a_name}_minus_{b_name}"] = {"mean": float(d.mean()) if len(d) else None,
+                                                 "ci95": [lo, hi] if len(d) > 1 else None, "n": int(both.sum()),
+                                                 "of": n}
         out["scales"].append(entry)
     with atomic_write(RESULTS / "heldout-local-prompt.json") as f:
         f.write(dumps_strict(out, indent=1) + "\n")
     for entry in out["scales"]:
         print(entry["scale"], {k: (v["ratio"], v["correct"], v["mean_count"]) for k, v in entry.items()
                                if isinstance(v, dict) and "ratio" in v and "correct" in v},
-              entry.get("window_prompt_minus_defaults"))
+              {k: v for k, v in entry.items() if "_minus_" in k})
     return 0
 
 
