@@ -79,8 +79,14 @@ def _batched(x: torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def call_inputs(state, kwargs: dict) -> dict:
-    """This call's keyword arguments, with the local prompt's text and pooled vector in the local-only phase."""
+    """This call's keyword arguments, with the local prompt's text and pooled vector in the local-only phase.
+
+    Not at or below the base size: there the one window is the whole image, whose prompt says where things stand
+    (ResDiT is the identity there, with a local prompt too)."""
     if state.local_text is None or state.phase != LOCAL or state.call_context == "uncond":
+        return kwargs
+    plan = state.plan
+    if plan is not None and all(g <= b for g, b in zip(plan.grid, plan.base)):
         return kwargs
     states, pooled = state.local_text
     text = kwargs.get("encoder_hidden_states")

@@ -50,6 +50,15 @@ def test_the_local_only_phase_runs_under_the_local_prompts_text_and_pooled_vecto
                                _run(model, text_only, STEPS["local"]), atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("size", [(8, 8), (8, 16)])
+def test_at_the_base_size_a_local_prompt_changes_nothing_and_above_it_acts(setting, size):
+    model, _, states, pooled = setting
+    inputs = flux_inputs(size, text_len=5)
+    same = torch.equal(_run(model, inputs, STEPS["local"], local_text=(states, pooled)),
+                       _run(model, inputs, STEPS["local"]))
+    assert same == (size == (8, 8))  # one window, the whole image: its prompt's place words hold
+
+
 def test_a_local_prompt_of_another_length_gets_its_own_text_ids(setting):
     model, inputs, _, pooled = setting
     longer = torch.randn(1, 9, 32, generator=torch.Generator().manual_seed(2))
