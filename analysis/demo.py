@@ -1,5 +1,5 @@
 """The demo's contact sheet: one prompt and one noise seed at 1x, 2x and 4x the toy model's training size, for
-direct, scaled PE, windowed attention, two-stage and ResDiT, enlarged with nearest-neighbour scaling to one
+direct, scaled PE, windowed attention, two-stage, ResDiT and ResDiT with the window prompt, enlarged with nearest-neighbour scaling to one
 display size, each panel labelled with its scores (object in the prompted place, objects drawn, drawn-object
 detail) and its seconds.
 
@@ -17,31 +17,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-#: (mode, label) in the order of the sheet's rows
-METHODS = (("direct", "direct"), ("scaled_pe", "scaled PE"), ("patch_pe_local", "windowed attention"),
-           ("two_stage", "two-stage"), ("resdit", "ResDiT"))
+#: (mode, label, window prompt) in the order of the sheet's columns; the last: ResDiT whose local-only phase (3 of 20
+#: steps) runs under the prompt without its place (``local_prompt``, docs/decisions.md)
+METHODS = (("direct", "direct", False), ("scaled_pe", "scaled PE", False),
+           ("patch_pe_local", "windowed attention", False), ("two_stage", "two-stage", False),
+           ("resdit", "ResDiT", False), ("resdit", "ResDiT + window prompt", True))
 PROMPT = "a red striped circle at top left on waves"
 
 
 def sheet_cases(pipe, prompt: str = PROMPT, scales=(1, 2, 4), steps: int = 20, seed: int = 0, progress=None):
-    """``[{mode, label, scale, size, image [3, H, W], seconds, correct, count, detail}]``, row by row."""
+    """``[{mode, method, label, scale, size, image [3, H, W], seconds, correct, count, detail}]``, column by column
+    (``method``: the mode, ``+window_prompt`` where the local-only phase ran under the window prompt)."""
     from resdit import ResDiTConfig, generate
+    from resdit.toy.world import window_prompt
 
     from .scoring import score_case
     from .study import case_noise
 
     base = tuple(pipe.base_size)
     cases = []
-    for mode, label in METHODS:
-        cfg = ResDiTConfig(base_size=base, mode=mode)
+    for mode, label, local in METHODS:
+        changes = {"local_steps": max(1, round(3 * steps / 20))} if local else {}
+        cfg = ResDiTConfig(base_size=base, mode=mode, **changes)
         for scale in scales:
             h, w = base[0] * scale, base[1] * scale
             noise = case_noise(0, seed, h, w)[None]
             t0 = time.perf_counter()
-            image = generate(pipe, prompt, cfg, h, w, steps, latents=noise)[0].float().numpy()
+            image = generate(pipe, prompt, cfg, h, w, steps, latents=noise,
+                             local_prompt=window_prompt(prompt, pipe.world) if local else None)[0].float().numpy()
             seconds = time.perf_counter() - t0
             scores = score_case(image, prompt, base, cfg.spec.windows, world=pipe.world, align=cfg.align)
-            cases.append(dict(mode=mode, label=label, scale=scale, size=[h, w], image=image, seconds=seconds,
+            cases.append(dict(mode=mode, method=f"{mode}+window_prompt" if local else mode, label=label, scale=scale, size=[h, w], image=image, seconds=seconds,
                               correct=bool(scores["correct"]), count=int(scores["count"]),
                               detail=float(scores["detail"])))
             if progress is not None:

@@ -58,10 +58,12 @@ def test_the_demo_contact_sheet_shows_every_method_at_every_scale_with_its_score
 
     pipe = load_pipeline(tiny_toy)
     cases = sheet_cases(pipe, scales=(1, 2), steps=2)
-    assert [(c["mode"], c["scale"]) for c in cases] == [(m, s) for m, _ in METHODS for s in (1, 2)]
+    assert [(c["mode"], c["scale"]) for c in cases] == [(m, s) for m, _, _ in METHODS for s in (1, 2)]
     at_1x = [c["image"] for c in cases if c["scale"] == 1 and c["mode"] != "two_stage"]
     assert all(np.array_equal(at_1x[0], image) for image in at_1x)
-    resdit_2x = next(c for c in cases if c["mode"] == "resdit" and c["scale"] == 2)
+    resdit_2x = next(c for c in cases if c["label"] == "ResDiT" and c["scale"] == 2)
+    windowed_2x = next(c for c in cases if c["label"] == "ResDiT + window prompt" and c["scale"] == 2)
+    assert not np.array_equal(windowed_2x["image"], resdit_2x["image"])
     assert resdit_2x["image"].shape == (3, 64, 64)
     assert resdit_2x["detail"] == pytest.approx(score_case(resdit_2x["image"], PROMPT, (32, 32), "mop",
                                                           world=pipe.world)["detail"], nan_ok=True)
