@@ -83,6 +83,9 @@ CONDITIONS: dict[str, dict] = {
     # the study's key, not a config field: :func:`condition_local_prompt`.
     "resdit+local_steps3": dict(mode="resdit", local_steps=3),
     "resdit+window_prompt": dict(mode="resdit", local_steps=3, local_prompt="window_prompt"),
+    # the local-only phase's length as a factor (the seams a local-only phase leaves against the detail it draws)
+    "resdit+window_prompt@local_steps1": dict(mode="resdit", local_steps=1, local_prompt="window_prompt"),
+    "resdit+window_prompt@local_steps2": dict(mode="resdit", local_steps=2, local_prompt="window_prompt"),
 }
 
 #: values of a condition's ``local_prompt``: how the local-only phase's prompt follows from the call's

@@ -130,6 +130,14 @@ TOKEN_CLAIMS = [
     ("Window prompt vs upscale: drawn-object detail", "resdit+window_prompt", "upscale", "detail", +1),
     ("Window prompt vs tiling: drawn-object detail", "resdit+window_prompt", "tiling", "detail", +1),
     ("Window prompt vs two-stage: layout", "resdit+window_prompt", "two_stage", "correct", +1),
+    ("Window prompt, 1 local-only step vs the defaults: drawn-object detail", "resdit+window_prompt@local_steps1",
+     "resdit+base_tokens+fft+align2", "detail", +1),
+    ("Window prompt, 1 local-only step vs the defaults: seams", "resdit+window_prompt@local_steps1",
+     "resdit+base_tokens+fft+align2", "seam", -1),
+    ("Window prompt, 2 local-only steps vs the defaults: drawn-object detail", "resdit+window_prompt@local_steps2",
+     "resdit+base_tokens+fft+align2", "detail", +1),
+    ("Window prompt, 2 local-only steps vs the defaults: seams", "resdit+window_prompt@local_steps2",
+     "resdit+base_tokens+fft+align2", "seam", -1),
 ]
 
 
