@@ -18,6 +18,10 @@ SOURCE = "results/study-v3/scales.json"
 ORDER = [
     ("base", "the base size"),
     ("resdit+base_tokens+fft+align2", "**ResDiT's defaults: base tokens, FFT, windows on even starts**"),
+    ("resdit+window_prompt", "ResDiT's defaults + 3 local-only steps under the window prompt (`local_prompt`)"),
+    ("resdit+window_prompt@local_steps2", "... 2 local-only steps"),
+    ("resdit+window_prompt@local_steps1", "... 1 local-only step"),
+    ("resdit+local_steps3", "ResDiT's defaults + 3 local-only steps under the call's prompt"),
     ("resdit+base_tokens+fft", "ResDiT, base tokens, FFT, minimum-overlap starts (the defaults at 8x)"),
     ("resdit+base_tokens+fft+nyquist", "... + PSF cutoff at the blocks' Nyquist limit"),
     ("resdit+base_tokens", "ResDiT, base tokens, bilinear upsampler"),
@@ -83,8 +87,8 @@ def main() -> int:
     groups = json.loads((ROOT / SOURCE).read_text())["groups"]
     by = {(g["condition"], g["scale"]): g for g in groups}
     print("| scale | condition | n | correct [exact 95 %] | objects | pieces | drawn-object detail [95 %] | "
-          "ground detail |")
-    print("|---|---|---|---|---|---|---|---|")
+          "ground detail | seams |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for scale in SCALES:
         for condition, label in ORDER:
             g = by.get((condition, scale))
@@ -96,7 +100,8 @@ def main() -> int:
             cells = [f"{scale:g}x", f"{label} (`{condition}`)", n,
                      fmt(g, condition, scale, "correct", 2, "ci95_exact" if condition != "base" else None),
                      fmt(g, condition, scale, "count"), fmt(g, condition, scale, "fragments", 1),
-                     fmt(g, condition, scale, "detail", 2, "ci95"), fmt(g, condition, scale, "ground_detail")]
+                     fmt(g, condition, scale, "detail", 2, "ci95"), fmt(g, condition, scale, "ground_detail"),
+                     fmt(g, condition, scale, "seam", 1)]
             print("| " + " | ".join(cells) + " |")
     return 0
 
