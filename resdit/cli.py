@@ -93,11 +93,12 @@ def check_generate_args(args) -> None:
     check_folder(args.model)
     info = peek(args.model)
     if info.family is not None:
-        by_name(info.family).check_mode(args.mode)
+        family = by_name(info.family)
+        family.check_mode(args.mode)
         if args.local_prompt is not None:
             from .local_prompt import check_family
 
-            check_family(by_name(info.family))
+            check_family(family)
     if info.pixels_per_token is not None:
         check_size(args.height, args.width, info.pixels_per_token)
         if not args.force_size:

@@ -135,7 +135,8 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
                                     local_prompts=[window_prompt(p, pipe.world) for p in prompts] if local else None)
             row = {"mode": mode, "scale": scale, "size": [h, w], "steps": steps,
                    "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
-                   "local_steps": cfg.local_steps, "local_prompt": "window_prompt" if local else None,
+                   "local_steps": cfg.local_steps if has_local_branch(cfg) else None,  # None where it cannot act
+                   "local_prompt": "window_prompt" if local else None,
                    **score(images, prompts, getattr(pipe, "world", None)),
                    "seconds": round(time.perf_counter() - start, 1), "readers": sorted(readers)}
             for name in sorted(readers):
