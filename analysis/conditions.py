@@ -86,6 +86,10 @@ CONDITIONS: dict[str, dict] = {
     # the local-only phase's length as a factor (the seams a local-only phase leaves against the detail it draws)
     "resdit+window_prompt@local_steps1": dict(mode="resdit", local_steps=1, local_prompt="window_prompt"),
     "resdit+window_prompt@local_steps2": dict(mode="resdit", local_steps=2, local_prompt="window_prompt"),
+    # the splice weights as a factor: GWS's truncated Gaussian steps at each window's edge; feathering crossfades
+    # over each overlap (no step at any border), with the local-only phase and without it
+    "resdit+window_prompt+feather": dict(mode="resdit", local_steps=3, local_prompt="window_prompt", splice="feather"),
+    "resdit+feather": dict(mode="resdit", splice="feather"),
 }
 
 #: values of a condition's ``local_prompt``: how the local-only phase's prompt follows from the call's

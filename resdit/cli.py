@@ -36,6 +36,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
                    help="PSF cutoff, normalised radial frequency in [0, sqrt(2)] (default 0.2)")
     p.add_argument("--splice-width", "--sigma", dest="splice_width", type=finite_float, default=None,
                    help="Gaussian splice width in window units, >= 0.01 (default 0.5; --sigma: its old name)")
+    p.add_argument("--splice", choices=["gaussian", "uniform", "feather"], default=None,
+                   help="splice weights of the windows (default: the mode's; feather: no weight step at a border)")
     p.add_argument("--global-steps", type=non_negative_int, default=None,
                    help="steps of the global-only phase (default: 10/35 of the steps)")
     p.add_argument("--local-steps", type=non_negative_int, default=None,
@@ -69,7 +71,7 @@ def config_from_args(args, base_size) -> ResDiTConfig:
     """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
     names = ("cutoff", "splice_width", "global_steps", "local_steps", "phase_by", "proportional_attention", "mu",
              "window_chunk", "strength", "global_tokens", "upsampler", "key_bias", "pool_phases",
-             "nyquist_cutoff", "window_align")
+             "nyquist_cutoff", "window_align", "splice")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 

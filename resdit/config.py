@@ -214,6 +214,11 @@ class ResDiTConfig:
             edge draws it in phase with each window's edge; windows an odd number of tokens apart then draw a
             two-token texture in opposite phases and the splice cancels it (docs/decisions.md). It costs no
             window at 2x, 3x, 4x or 8x; at most one more per axis where the minimum-overlap stride is odd.
+        splice: the splice weights of the local windows (GWS): ``"gaussian"`` (the paper's, a Gaussian of
+            ``splice_width`` truncated by the window, so a window's weight steps at its edge), ``"uniform"``, or
+            ``"feather"`` (1 inside, a raised-cosine crossfade over each overlap: no step at any window border).
+            None: the mode's own (``ModeSpec.weights``). Feathering removes the seams a local-only phase leaves
+            on the window borders (docs/decisions.md).
         nyquist_cutoff: with a pooled global branch whose blocks cannot hold the frequencies up to ``cutoff``
             (``ph`` or ``pw`` above ``1 / cutoff``: 8x8 blocks at 8x, with the paper's 0.2), lower PSF's cutoff in
             the fused phase to the blocks' Nyquist limit ``rho = 1 / max(ph, pw)``, so that the local branch draws
@@ -243,6 +248,7 @@ class ResDiTConfig:
     upsampler: str | None = None
     nyquist_cutoff: bool | None = None
     window_align: int | None = None
+    splice: str | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
     ntk_factor: float = 10.0
@@ -306,6 +312,8 @@ class ResDiTConfig:
                                               or self.window_align < 1):
             raise ResDiTConfigError(f"window_align={self.window_align!r} must be a whole number of tokens >= 1 (1: the "
                                     "minimum-overlap starts as specified; None: the mode's own).")
+        if self.splice not in (None, "gaussian", "uniform", "feather"):
+            raise ResDiTConfigError(f"splice={self.splice!r}: use 'gaussian' (GWS), 'uniform' or 'feather'.")
         if self.global_tokens not in (None, "full", "base"):
             raise ResDiTConfigError(f"global_tokens={self.global_tokens!r}: use 'full' or 'base'.")
         if self.pool_phases not in (None, "all", "fused"):
@@ -356,6 +364,11 @@ class ResDiTConfig:
     def align(self) -> int:
         """The local windows' start alignment (tokens) this config runs."""
         return self.spec.window_align if self.window_align is None else int(self.window_align)
+
+    @property
+    def weighting(self) -> str:
+        """The local windows' splice weights this config runs (:meth:`resdit.geometry.WindowPartition.build`)."""
+        return self.spec.weights if self.splice is None else self.splice
 
     @property
     def tokens(self) -> str:

@@ -33,7 +33,7 @@ def build_partition(config: ResDiTConfig, grid: tuple[int, int], base: tuple[int
     """The windows of a mode over a token grid: the base size, its layout (MOP or grid, MOP's starts aligned to
     ``config.align`` tokens) and splice weights."""
     spec = config.spec
-    return WindowPartition.build(grid, base, layout=spec.windows, weighting=spec.weights, sigma=config.splice_width,
+    return WindowPartition.build(grid, base, layout=spec.windows, weighting=config.weighting, sigma=config.splice_width,
                                  align=config.align)
 
 

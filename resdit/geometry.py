@@ -77,6 +77,31 @@ def grid_starts(length: int, window: int) -> list[int]:
     return starts
 
 
+
+def feather_ramps(starts: list[int], window: int) -> list[torch.Tensor]:
+    """Per window along one axis, ``[window]`` float64 splice weights: 1, times ``sin^2`` rising over the overlap
+    with the previous window and ``cos^2`` falling over the overlap with the next, on token centres. Where two
+    windows overlap their weights sum to 1 and each reaches 0 at its own edge: no weight steps at a window
+    border (GWS's truncated Gaussian jumps there). Image edges keep weight 1.
+
+    Example:
+        >>> [round(x, 2) for x in feather_ramps([0, 12, 24], 16)[0].tolist()[11:]]
+        [1.0, 0.96, 0.69, 0.31, 0.04]
+    """
+    r = torch.arange(window, dtype=torch.float64)
+    out = []
+    for k, s in enumerate(starts):
+        w = torch.ones(window, dtype=torch.float64)
+        if k > 0 and starts[k - 1] + window > s:
+            ov = starts[k - 1] + window - s
+            w = torch.where(r < ov, torch.sin(math.pi / 2 * (r + 0.5) / ov) ** 2, w)
+        if k < len(starts) - 1 and s + window > starts[k + 1]:
+            ov = s + window - starts[k + 1]
+            w = w * torch.where(r >= window - ov, torch.cos(math.pi / 2 * (r - (window - ov) + 0.5) / ov) ** 2, 1.0)
+        out.append(w)
+    return out
+
+
 @dataclass
 class WindowPartition:
     """Windows over an ``H x W`` token grid, ready to gather and splice in one batch.
@@ -111,7 +136,9 @@ class WindowPartition:
         Args:
             layout: ``"mop"`` (minimum overlap) or ``"grid"`` (hard tiling).
             weighting: ``"gaussian"`` (``exp(-d^2 / 2 sigma^2)`` around each window centre,
-                sigma in window units per axis) or ``"uniform"``.
+                sigma in window units per axis), ``"uniform"``, or ``"feather"`` (1 inside a window, a raised-cosine
+                crossfade over each overlap with a neighbour, so a window's weight falls to zero at every edge that
+                lies inside the image: :func:`feather_ramps`; ``sigma`` unused).
             align: MOP's window starts on multiples of ``align`` tokens (:func:`window_starts`); the grid layout's
                 starts are multiples of the window already.
         """
@@ -119,8 +146,8 @@ class WindowPartition:
         wh, ww = min(base[0], H), min(base[1], W)
         if layout not in ("mop", "grid"):
             raise ResDiTConfigError(f"Unknown window layout {layout!r}; use 'mop' or 'grid'.")
-        if weighting not in ("gaussian", "uniform"):
-            raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian' or 'uniform'.")
+        if weighting not in ("gaussian", "uniform", "feather"):
+            raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian', 'uniform' or 'feather'.")
         if layout == "mop":
             rows, cols = window_starts(H, wh, align), window_starts(W, ww, align)
         else:
@@ -136,6 +163,10 @@ class WindowPartition:
             log_raw = torch.zeros(wh * ww)
         raw = torch.exp(log_raw).double().expand(index.shape[0], -1)
         log_raw = log_raw.double().expand(index.shape[0], -1)
+        if weighting == "feather":  # per window: its ramps depend on its neighbours
+            ry, rx = feather_ramps(rows, wh), feather_ramps(cols, ww)
+            raw = torch.stack([(a[:, None] * b[None, :]).reshape(-1) for a in ry for b in rx])
+            log_raw = raw.log()
         flat = index.reshape(-1)
         total = torch.zeros(H * W, dtype=torch.float64).index_add_(0, flat, raw.reshape(-1))
         if not bool((total > 0).all()):  # a narrow splice underflowed somewhere: normalise in log space instead,
