@@ -225,6 +225,16 @@ def border_lines(starts: list[int], window: int, length: int, px_per_token: int 
     return sorted(p * px_per_token for p in lines)
 
 
+def overlap_lines(starts: list[int], window: int, length: int, px_per_token: int = 1) -> list[int]:
+    """Pixel positions of every line inside the windows' overlaps, borders included: where any splice moves from
+    one window to the next. A splice that crossfades inside the overlap (``splice="feather"``) leaves its seam
+    between the border lines, where :func:`border_lines` does not look."""
+    lines = set()
+    for a, b in zip(starts, starts[1:]):
+        lines.update(range(b * px_per_token, min(a + window, length) * px_per_token + 1))
+    return sorted(p for p in lines if 0 < p < length * px_per_token)
+
+
 def seam_score(image: np.ndarray, rows: list[int], cols: list[int]) -> float:
     """Mean gradient energy across the given border lines over that elsewhere (1 = no seam).
 

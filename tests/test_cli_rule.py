@@ -182,6 +182,21 @@ def test_summary_of_a_missing_folder_creates_nothing(tmp_path, capsys):
     json.dumps({})
 
 
+def test_splice_reaches_the_config_and_an_unknown_one_is_refused(tmp_path, capsys, no_loading):
+    from resdit import ResDiTConfig, ResDiTConfigError
+    from resdit.cli import build_parser, config_from_args, main
+
+    args = build_parser().parse_args(_gen(tmp_path / "a.png", "--splice", "feather"))
+    assert config_from_args(args, (32, 32)).weighting == "feather"
+    assert config_from_args(build_parser().parse_args(_gen(tmp_path / "a.png")), (32, 32)).weighting == "gaussian"
+    assert ResDiTConfig(mode="resdit_no_mop_gws").weighting == "uniform"  # the mode's own
+    with pytest.raises(ResDiTConfigError, match="splice='cosine'"):
+        ResDiTConfig(mode="resdit", splice="cosine")
+    with pytest.raises(SystemExit) as stop:
+        main(_gen(tmp_path / "x.png", "--splice", "cosine"))
+    assert stop.value.code == 2 and "--splice" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
 def test_window_align_reaches_the_config_and_zero_is_refused(tmp_path, capsys, no_loading):
     from resdit.cli import build_parser, config_from_args, main
 

@@ -56,7 +56,7 @@ def test_mop_properties(length, window):
 
 @settings(max_examples=100, deadline=None)
 @given(h=st.integers(2, 40), w=st.integers(2, 40), bh=st.integers(2, 16), bw=st.integers(2, 16),
-       weighting=st.sampled_from(["gaussian", "uniform"]), layout=st.sampled_from(["mop", "grid"]))
+       weighting=st.sampled_from(["gaussian", "uniform", "feather"]), layout=st.sampled_from(["mop", "grid"]))
 def test_splice_weights_are_a_partition_of_unity(h, w, bh, bw, weighting, layout):
     part = WindowPartition.build((h, w), (bh, bw), layout=layout, weighting=weighting, sigma=0.3)
     total = torch.zeros(h * w).index_add_(0, part.index.reshape(-1), part.weights.reshape(-1).float())
@@ -133,3 +133,46 @@ def test_splice_keeps_a_texture_drawn_in_phase_with_each_window_only_on_even_sta
         assert torch.allclose(amplitude, torch.ones(96), atol=1e-5)
     else:
         assert amplitude.min() < 0.1  # cancelled where two windows of opposite phase weigh alike
+
+
+def _spliced_offsets(grid, base, weighting):
+    """Every window carrying its own constant (0, 1, 0, 1, ... by window), spliced: [H, W]."""
+    part = WindowPartition.build(grid, base, weighting=weighting, align=2)
+    values = (torch.arange(part.num_windows) % 2).float()[:, None].expand_as(part.weights)
+    out = torch.zeros(grid[0] * grid[1]).index_add_(0, part.index.reshape(-1), (part.weights * values).reshape(-1))
+    return out.reshape(grid)
+
+
+@pytest.mark.parametrize("grid", [(64, 64), (48, 48), (40, 40), (32, 64)])
+def test_feathered_splice_moves_the_step_off_the_window_borders(grid):
+    # GWS's Gaussian is cut off at the window's edge, so a window's weight jumps there (exp(-1/2) of its peak at
+    # width 0.5); the feathered weights fall to zero first, so windows that disagree blend inside the overlap
+    # instead: the step across a border line is small, the transition as a whole is as short as the overlap.
+    from analysis.metrics import border_lines
+
+    at_borders, anywhere = {}, {}
+    for weighting in ("gaussian", "feather"):
+        field = _spliced_offsets(grid, (16, 16), weighting)
+        dy, dx = field.diff(dim=0).abs(), field.diff(dim=1).abs()
+        rows = [p - 1 for p in border_lines(window_starts(grid[0], 16, 2), 16, grid[0])]
+        cols = [p - 1 for p in border_lines(window_starts(grid[1], 16, 2), 16, grid[1])]
+        at_borders[weighting] = max(float(dy[rows].max()), float(dx[:, cols].max()))
+        anywhere[weighting] = max(float(dy.max()), float(dx.max()))
+    assert at_borders["gaussian"] > 0.3 and at_borders["feather"] < 0.1
+    assert anywhere["feather"] > 0.5 * anywhere["gaussian"]  # the step is moved, not removed
+
+
+def test_feathered_weights_are_one_where_one_window_covers_and_zero_at_inner_edges():
+    part = WindowPartition.build((64, 64), (16, 16), weighting="feather", align=2)
+    cover = torch.zeros(64 * 64).index_add_(0, part.index.reshape(-1), torch.ones(part.index.numel()))
+    w = torch.zeros(64 * 64).index_add_(0, part.index[0], part.weights[0])  # window 0, scattered
+    alone = (cover == 1) & (w > 0)
+    assert alone.any() and torch.allclose(w[alone], torch.ones(int(alone.sum())))
+    w0 = part.weights[0].reshape(16, 16)
+    assert float(w0[0, 0]) == 1.0  # the image's corner: no neighbour, no ramp
+    assert float(w0[8, -1]) < 0.05 and float(w0[-1, 8]) < 0.05  # the edges inside the image: almost nothing left
+
+
+def test_one_window_feathered_is_the_identity():
+    part = WindowPartition.build((16, 16), (16, 16), weighting="feather")
+    assert part.num_windows == 1 and torch.equal(part.weights, torch.ones_like(part.weights))

@@ -167,3 +167,29 @@ def test_an_object_too_faint_for_its_colour_has_no_coverage():
     faint = 0.8 * grey + 0.2 * truth.image  # the colour washed out towards grey
     cover = colour_coverage(faint, scene.objects[0], truth.masks[0])
     assert cover.coverage < 0.05 and cover.fragments == 0
+
+
+def test_overlap_reader_sees_seams_the_border_reader_misses_under_a_feathered_splice():
+    # every window of a smooth image gets its own colour offset, spliced by GWS or by feathered weights
+    import torch
+
+    from analysis.metrics import border_lines, overlap_lines, seam_score
+    from resdit import WindowPartition
+    from resdit.geometry import window_starts
+
+    n, w = 64, 16
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    smooth = np.stack([0.3 + 0.2 * yy, 0.4 + 0.1 * xx, 0.5 + 0.0 * xx])
+    starts = window_starts(n, w, 2)
+    on_border, in_overlap = border_lines(starts, w, n), overlap_lines(starts, w, n)
+    read = {}
+    for weighting in ("gaussian", "feather"):
+        part = WindowPartition.build((n, n), (w, w), weighting=weighting, align=2)
+        values = (torch.rand(part.num_windows, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.2
+        out = torch.zeros(n * n, 3).index_add_(0, part.index.reshape(-1),
+                                               (part.weights[..., None] * values[:, None]).reshape(-1, 3))
+        image = smooth + out.reshape(n, n, 3).permute(2, 0, 1).numpy()
+        read[weighting] = (seam_score(image, on_border, on_border), seam_score(image, in_overlap, in_overlap))
+    assert read["gaussian"][0] > 3 and read["gaussian"][1] > 2  # both readers see GWS's seams
+    assert read["feather"][0] < 0.5 * read["gaussian"][0]  # the border reader hardly sees the feathered ones
+    assert read["feather"][1] > 2  # the overlap reader does

@@ -1,0 +1,142 @@
+"""Seams of the splice, read where each splice leaves them: GWS (the paper's truncated Gaussian) against feathered
+weights (``splice="feather"``), with and without a local-only phase.
+
+    python scripts/splice_seams.py      # results/toy-v2/splice-seams.json (about 15 minutes on two cores)
+
+Two seam readers (:func:`analysis.metrics.seam_score`: gradient energy on some lines over that on the others):
+``border``, the study's ``seam``, on the window-border lines; ``overlap``, on every line inside the windows'
+overlaps (:func:`analysis.metrics.overlap_lines`), where any splice moves from one window to the next.
+
+* ``constructed``: the study's 16 prompts' exact renders at 4x, plus every window's own random colour offset
+  (uniform in +-0.2, the same per seed for both splices) spliced with each weighting: a seam made on purpose;
+* ``generated``: the study's 32 cases at 4x (16 prompts x 2 seeds, its noise and conditions) under the defaults,
+  the window prompt's three local-only steps (``resdit+window_prompt``), the same with feathered weights, and the
+  defaults with feathered weights; drawn-object detail, layout, both readers, and paired differences against the
+  defaults (cluster bootstrap over prompts, :func:`analysis.stats.cluster_ci`).
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SCALE, AMPLITUDE = 4, 0.2
+CONDITIONS = ("resdit+base_tokens+fft+align2", "resdit+window_prompt", "resdit+window_prompt+feather",
+              "resdit+feather")
+PROMPTS, SEEDS, STEPS = 16, 2, 20
+KEYS = ("correct", "fragments", "detail", "ground_detail", "border", "overlap")
+
+
+def readers(image: np.ndarray, base_px: int, align: int = 2) -> dict:
+    from analysis.metrics import border_lines, overlap_lines, seam_score
+    from resdit.geometry import window_starts
+
+    n, w = image.shape[1] // 2, base_px // 2
+    starts = window_starts(n, w, align)
+    on_border, in_overlap = border_lines(starts, w, n, 2), overlap_lines(starts, w, n, 2)
+    return {"border": seam_score(image, on_border, on_border), "overlap": seam_score(image, in_overlap, in_overlap)}
+
+
+def window_offsets(size_px: int, base_px: int, weighting: str, seed: int) -> np.ndarray:
+    """``[3, size, size]``: every window's own colour offset, spliced with ``weighting`` (2 px per token)."""
+    import torch
+
+    from resdit import WindowPartition
+
+    n = size_px // 2
+    part = WindowPartition.build((n, n), (base_px // 2,) * 2, weighting=weighting, align=2)
+    values = (torch.rand(part.num_windows, 3, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * AMPLITUDE
+    out = torch.zeros(n * n, 3).index_add_(0, part.index.reshape(-1),
+                                           (part.weights[..., None] * values[:, None, :]).reshape(-1, 3))
+    field = out.reshape(n, n, 3).permute(2, 0, 1).numpy()
+    return np.repeat(np.repeat(field, 2, 1), 2, 2)
+
+
+def generated(cond: str) -> list[dict]:
+    import torch
+
+    from analysis.conditions import condition_config, condition_local_prompt
+    from analysis.scoring import score_case
+    from analysis.study import case_noise
+    from resdit import generate
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import canvas_size, evaluation_prompts
+
+    torch.set_num_threads(1)
+    pipe = load_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    base = tuple(pipe.base_size)
+    prompts = evaluation_prompts(PROMPTS, seed=0, world=pipe.world)
+    h, w = canvas_size(base, SCALE)
+    cases = [(p, s) for p in range(PROMPTS) for s in range(SEEDS)]
+    texts = [prompts[p] for p, _ in cases]
+    noise = torch.stack([case_noise(p, s, h, w) for p, s in cases])
+    cfg = condition_config(cond, base)
+    images = generate(pipe, texts, cfg, h, w, STEPS, latents=noise,
+                      local_prompt=condition_local_prompt(cond, texts, pipe.world)).numpy()
+    rows = []
+    for (p, s), text, image in zip(cases, texts, images):
+        scored = score_case(image, text, base, cfg.spec.windows, world=pipe.world, align=cfg.align)
+        rows.append({"prompt_index": p, "seed": s, **{k: scored[k] for k in KEYS[:4]}, **readers(image, base[0])})
+    return rows
+
+
+def main() -> int:
+    from analysis.stats import cluster_ci
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import canvas_size, evaluation_prompts
+    from resdit.toy.world import parse_prompt, render
+
+    pipe = load_pipeline()
+    base = tuple(pipe.base_size)
+    h, _ = canvas_size(base, SCALE)
+    exact = [render(parse_prompt(p, pipe.world), h, h).image
+             for p in evaluation_prompts(PROMPTS, seed=0, world=pipe.world)]
+    constructed = {"exact": [readers(im, base[0]) for im in exact]}
+    for weighting in ("gaussian", "feather"):
+        constructed[f"exact_with_{weighting}_seams"] = [readers(im + window_offsets(h, base[0], weighting, k), base[0])
+                                                       for k, im in enumerate(exact)]
+    constructed = {name: {k: float(np.mean([r[k] for r in rs])) for k in ("border", "overlap")}
+                   for name, rs in constructed.items()}
+    with ProcessPoolExecutor(2) as pool:
+        rows = dict(zip(CONDITIONS, pool.map(generated, CONDITIONS)))
+    ref = rows[CONDITIONS[0]]
+    clusters = [r["prompt_index"] for r in ref]
+    summary = []
+    for cond, rs in rows.items():
+        entry = {"condition": cond}
+        for k in KEYS:
+            mean, lo, hi = cluster_ci([r[k] for r in rs], clusters)
+            entry[k] = {"mean": mean, "ci95": [lo, hi]}
+            if cond != CONDITIONS[0]:
+                d, dlo, dhi = cluster_ci([a[k] - b[k] for a, b in zip(rs, ref)], clusters)
+                entry[k]["minus_defaults"] = {"mean": d, "ci95": [dlo, dhi]}
+        summary.append(entry)
+    if "resdit+window_prompt+feather" in rows:  # feathering's own effect under the window prompt
+        a, b = rows["resdit+window_prompt+feather"], rows["resdit+window_prompt"]
+        entry = next(e for e in summary if e["condition"] == "resdit+window_prompt+feather")
+        for k in KEYS:
+            d, dlo, dhi = cluster_ci([x[k] - y[k] for x, y in zip(a, b)], clusters)
+            entry[k]["minus_gaussian"] = {"mean": d, "ci95": [dlo, dhi]}
+    for name, c in constructed.items():
+        print(f"{name:>32s}  border {c['border']:.2f}  overlap {c['overlap']:.2f}")
+    for e in summary:
+        print(f"{e['condition']:>32s}  " + "  ".join(f"{k} {e[k]['mean']:.3f}" for k in KEYS))
+    record = {"provenance": provenance(config={"scale": SCALE, "amplitude": AMPLITUDE, "conditions": list(CONDITIONS),
+                                               "prompts": PROMPTS, "seeds": SEEDS, "steps": STEPS}),
+              "constructed": constructed, "generated": summary, "cases": rows}
+    with atomic_write(ROOT / "results/toy-v2/splice-seams.json") as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
