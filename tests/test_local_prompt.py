@@ -178,6 +178,19 @@ def test_eval_toy_runs_each_local_only_phase_under_its_images_window_prompt(tiny
     np.testing.assert_allclose(same, plain, atol=1e-5)
 
 
+def test_eval_toy_feathers_only_the_modes_with_windows(tiny_toy, monkeypatch):
+    from resdit.toy import evaluate, load_pipeline
+
+    pipe = load_pipeline(tiny_toy)
+    ran = []
+    monkeypatch.setattr(evaluate, "generate_batch", lambda *a, config=None, **k: ran.append(config.weighting) or
+                        np.zeros((1, 3, *a[2:4]), np.float32))
+    monkeypatch.setattr(evaluate, "score", lambda *a: {})
+    rows = evaluate.evaluate(pipe, ["resdit", "tiling"], [2.0], n_prompts=1, steps=4, progress=False, readers={},
+                             splice="feather")
+    assert ran == ["feather", "uniform"] and [r["splice"] for r in rows] == ["feather", None]
+
+
 def test_eval_toy_refuses_window_prompts_it_cannot_apply_before_any_image(tiny_toy):
     from resdit.toy import evaluate, load_pipeline
 

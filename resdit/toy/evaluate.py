@@ -5,6 +5,8 @@ Used for the model card (quality at base size; behaviour at 2x and 4x) and by th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import itertools
 import time
 
@@ -96,14 +98,15 @@ def installed_readers() -> dict:
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
              proportional_attention: bool | None = None, progress: bool = True, mu=None,
              readers: dict | None = None, local_steps: int | None = None,
-             window_prompts: bool = False) -> list[dict]:
+             window_prompts: bool = False, splice: str | None = None) -> list[dict]:
     """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side.
 
     ``proportional_attention``, ``mu`` and ``local_steps`` as in :class:`ResDiTConfig` (None: each mode's own
     default); every row records the values that ran. ``window_prompts``: the local-only phase of each image runs
     under its prompt's :func:`~resdit.toy.world.window_prompt` (``local_prompt``; modes with windows and a
     local-only phase, above the base size, where the mode is direct; modes without windows run as they are, and
-    each row says whether it ran: ``local_prompt``).
+    each row says whether it ran: ``local_prompt``). ``splice``: the local windows' splice weights
+    (:class:`ResDiTConfig`'s ``splice``) of the modes with a local branch; the others keep theirs (tiling's tiles).
     ``readers``: name -> ``read(images, prompts, base, world)``, whose values join each row (None:
     :func:`installed_readers`); the row lists the readers that ran."""
     from ..config import ResDiTConfig, ResDiTConfigError
@@ -114,6 +117,8 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     configs = {mode: ResDiTConfig(base_size=pipe.base_size, mode=mode, proportional_attention=proportional_attention,
                                   mu=mu, **({} if local_steps is None else {"local_steps": local_steps}))
                for mode in modes}
+    if splice is not None:
+        configs = {mode: replace(cfg, splice=splice) if has_local_branch(cfg) else cfg for mode, cfg in configs.items()}
     windowed = {mode for mode, cfg in configs.items() if window_prompts and has_local_branch(cfg)}
     if window_prompts:  # refused before any image: no mode to apply it to, or a schedule without a local-only phase
         if not windowed:
@@ -137,6 +142,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
                    "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
                    "local_steps": cfg.local_steps if has_local_branch(cfg) else None,  # None where it cannot act
                    "local_prompt": "window_prompt" if local else None,
+                   "splice": cfg.weighting if has_local_branch(cfg) else None,
                    **score(images, prompts, getattr(pipe, "world", None)),
                    "seconds": round(time.perf_counter() - start, 1), "readers": sorted(readers)}
             for name in sorted(readers):
@@ -160,7 +166,7 @@ def evaluate_cli(args) -> int:
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
-                    mu=args.mu, local_steps=args.local_steps, window_prompts=args.window_prompts)
+                    mu=args.mu, local_steps=args.local_steps, window_prompts=args.window_prompts, splice=args.splice)
     if args.out:
         from ..provenance import provenance
 
@@ -170,7 +176,8 @@ def evaluate_cli(args) -> int:
                                                    "steps": args.steps, "mu": args.mu,
                                                    "proportional_attention": args.proportional_attention,
                                                    "local_steps": args.local_steps,
-                                                   "window_prompts": args.window_prompts}),
+                                                   "window_prompts": args.window_prompts,
+                                                   "splice": args.splice}),
                   "rows": rows}
         with atomic_write(args.out) as f:
             f.write(dumps_strict(record, indent=1))
