@@ -5,8 +5,6 @@ Used for the model card (quality at base size; behaviour at 2x and 4x) and by th
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import itertools
 import time
 
@@ -114,11 +112,13 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     from .world import window_prompt
 
     readers = installed_readers() if readers is None else readers
-    configs = {mode: ResDiTConfig(base_size=pipe.base_size, mode=mode, proportional_attention=proportional_attention,
-                                  mu=mu, **({} if local_steps is None else {"local_steps": local_steps}))
-               for mode in modes}
-    if splice is not None:
-        configs = {mode: replace(cfg, splice=splice) if has_local_branch(cfg) else cfg for mode, cfg in configs.items()}
+    def config(mode, **more):
+        return ResDiTConfig(base_size=pipe.base_size, mode=mode, proportional_attention=proportional_attention, mu=mu,
+                            **({} if local_steps is None else {"local_steps": local_steps}), **more)
+
+    configs = {mode: config(mode) for mode in modes}
+    if splice is not None:  # the windows' splice; a mode without windows (tiling's tiles) keeps its own
+        configs = {mode: config(mode, splice=splice) if has_local_branch(cfg) else cfg for mode, cfg in configs.items()}
     windowed = {mode for mode, cfg in configs.items() if window_prompts and has_local_branch(cfg)}
     if window_prompts:  # refused before any image: no mode to apply it to, or a schedule without a local-only phase
         if not windowed:
