@@ -214,7 +214,7 @@ class ResDiTConfig:
             edge draws it in phase with each window's edge; windows an odd number of tokens apart then draw a
             two-token texture in opposite phases and the splice cancels it (docs/decisions.md). It costs no
             window at 2x, 3x, 4x or 8x; at most one more per axis where the minimum-overlap stride is odd.
-        splice: the splice weights of the local windows (GWS): ``"gaussian"`` (the paper's, a Gaussian of
+        splice: the splice weights of the local windows (GWS; tiling's tiles): ``"gaussian"`` (the paper's, a Gaussian of
             ``splice_width`` truncated by the window, so a window's weight steps at its edge), ``"uniform"``, or
             ``"feather"`` (1 inside, a raised-cosine crossfade over each overlap: no step at any window border).
             None: the mode's own (``ModeSpec.weights``). Feathering removes the seams a local-only phase leaves
@@ -314,6 +314,10 @@ class ResDiTConfig:
                                     "minimum-overlap starts as specified; None: the mode's own).")
         if self.splice not in (None, "gaussian", "uniform", "feather"):
             raise ResDiTConfigError(f"splice={self.splice!r}: use 'gaussian' (GWS), 'uniform' or 'feather'.")
+        if self.splice is not None and self.spec.local_ids is None and not self.spec.tiled:
+            raise ResDiTConfigError(
+                f"splice={self.splice!r} weighs local windows or tiles, and mode {self.mode!r} has neither; use it "
+                "with resdit, resdit_fast, resdit_paper, an ablation or tiling (or leave splice unset).")
         if self.global_tokens not in (None, "full", "base"):
             raise ResDiTConfigError(f"global_tokens={self.global_tokens!r}: use 'full' or 'base'.")
         if self.pool_phases not in (None, "all", "fused"):

@@ -77,7 +77,6 @@ def grid_starts(length: int, window: int) -> list[int]:
     return starts
 
 
-
 def feather_ramps(starts: list[int], window: int) -> list[torch.Tensor]:
     """Per window along one axis, ``[window]`` float64 splice weights: 1, times ``sin^2`` rising over the overlap
     with the previous window and ``cos^2`` falling over the overlap with the next, on token centres. Where two

@@ -66,7 +66,6 @@ def _noise(n, h, w):
 
 
 def probe(label: str) -> tuple[dict, np.ndarray]:
-    from analysis.scoring import score_case
     from resdit import ResDiTConfig, generate
     from resdit.toy.world import window_prompt
 
@@ -79,6 +78,17 @@ def probe(label: str) -> tuple[dict, np.ndarray]:
     windows = [window_prompt(p, pipe.world) for p in prompts]
     images = generate(pipe, windows if local == "whole" else prompts, cfg, h, w, STEPS, latents=_noise(N, h, w),
                       local_prompt=windows if local is True else None).numpy()
+    return {"label": label, "scale": scale, "config": changes, "local_prompt": local, "n": len(prompts),
+            **score_means(images, prompts, pipe)}, images
+
+
+def score_means(images: np.ndarray, prompts: list[str], pipe) -> dict:
+    """The study's ``score_case`` of each image (seams on the defaults' windows), averaged per metric of
+    :data:`KEYS` over the images where it is defined (detail: those that drew the object)."""
+    from analysis.scoring import score_case
+    from resdit import ResDiTConfig
+
+    base = tuple(pipe.base_size)
     spec = ResDiTConfig(base_size=base, mode="resdit")
     rows = [score_case(im, p, base, spec.spec.windows, world=pipe.world, align=spec.align)
             for im, p in zip(images, prompts)]
@@ -86,7 +96,7 @@ def probe(label: str) -> tuple[dict, np.ndarray]:
     for k in KEYS:
         values = [r[k] for r in rows if r[k] is not None and np.isfinite(r[k])]
         means[k] = float(np.mean(values)) if values else None
-    return {"label": label, "scale": scale, "config": changes, "local_prompt": local, "n": len(rows), **means}, images
+    return means
 
 
 def per_window(images: np.ndarray, prompts: list[str], world: str) -> dict:

@@ -28,7 +28,6 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -155,8 +154,7 @@ def check_exact() -> float:
 
 
 def probe(label: str) -> dict:
-    from analysis.scoring import score_case
-    from local_prompt_probes import KEYS, STEPS, _noise, _setup
+    from local_prompt_probes import STEPS, _noise, _setup, score_means
     from resdit import ResDiTConfig, generate
 
     pipe, prompts = _setup()
@@ -166,14 +164,8 @@ def probe(label: str) -> dict:
     cfg = ResDiTConfig(base_size=base, mode="resdit", mu="base", **changes)
     with local_positions(variant, k):
         images = generate(pipe, prompts, cfg, h, w, STEPS, latents=_noise(len(prompts), h, w)).numpy()
-    spec = ResDiTConfig(base_size=base, mode="resdit")
-    rows = [score_case(im, p, base, spec.spec.windows, world=pipe.world, align=spec.align)
-            for im, p in zip(images, prompts)]
-    means = {}
-    for key in KEYS:
-        values = [r[key] for r in rows if r[key] is not None and np.isfinite(r[key])]
-        means[key] = float(np.mean(values)) if values else None
-    return {"label": label, "scale": SCALE, "variant": variant, "k": k, "config": changes, "n": len(rows), **means}
+    return {"label": label, "scale": SCALE, "variant": variant, "k": k, "config": changes, "n": len(prompts),
+            **score_means(images, prompts, pipe)}
 
 
 def main() -> int:

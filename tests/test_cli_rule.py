@@ -192,6 +192,9 @@ def test_splice_reaches_the_config_and_an_unknown_one_is_refused(tmp_path, capsy
     assert ResDiTConfig(mode="resdit_no_mop_gws").weighting == "uniform"  # the mode's own
     with pytest.raises(ResDiTConfigError, match="splice='cosine'"):
         ResDiTConfig(mode="resdit", splice="cosine")
+    with pytest.raises(ResDiTConfigError, match="has neither"):  # a splice that would weigh nothing
+        ResDiTConfig(mode="scaled_pe", splice="feather")
+    assert ResDiTConfig(mode="tiling", splice="feather").weighting == "feather"
     with pytest.raises(SystemExit) as stop:
         main(_gen(tmp_path / "x.png", "--splice", "cosine"))
     assert stop.value.code == 2 and "--splice" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
