@@ -89,5 +89,6 @@ def run_command(func, args) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; nothing half-written was left behind", file=sys.stderr)
+        # on a line of its own: a progress bar cut off mid-line has no newline after it
+        print("\ninterrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
