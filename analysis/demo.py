@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 #: (mode, label, window prompt) in the order of the sheet's columns; the last: ResDiT whose local-only phase (3 of 20
-#: steps) runs under the prompt without its place (``local_prompt``, docs/decisions.md)
+#: steps) runs under the prompt without its place (``local_prompt``) with feathered splice weights, so that the
+#: local-only phase leaves no seam on the window borders (docs/decisions.md, "Feathered splice weights")
 METHODS = (("direct", "direct", False), ("scaled_pe", "scaled PE", False),
            ("patch_pe_local", "windowed attention", False), ("two_stage", "two-stage", False),
            ("resdit", "ResDiT", False), ("resdit", "ResDiT + window prompt", True))
@@ -37,7 +38,7 @@ def sheet_cases(pipe, prompt: str = PROMPT, scales=(1, 2, 4), steps: int = 20, s
     base = tuple(pipe.base_size)
     cases = []
     for mode, label, local in METHODS:
-        changes = {"local_steps": max(1, round(3 * steps / 20))} if local else {}
+        changes = {"local_steps": max(1, round(3 * steps / 20)), "splice": "feather"} if local else {}
         cfg = ResDiTConfig(base_size=base, mode=mode, **changes)
         for scale in scales:
             h, w = base[0] * scale, base[1] * scale
@@ -48,6 +49,7 @@ def sheet_cases(pipe, prompt: str = PROMPT, scales=(1, 2, 4), steps: int = 20, s
             seconds = time.perf_counter() - t0
             scores = score_case(image, prompt, base, cfg.spec.windows, world=pipe.world, align=cfg.align)
             cases.append(dict(mode=mode, method=f"{mode}+window_prompt" if local else mode, label=label, scale=scale, size=[h, w], image=image, seconds=seconds,
+                              splice=cfg.weighting,
                               correct=bool(scores["correct"]), count=int(scores["count"]),
                               detail=float(scores["detail"])))
             if progress is not None:

@@ -64,6 +64,7 @@ def test_the_demo_contact_sheet_shows_every_method_at_every_scale_with_its_score
     resdit_2x = next(c for c in cases if c["label"] == "ResDiT" and c["scale"] == 2)
     windowed_2x = next(c for c in cases if c["label"] == "ResDiT + window prompt" and c["scale"] == 2)
     assert not np.array_equal(windowed_2x["image"], resdit_2x["image"])
+    assert (resdit_2x["splice"], windowed_2x["splice"]) == ("gaussian", "feather")  # no seams from the local-only phase
     assert resdit_2x["image"].shape == (3, 64, 64)
     assert resdit_2x["detail"] == pytest.approx(score_case(resdit_2x["image"], PROMPT, (32, 32), "mop",
                                                           world=pipe.world)["detail"], nan_ok=True)
