@@ -13,6 +13,13 @@ overlaps (:func:`analysis.metrics.overlap_lines`), where any splice moves from o
   the window prompt's three local-only steps (``resdit+window_prompt``), the same with feathered weights, and the
   defaults with feathered weights; drawn-object detail, layout, both readers, and paired differences against the
   defaults (cluster bootstrap over prompts, :func:`analysis.stats.cluster_ci`).
+
+    python scripts/splice_seams.py --stored RUN_DIR [RUN_DIR ...]   # results/study-v3/splice-seams-by-scale.json
+
+reads the samples that study runs kept (``images/<condition>@<scale>.npz``) of the four conditions above at every
+scale they hold, each with its own window alignment, and the exact renders of the same prompts at each size: both
+readers per case, and the paired differences (cluster bootstrap over prompts) against the defaults and, for the
+feathered window prompt, against GWS, wherever both conditions have the case. Seconds, no generation.
 """
 
 from __future__ import annotations
@@ -87,7 +94,77 @@ def generated(cond: str) -> list[dict]:
     return rows
 
 
+def stored(runs: list[Path]) -> int:
+    from analysis.conditions import condition_config
+    from analysis.stats import cluster_ci
+    from analysis.study import load_images
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import evaluation_prompts
+    from resdit.toy.world import parse_prompt, render
+
+    pipe = load_pipeline()
+    base = tuple(pipe.base_size)
+    readings: dict[tuple[str, float], dict[str, dict]] = {}  # (condition, scale) -> case "prompt|seed" -> readers
+    for run in runs:
+        for path in sorted((run / "images").glob("*.npz")):
+            cond, scale = path.stem.rsplit("@", 1)
+            if cond not in CONDITIONS:
+                continue
+            align = condition_config(cond, base).align
+            for key, image in load_images(run, cond, float(scale)).items():
+                case = "|".join(key.split("|")[2:])
+                readings.setdefault((cond, float(scale)), {})[case] = readers(image, base[0], align)
+    if not readings:
+        raise SystemExit(f"no stored images of {', '.join(CONDITIONS)} under {', '.join(map(str, runs))}")
+    scales = sorted({s for _, s in readings})
+    prompts = evaluation_prompts(max(int(c.split("|")[0]) for r in readings.values() for c in r) + 1, seed=0,
+                                 world=pipe.world)
+    entries = []
+    for scale in scales:
+        size = round(base[0] * scale)
+        exact = [render(parse_prompt(p, pipe.world), size, size).image for p in prompts]
+        entry = {"scale": scale, "conditions": []}
+        for cond in CONDITIONS:
+            got = readings.get((cond, scale))
+            if not got:
+                continue
+            cases = sorted(got, key=lambda c: tuple(map(int, c.split("|"))))
+            clusters = [int(c.split("|")[0]) for c in cases]
+            align = condition_config(cond, base).align
+            on_exact = [readers(exact[p], base[0], align) for p in sorted(set(clusters))]
+            row = {"condition": cond, "n": len(cases), "align": align,  # the exact renders on the same lines
+                   "exact": {k: float(np.mean([r[k] for r in on_exact])) for k in ("border", "overlap")}}
+            for k in ("border", "overlap"):
+                mean, lo, hi = cluster_ci([got[c][k] for c in cases], clusters)
+                row[k] = {"mean": mean, "ci95": [lo, hi]}
+                for name, ref in (("minus_defaults", CONDITIONS[0]), ("minus_gaussian", "resdit+window_prompt")):
+                    other = readings.get((ref, scale), {})
+                    both = [c for c in cases if c in other]
+                    if cond == ref or (name == "minus_gaussian" and cond != "resdit+window_prompt+feather") or not both:
+                        continue
+                    d, dlo, dhi = cluster_ci([got[c][k] - other[c][k] for c in both],
+                                             [int(c.split("|")[0]) for c in both])
+                    row[k][name] = {"mean": d, "ci95": [dlo, dhi], "n": len(both)}
+            entry["conditions"].append(row)
+            print(f"{scale:g}x {cond:>32s}  n={len(cases):3d}  border {row['border']['mean']:.2f}  "
+                  f"overlap {row['overlap']['mean']:.2f}  (exact renders {row['exact']['border']:.2f} / "
+                  f"{row['exact']['overlap']:.2f})")
+        entries.append(entry)
+    record = {"provenance": provenance(config={"runs": [str(r) for r in runs], "conditions": list(CONDITIONS)}),
+              "scales": entries}
+    with atomic_write(ROOT / "results/study-v3/splice-seams-by-scale.json") as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--stored"]:
+        if len(sys.argv) < 3:
+            raise SystemExit("usage: python scripts/splice_seams.py --stored RUN_DIR [RUN_DIR ...]")
+        return stored([Path(a) for a in sys.argv[2:]])
+
     from analysis.stats import cluster_ci
     from resdit.io import atomic_write, dumps_strict
     from resdit.provenance import provenance
