@@ -13,6 +13,8 @@ local-only steps under each image's window prompt, paired image by image.
         --out results/toy-v2/eval-heldout700-two-stage-8x.json
     resdit eval-toy --modes resdit --scales 4 --prompts 64 --seed 700 --local-steps 3 --window-prompts \\
         --splice feather --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-feather.json
+    resdit eval-toy --modes resdit --scales 3 --prompts 64 --seed 700 --local-steps 3 --window-prompts \\
+        --splice feather --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-feather-3x.json
     python scripts/heldout_local_prompt.py      # results/toy-v2/heldout-local-prompt.json
 
 Seed 700: prompts and noise that chose nothing (the local prompt's setting was probed on seed 500's). The 8x runs
@@ -38,7 +40,8 @@ RESULTS = ROOT / "results" / "toy-v2"
 FILES = {"window_prompt": ("eval-heldout700-window-prompt.json", "eval-heldout700-window-prompt-8x.json"),
          "defaults": ("eval-heldout700-defaults.json", "eval-heldout700-defaults-8x.json"),
          "two_stage": ("eval-heldout700-two-stage-8x.json",),
-         "window_prompt_feather": ("eval-heldout700-window-prompt-feather.json",)}
+         "window_prompt_feather": ("eval-heldout700-window-prompt-feather.json",
+                                   "eval-heldout700-window-prompt-feather-3x.json")}
 PAIRS = (("window_prompt", "defaults"), ("window_prompt", "two_stage"), ("defaults", "two_stage"),
          ("window_prompt_feather", "defaults"), ("window_prompt_feather", "window_prompt"))
 
