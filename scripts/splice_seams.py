@@ -17,8 +17,8 @@ overlaps (:func:`analysis.metrics.overlap_lines`), where any splice moves from o
     python scripts/splice_seams.py --stored RUN_DIR [RUN_DIR ...]   # results/study-v3/splice-seams-by-scale.json
 
 reads the samples that study runs kept (``images/<condition>@<scale>.npz``) of the four conditions above at every
-scale they hold, each with its own window alignment, and the exact renders of the same prompts at each size: both
-readers per case, and the paired differences (cluster bootstrap over prompts) against the defaults and, for the
+scale they hold, each with its own window alignment, and the exact renders of the same prompts at each size, alone
+and with a seam made on purpose (each window's colour offset, as in ``constructed``): both readers per case, and the paired differences (cluster bootstrap over prompts) against the defaults and, for the
 feathered window prompt, against GWS, wherever both conditions have the case. Seconds, no generation.
 """
 
@@ -125,7 +125,15 @@ def stored(runs: list[Path]) -> int:
     for scale in scales:
         size = round(base[0] * scale)
         exact = [render(parse_prompt(p, pipe.world), size, size).image for p in prompts]
-        entry = {"scale": scale, "conditions": []}
+        constructed = {"exact": [readers(im, base[0]) for im in exact]}  # can each reader see a seam at this size?
+        for weighting in ("gaussian", "feather"):
+            constructed[f"exact_with_{weighting}_seams"] = [
+                readers(im + window_offsets(size, base[0], weighting, k), base[0]) for k, im in enumerate(exact)]
+        entry = {"scale": scale, "conditions": [],
+                 "constructed": {name: {k: float(np.mean([r[k] for r in rs])) for k in ("border", "overlap")}
+                                 for name, rs in constructed.items()}}
+        for name, c in entry["constructed"].items():
+            print(f"{scale:g}x {name:>32s}  border {c['border']:.2f}  overlap {c['overlap']:.2f}")
         for cond in CONDITIONS:
             got = readings.get((cond, scale))
             if not got:
