@@ -16,7 +16,8 @@ overlaps (:func:`analysis.metrics.overlap_lines`), where any splice moves from o
 
     python scripts/splice_seams.py --stored RUN_DIR [RUN_DIR ...]   # results/study-v3/splice-seams-by-scale.json
 
-reads the samples that study runs kept (``images/<condition>@<scale>.npz``) of the four conditions above at every
+reads the samples that study runs kept (``images/<condition>@<scale>.npz``) of the four conditions above (and of
+``resdit+base_tokens+fft``, the defaults where the study ran them without alignment: 8x) at every
 scale they hold, each with its own window alignment, and the exact renders of the same prompts at each size, alone
 and with a seam made on purpose (each window's colour offset, as in ``constructed``): both readers per case, and the paired differences (cluster bootstrap over prompts) against the defaults and, for the
 feathered window prompt, against GWS, wherever both conditions have the case. Seconds, no generation.
@@ -37,6 +38,7 @@ SCALE, AMPLITUDE = 4, 0.2
 CONDITIONS = ("resdit+base_tokens+fft+align2", "resdit+window_prompt", "resdit+window_prompt+feather",
               "resdit+feather")
 PROMPTS, SEEDS, STEPS = 16, 2, 20
+DEFAULTS_8X = "resdit+base_tokens+fft"  # the defaults where minimum-overlap starts are even (8x): not run with align2
 KEYS = ("correct", "fragments", "detail", "ground_detail", "border", "overlap")
 
 
@@ -106,18 +108,19 @@ def stored(runs: list[Path]) -> int:
 
     pipe = load_pipeline()
     base = tuple(pipe.base_size)
+    kept = CONDITIONS + (DEFAULTS_8X,)
     readings: dict[tuple[str, float], dict[str, dict]] = {}  # (condition, scale) -> case "prompt|seed" -> readers
     for run in runs:
         for path in sorted((run / "images").glob("*.npz")):
             cond, scale = path.stem.rsplit("@", 1)
-            if cond not in CONDITIONS:
+            if cond not in kept:
                 continue
             align = condition_config(cond, base).align
             for key, image in load_images(run, cond, float(scale)).items():
                 case = "|".join(key.split("|")[2:])
                 readings.setdefault((cond, float(scale)), {})[case] = readers(image, base[0], align)
     if not readings:
-        raise SystemExit(f"no stored images of {', '.join(CONDITIONS)} under {', '.join(map(str, runs))}")
+        raise SystemExit(f"no stored images of {', '.join(kept)} under {', '.join(map(str, runs))}")
     scales = sorted({s for _, s in readings})
     prompts = evaluation_prompts(max(int(c.split("|")[0]) for r in readings.values() for c in r) + 1, seed=0,
                                  world=pipe.world)
@@ -134,7 +137,9 @@ def stored(runs: list[Path]) -> int:
                                  for name, rs in constructed.items()}}
         for name, c in entry["constructed"].items():
             print(f"{scale:g}x {name:>32s}  border {c['border']:.2f}  overlap {c['overlap']:.2f}")
-        for cond in CONDITIONS:
+        defaults = next((c for c in (CONDITIONS[0], DEFAULTS_8X) if (c, scale) in readings), CONDITIONS[0])
+        entry["defaults"] = defaults
+        for cond in kept:
             got = readings.get((cond, scale))
             if not got:
                 continue
@@ -147,7 +152,7 @@ def stored(runs: list[Path]) -> int:
             for k in ("border", "overlap"):
                 mean, lo, hi = cluster_ci([got[c][k] for c in cases], clusters)
                 row[k] = {"mean": mean, "ci95": [lo, hi]}
-                for name, ref in (("minus_defaults", CONDITIONS[0]), ("minus_gaussian", "resdit+window_prompt")):
+                for name, ref in (("minus_defaults", defaults), ("minus_gaussian", "resdit+window_prompt")):
                     other = readings.get((ref, scale), {})
                     both = [c for c in cases if c in other]
                     if cond == ref or (name == "minus_gaussian" and cond != "resdit+window_prompt+feather") or not both:
@@ -160,7 +165,7 @@ def stored(runs: list[Path]) -> int:
                   f"overlap {row['overlap']['mean']:.2f}  (exact renders {row['exact']['border']:.2f} / "
                   f"{row['exact']['overlap']:.2f})")
         entries.append(entry)
-    record = {"provenance": provenance(config={"runs": [str(r) for r in runs], "conditions": list(CONDITIONS)}),
+    record = {"provenance": provenance(config={"runs": [str(r) for r in runs], "conditions": list(kept)}),
               "scales": entries}
     with atomic_write(ROOT / "results/study-v3/splice-seams-by-scale.json") as f:
         f.write(dumps_strict(record, indent=1) + "\n")
