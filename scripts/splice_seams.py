@@ -67,7 +67,8 @@ def window_offsets(size_px: int, base_px: int, weighting: str, seed: int) -> np.
     return np.repeat(np.repeat(field, 2, 1), 2, 2)
 
 
-def generated(cond: str) -> list[dict]:
+def generated(cond: str, prompt_indices: list[int] | None = None) -> list[dict]:
+    """The study's cases (``PROMPTS`` x ``SEEDS``, or those of ``prompt_indices``) at ``SCALE`` under ``cond``, scored."""
     import torch
 
     from analysis.conditions import condition_config, condition_local_prompt
@@ -83,7 +84,7 @@ def generated(cond: str) -> list[dict]:
     base = tuple(pipe.base_size)
     prompts = evaluation_prompts(PROMPTS, seed=0, world=pipe.world)
     h, w = canvas_size(base, SCALE)
-    cases = [(p, s) for p in range(PROMPTS) for s in range(SEEDS)]
+    cases = [(p, s) for p in (range(PROMPTS) if prompt_indices is None else prompt_indices) for s in range(SEEDS)]
     texts = [prompts[p] for p, _ in cases]
     noise = torch.stack([case_noise(p, s, h, w) for p, s in cases])
     cfg = condition_config(cond, base)
@@ -148,7 +149,8 @@ def stored(runs: list[Path]) -> int:
             align = condition_config(cond, base).align
             on_exact = [readers(exact[p], base[0], align) for p in sorted(set(clusters))]
             row = {"condition": cond, "n": len(cases), "align": align,  # the exact renders on the same lines
-                   "exact": {k: float(np.mean([r[k] for r in on_exact])) for k in ("border", "overlap")}}
+                   "exact": {k: float(np.mean([r[k] for r in on_exact])) for k in ("border", "overlap")},
+                   "cases": {c: got[c] for c in cases}}
             for k in ("border", "overlap"):
                 mean, lo, hi = cluster_ci([got[c][k] for c in cases], clusters)
                 row[k] = {"mean": mean, "ci95": [lo, hi]}

@@ -1,0 +1,86 @@
+"""Probe: does the feathered window prompt's seam at 8x come from its windows' 2-token overlap?
+
+    python scripts/wide_overlap_probe.py      # results/study-v3/wide-overlap-8x.json (about 10 minutes on two cores)
+
+At 8x on the toy (128 tokens a side, windows of 16) minimum-overlap windows overlap by 2 tokens (9 starts at stride
+14, :func:`resdit.geometry.window_starts`), so a feathered crossfade is nearly a cut; at 2x-4x, where they overlap
+by 4 or more, feathering brings the window prompt's seams to the defaults' level
+(``results/study-v3/splice-seams-by-scale.json``). The probe reruns the study's 16 cases at 8x of
+``resdit+window_prompt+feather`` with 11 windows a side (starts on even tokens as the condition's own, overlaps of 4-6 tokens): every caller of
+``window_starts`` (the partition and both seam readers) gets the wider layout, nothing else changes. Its readers
+(each on its own windows' lines) are paired case by case with the stored readings of the study's samples in
+``splice-seams-by-scale.json`` (the standard 9 windows, GWS's window prompt and the defaults).
+This is a probe, not a setting: no option of the library spells it.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+SCALE, PROMPTS, WINDOWS, COND = 8, 16, 11, "resdit+window_prompt+feather"
+STORED = ROOT / "results/study-v3/splice-seams-by-scale.json"
+
+
+def _wide(stock):
+    def starts(length: int, window: int, align: int = 1) -> list[int]:
+        if length != SCALE * window:  # the 8x canvas only; anything else as it was
+            return stock(length, window, align)
+        last = length - window  # every start but the last on a multiple of align, as window_starts does
+        return [align * round(k * last / (WINDOWS - 1) / align) for k in range(WINDOWS - 1)] + [last]
+    return starts
+
+
+def run(prompts: list[int]) -> list[dict]:
+    import analysis.scoring
+    import resdit.geometry
+    import splice_seams
+
+    wide = _wide(resdit.geometry.window_starts)
+    resdit.geometry.window_starts = analysis.scoring.window_starts = wide
+    splice_seams.SCALE, splice_seams.PROMPTS, splice_seams.SEEDS = SCALE, PROMPTS, 1
+    return splice_seams.generated(COND, prompts)
+
+
+def main() -> int:
+    import json
+
+    import resdit.geometry
+    from analysis.stats import cluster_ci
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+
+    starts = _wide(resdit.geometry.window_starts)(128, 16, 2)  # the condition's alignment
+    overlaps = sorted({a + 16 - b for a, b in zip(starts, starts[1:])})
+    stored = json.loads(STORED.read_text())
+    at8 = next(e for e in stored["scales"] if e["scale"] == SCALE)
+    ref = {c["condition"]: c["cases"] for c in at8["conditions"]}
+    with ProcessPoolExecutor(2) as pool:  # each process runs half the prompts (the study's noise per case)
+        halves = list(pool.map(run, [list(range(0, PROMPTS, 2)), list(range(1, PROMPTS, 2))]))
+    rows = sorted((r for h in halves for r in h), key=lambda r: r["prompt_index"])
+    summary = {"windows": WINDOWS, "starts": starts, "overlaps": overlaps, "n": len(rows)}
+    for k in ("correct", "detail", "border", "overlap"):
+        summary[k] = float(np.mean([r[k] for r in rows if r[k] is not None and np.isfinite(r[k])]))
+    for k in ("border", "overlap"):
+        for name in ("resdit+base_tokens+fft", "resdit+window_prompt", COND):
+            other = ref[name]
+            pairs = [(r[k], other[f"{r['prompt_index']}|{r['seed']}"][k]) for r in rows]
+            d, lo, hi = cluster_ci([a - b for a, b in pairs], [r["prompt_index"] for r in rows])
+            summary[f"{k}_minus_{name}"] = {"mean": d, "ci95": [lo, hi], "n": len(pairs)}
+    print(json.dumps(summary, indent=1))
+    record = {"provenance": provenance(config={"scale": SCALE, "prompts": PROMPTS, "windows": WINDOWS,
+                                               "condition": COND}), "summary": summary, "cases": rows}
+    with atomic_write(ROOT / "results/study-v3/wide-overlap-8x.json") as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
