@@ -11,6 +11,13 @@ by 4 or more, feathering brings the window prompt's seams to the defaults' level
 (each on its own windows' lines) are paired case by case with the stored readings of the study's samples in
 ``splice-seams-by-scale.json`` (the standard 9 windows, GWS's window prompt and the defaults).
 This is a probe, not a setting: no option of the library spells it.
+
+    python scripts/wide_overlap_probe.py --reference RUN_DIR [RUN_DIR ...]
+
+adds the like-for-like reading: the kept samples of study runs (``images/``; the defaults at 8x,
+``resdit+base_tokens+fft``, and the window prompt with GWS and feathered, 9 windows) and the exact renders, read on
+the wide layout's lines, paired with the probe's cases. A seam shows as an excess over images that were not spliced
+on those lines; each condition on its own lines is what ``splice-seams-by-scale.json`` holds.
 """
 
 from __future__ import annotations
@@ -49,8 +56,56 @@ def run(prompts: list[int]) -> list[dict]:
     return splice_seams.generated(COND, prompts)
 
 
+def reference(runs: list[Path]) -> int:
+    import json
+
+    import analysis.scoring
+    import resdit.geometry
+    import splice_seams
+    from analysis.stats import cluster_ci
+    from analysis.study import load_images
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import evaluation_prompts
+    from resdit.toy.world import parse_prompt, render
+
+    out = ROOT / "results/study-v3/wide-overlap-8x.json"
+    record = json.loads(out.read_text())
+    probe = {f"{r['prompt_index']}|{r['seed']}": r for r in record["cases"]}
+    clusters = [int(c.split("|")[0]) for c in probe]
+    resdit.geometry.window_starts = analysis.scoring.window_starts = _wide(resdit.geometry.window_starts)
+    pipe = load_pipeline()
+    base, size = pipe.base_size[0], pipe.base_size[0] * SCALE
+    prompts = evaluation_prompts(PROMPTS, seed=0, world=pipe.world)
+    images = {"exact": {f"{p}|0": render(parse_prompt(t, pipe.world), size, size).image for p, t in enumerate(prompts)}}
+    for run in runs:
+        for cond in ("resdit+base_tokens+fft", "resdit+window_prompt", COND):
+            kept = load_images(run, cond, float(SCALE))
+            images.setdefault(cond, {}).update({"|".join(k.split("|")[2:]): im for k, im in kept.items()})
+    same = {}
+    for name, ims in images.items():
+        if not all(c in ims for c in probe):
+            continue
+        readings = {c: splice_seams.readers(ims[c], base) for c in probe}
+        same[name] = {"n": len(probe)}
+        for k in ("border", "overlap"):
+            d, lo, hi = cluster_ci([probe[c][k] - readings[c][k] for c in probe], clusters)
+            same[name][k] = {"mean": float(np.mean([readings[c][k] for c in probe])),
+                             "probe_minus": {"mean": d, "ci95": [lo, hi]}}
+        print(f"{name:>30s} on the wide lines: border {same[name]['border']['mean']:.2f} "
+              f"(probe minus {same[name]['border']['probe_minus']['mean']:+.2f}), overlap "
+              f"{same[name]['overlap']['mean']:.2f} (probe minus {same[name]['overlap']['probe_minus']['mean']:+.2f})")
+    record["same_lines"] = same
+    with atomic_write(out) as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     import json
+
+    if sys.argv[1:2] == ["--reference"]:
+        return reference([Path(a) for a in sys.argv[2:]])
 
     import resdit.geometry
     from analysis.stats import cluster_ci
