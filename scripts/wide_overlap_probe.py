@@ -65,6 +65,7 @@ def reference(runs: list[Path]) -> int:
     from analysis.stats import cluster_ci
     from analysis.study import load_images
     from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
     from resdit.toy import load_pipeline
     from resdit.toy.evaluate import evaluation_prompts
     from resdit.toy.world import parse_prompt, render
@@ -96,6 +97,7 @@ def reference(runs: list[Path]) -> int:
               f"(probe minus {same[name]['border']['probe_minus']['mean']:+.2f}), overlap "
               f"{same[name]['overlap']['mean']:.2f} (probe minus {same[name]['overlap']['probe_minus']['mean']:+.2f})")
     record["same_lines"] = same
+    record["same_lines_provenance"] = provenance(config={"runs": [str(r) for r in runs]})
     with atomic_write(out) as f:
         f.write(dumps_strict(record, indent=1) + "\n")
     return 0
