@@ -21,6 +21,9 @@ reads the samples that study runs kept (``images/<condition>@<scale>.npz``) of t
 scale they hold, each with its own window alignment, and the exact renders of the same prompts at each size, alone
 and with a seam made on purpose (each window's colour offset, as in ``constructed``): both readers per case, and the paired differences (cluster bootstrap over prompts) against the defaults and, for the
 feathered window prompt, against GWS, wherever both conditions have the case. Seconds, no generation.
+A ``RUN_DIR`` per condition: ``python -m analysis study --out RUN_DIR --conditions COND --scales 2 3 4 --prompts 16
+--seeds 2`` and ``... --scales 8 --prompts 16 --seeds 1`` (the study's own cases; about 20 and 30 minutes a
+condition on one core).
 """
 
 from __future__ import annotations
