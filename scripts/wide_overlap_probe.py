@@ -16,8 +16,9 @@ This is a probe, not a setting: no option of the library spells it.
 
 adds the like-for-like reading: the kept samples of study runs (``images/``; the defaults at 8x,
 ``resdit+base_tokens+fft``, and the window prompt with GWS and feathered, 9 windows) and the exact renders, read on
-the wide layout's lines, paired with the probe's cases. A seam shows as an excess over images that were not spliced
-on those lines; each condition on its own lines is what ``splice-seams-by-scale.json`` holds.
+the wide layout's lines, paired with the probe's cases, beside a seam made on purpose on those lines (each wide
+window's colour offset, GWS and feathered: the readers' power there). A seam shows as an excess over images that
+were not spliced on those lines; each condition on its own lines is what ``splice-seams-by-scale.json`` holds.
 """
 
 from __future__ import annotations
@@ -79,14 +80,24 @@ def reference(runs: list[Path]) -> int:
     base, size = pipe.base_size[0], pipe.base_size[0] * SCALE
     prompts = evaluation_prompts(PROMPTS, seed=0, world=pipe.world)
     images = {"exact": {f"{p}|0": render(parse_prompt(t, pipe.world), size, size).image for p, t in enumerate(prompts)}}
-    for run in runs:
-        for cond in ("resdit+base_tokens+fft", "resdit+window_prompt", COND):
+    for cond in ("resdit+base_tokens+fft", "resdit+window_prompt", COND):
+        images[cond] = {}
+        for run in runs:
             kept = load_images(run, cond, float(SCALE))
-            images.setdefault(cond, {}).update({"|".join(k.split("|")[2:]): im for k, im in kept.items()})
+            images[cond].update({"|".join(k.split("|")[2:]): im for k, im in kept.items()})
+    missing = [name for name, ims in images.items() if not all(c in ims for c in probe)]
+    if missing:
+        raise SystemExit(f"no kept 8x samples of every probe case for {', '.join(missing)} under "
+                         f"{', '.join(map(str, runs)) or '(no RUN_DIR given)'}: run the study for them (see docstring)")
+    # can the readers see a seam on the wide lines? the exact renders with a colour offset per (wide) window, spliced
+    made = {f"exact_with_{w}_seams": {c: splice_seams.readers(images["exact"][c] + splice_seams.window_offsets(
+        size, base, w, int(c.split("|")[0])), base) for c in probe} for w in ("gaussian", "feather")}
+    constructed = {name: {k: float(np.mean([r[k] for r in rs.values()])) for k in ("border", "overlap")}
+                   for name, rs in made.items()}
+    for name, c in constructed.items():
+        print(f"{name:>30s} on the wide lines: border {c['border']:.2f}, overlap {c['overlap']:.2f}")
     same = {}
     for name, ims in images.items():
-        if not all(c in ims for c in probe):
-            continue
         readings = {c: splice_seams.readers(ims[c], base) for c in probe}
         same[name] = {"n": len(probe)}
         for k in ("border", "overlap"):
@@ -97,6 +108,7 @@ def reference(runs: list[Path]) -> int:
               f"(probe minus {same[name]['border']['probe_minus']['mean']:+.2f}), overlap "
               f"{same[name]['overlap']['mean']:.2f} (probe minus {same[name]['overlap']['probe_minus']['mean']:+.2f})")
     record["same_lines"] = same
+    record["same_lines_constructed"] = constructed
     record["same_lines_provenance"] = provenance(config={"runs": [str(r) for r in runs]})
     with atomic_write(out) as f:
         f.write(dumps_strict(record, indent=1) + "\n")
