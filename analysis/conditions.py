@@ -90,6 +90,12 @@ CONDITIONS: dict[str, dict] = {
     # over each overlap (no step at any border), with the local-only phase and without it
     "resdit+window_prompt+feather": dict(mode="resdit", local_steps=3, local_prompt="window_prompt", splice="feather"),
     "resdit+feather": dict(mode="resdit", splice="feather"),
+    # the windows' least overlap as a factor: at 8x minimum-overlap windows of 16 tokens share 2, so a feathered
+    # crossfade is nearly a cut; 4 tokens (11 windows a side instead of 9). At 2x-4x the toy's windows overlap by 4
+    # or more already, so these conditions are their parents' runs there (resdit.geometry.window_starts).
+    "resdit+window_prompt+feather@overlap4": dict(mode="resdit", local_steps=3, local_prompt="window_prompt",
+                                                  splice="feather", window_overlap=4),
+    "resdit@overlap4": dict(mode="resdit", window_overlap=4),
 }
 
 #: values of a condition's ``local_prompt``: how the local-only phase's prompt follows from the call's

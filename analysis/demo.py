@@ -47,7 +47,8 @@ def sheet_cases(pipe, prompt: str = PROMPT, scales=(1, 2, 4), steps: int = 20, s
             image = generate(pipe, prompt, cfg, h, w, steps, latents=noise,
                              local_prompt=window_prompt(prompt, pipe.world) if local else None)[0].float().numpy()
             seconds = time.perf_counter() - t0
-            scores = score_case(image, prompt, base, cfg.spec.windows, world=pipe.world, align=cfg.align)
+            scores = score_case(image, prompt, base, cfg.spec.windows, world=pipe.world, align=cfg.align,
+                                min_overlap=cfg.overlap)
             cases.append(dict(mode=mode, method=f"{mode}+window_prompt" if local else mode, label=label, scale=scale, size=[h, w], image=image, seconds=seconds,
                               splice=cfg.weighting,
                               correct=bool(scores["correct"]), count=int(scores["count"]),

@@ -15,23 +15,23 @@ METRICS = ("correct", "count", "centre_error", "size_ratio", "fragments", "cover
            "noise", "ground_detail", "period_error", "seam", "seam_mop")
 
 
-def window_borders(layout: str, size_px: int, base_px: int, px: int, align: int = 1) -> list[int]:
+def window_borders(layout: str, size_px: int, base_px: int, px: int, align: int = 1, min_overlap: int = 1) -> list[int]:
     """Pixel positions of the window borders of a partition layout (``"mop"`` or ``"grid"``; MOP's starts aligned to
-    ``align`` tokens) along one axis."""
+    ``align`` tokens, neighbours overlapping by at least ``min_overlap``) along one axis."""
     n, window = size_px // px, base_px // px
-    starts = window_starts(n, window, align) if layout == "mop" else grid_starts(n, window)
+    starts = window_starts(n, window, align, min_overlap) if layout == "mop" else grid_starts(n, window)
     return border_lines(starts, window, n, px)
 
 
 def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: str = "mop", px: int = 2,
-               world: str | None = None, align: int = 1) -> dict:
+               world: str | None = None, align: int = 1, min_overlap: int = 1) -> dict:
     """Every per-image metric of one sample ``[3, H, W]``.
 
     ``detail`` is layout-free (the drawn object's texture band against the exact render's), ``detail_in_place``
     the same band inside the true object mask; ``noise`` the speckle above every texture band; ``ground_detail``
     the ground texture away from objects (NaN on a plain ground). ``seam`` is measured on the borders of the
     windows the condition itself used (``layout``: its ``ModeSpec.windows``; ``align``: its window alignment,
-    ``ResDiTConfig.align``), ``seam_mop`` always on the minimum-overlap borders as specified (unaligned). ``px``: pixels per token side (toy: 2); ``world``: the model's toy world.
+    ``ResDiTConfig.align``; ``min_overlap``: its windows' least overlap, ``ResDiTConfig.overlap``), ``seam_mop`` always on the minimum-overlap borders as specified (unaligned). ``px``: pixels per token side (toy: 2); ``world``: the model's toy world.
     """
     scene = parse_prompt(prompt, world)
     obj = scene.objects[0]
@@ -40,8 +40,9 @@ def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: st
     lay = layout_score(image, obj, masks[0], world)
     period = measured_period(image, masks[0]) if obj.texture == "striped" else float("nan")
 
-    def seam(kind: str, align: int = 1) -> float:
-        rows, cols = window_borders(kind, h, base[0], px, align), window_borders(kind, w, base[1], px, align)
+    def seam(kind: str, align: int = 1, overlap: int = 1) -> float:
+        rows = window_borders(kind, h, base[0], px, align, overlap)
+        cols = window_borders(kind, w, base[1], px, align, overlap)
         return seam_score(image, rows, cols) if (rows or cols) else float("nan")
 
     stripe = world_texture_period("striped", world)
@@ -52,7 +53,7 @@ def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: st
         "detail": drawn_detail(image, gt, obj, masks[0], world),
         "detail_in_place": detail_score(image, gt, obj, masks[0], world), "noise": noise_score(image, gt),
         "ground_detail": ground_detail(image, gt, scene, masks),
-        "period_error": abs(period - stripe) / stripe, "seam": seam(layout, align), "seam_mop": seam("mop"),
+        "period_error": abs(period - stripe) / stripe, "seam": seam(layout, align, min_overlap), "seam_mop": seam("mop"),
     }
 
 

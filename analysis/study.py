@@ -173,7 +173,8 @@ def run_study(cfg: StudyConfig, progress: bool = True) -> Path:
                     "key": case_key(cond, scale, p, s), "condition": cond, "scale": scale, "prompt": prompts[p],
                     "prompt_index": p, "seed": s, "size": [h, w], "base": list(base), "steps": cfg.steps,
                     "seconds": per_image, "world": toy_world,
-                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world, align=rc.align),
+                    **score_case(image, prompts[p], base, rc.spec.windows, world=toy_world, align=rc.align,
+                                 min_overlap=rc.overlap),
                     "provenance": made_by}
             _write(path, rows)
         if progress:
@@ -224,15 +225,19 @@ def load_images(out: str | Path, cond: str, scale: float) -> dict[str, np.ndarra
         return {k: stored[k].astype(np.float32) / 255.0 for k in stored.files}
 
 
-def ran_align(row: dict) -> int:
-    """The window alignment a row's sample ran with, read from its provenance: a config without ``window_align``
-    predates the option and ran the minimum-overlap starts (1); a row without provenance, its condition's today."""
+def ran_windows(row: dict) -> tuple[int, int]:
+    """The window alignment and least overlap (tokens) a row's sample ran with, read from its provenance: a config
+    without ``window_align`` (``window_overlap``) predates that option and ran the minimum-overlap starts (1); a row
+    without provenance, its condition's today."""
     config = (row.get("provenance") or {}).get("config")
     if not isinstance(config, dict) or "mode" not in config:
-        return condition_config(row["condition"], None).align if row["condition"] in CONDITIONS else 1
-    if "window_align" not in config:
-        return 1
-    return ResDiTConfig(mode=config["mode"], window_align=config["window_align"]).align
+        if row["condition"] not in CONDITIONS:
+            return 1, 1
+        rc = condition_config(row["condition"], None)
+        return rc.align, rc.overlap
+    rc = ResDiTConfig(mode=config["mode"], window_align=config.get("window_align"),
+                      window_overlap=config.get("window_overlap"))
+    return (rc.align if "window_align" in config else 1), rc.overlap
 
 
 def rescore(out: str | Path, progress: bool = True, allow_mixed: bool = False) -> dict:
@@ -259,8 +264,9 @@ def rescore(out: str | Path, progress: bool = True, allow_mixed: bool = False) -
             continue
         base = tuple(have[0].get("base", (32, 32)))
         for r in have:
+            align, overlap = ran_windows(r)
             r.update(score_case(images[r["key"]], r["prompt"], base, layout, world=r.get("world", "v1"),
-                                align=ran_align(r)))
+                                align=align, min_overlap=overlap))
         _save_features(out, cond, scale, [r["key"] for r in have], np.stack([images[r["key"]] for r in have]), base)
         redone += len(have)
     _write(path, rows)

@@ -25,6 +25,7 @@ import torch
 
 from .config import ResDiTConfig, ResDiTConfigError, check_size
 from .families import family_of, supported_classes
+from .geometry import window_starts
 from .scheduler import base_shift, patch_shift, scheduler_position, scheduler_sigma, sigma_boundaries
 from .state import STATE_ATTR, ResDiTState, grid_from_ids, patch_attr
 
@@ -234,8 +235,12 @@ def _vae_tiling(state: ResDiTState, pipe, height: int, width: int) -> None:
 def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int, width: int, px: int) -> tuple[int, int]:
     """Validate a requested size in pixels before any work; return its token grid."""
     grid = check_size(height, width, px)
-    if config.spec.local_ids is not None and min(grid) < 2:
+    spec = config.spec
+    if spec.local_ids is not None and min(grid) < 2:
         raise ResDiTConfigError(f"{height}x{width} px is {grid} tokens: the local branch needs at least 2 per axis.")
+    if base_grid is not None and (spec.local_ids is not None or spec.tiled) and spec.windows == "mop":
+        for n, window in zip(grid, base_grid):  # the windows' alignment and overlap must fit them (raises here)
+            window_starts(n, min(window, n), config.align, config.overlap)
     return grid
 
 

@@ -65,13 +65,16 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-align", type=positive_int, default=None,
                    help="local windows start on multiples of this many tokens (default: 2 for resdit and "
                         "resdit_fast, 1 elsewhere)")
+    p.add_argument("--window-overlap", type=positive_int, default=None,
+                   help="neighbouring local windows (or tiles) overlap by at least this many tokens (default 1: the "
+                        "minimum-overlap partition; 4 at 8x gives a splice room to crossfade)")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
     """A :class:`ResDiTConfig` from the method options that were given (the rest keep its defaults)."""
     names = ("cutoff", "splice_width", "global_steps", "local_steps", "phase_by", "proportional_attention", "mu",
              "window_chunk", "strength", "global_tokens", "upsampler", "key_bias", "pool_phases",
-             "nyquist_cutoff", "window_align", "splice")
+             "nyquist_cutoff", "window_align", "window_overlap", "splice")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return ResDiTConfig(base_size=base_size, mode=args.mode, **given)
 

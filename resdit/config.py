@@ -214,6 +214,12 @@ class ResDiTConfig:
             edge draws it in phase with each window's edge; windows an odd number of tokens apart then draw a
             two-token texture in opposite phases and the splice cancels it (docs/decisions.md). It costs no
             window at 2x, 3x, 4x or 8x; at most one more per axis where the minimum-overlap stride is odd.
+        window_overlap: the local windows (MOP; tiling's tiles) overlap their neighbours by at least this many tokens
+            (:func:`resdit.geometry.window_starts`; None: 1, the minimum-overlap partition as specified). A splice
+            crossfades over the overlap; at 8x of a 16-token window MOP's neighbours share only 2 tokens, so a
+            feathered crossfade is nearly a cut and a local-only phase leaves a seam there; 4 tokens remove it at
+            the cost of more windows (11 a side instead of 9 at 8x on the toy; docs/decisions.md). Refused where a
+            mode has no overlapping windows.
         splice: the splice weights of the local windows (GWS; tiling's tiles): ``"gaussian"`` (the paper's, a Gaussian of
             ``splice_width`` truncated by the window, so a window's weight steps at its edge), ``"uniform"``, or
             ``"feather"`` (1 inside, a raised-cosine crossfade over each overlap: no step at any window border).
@@ -248,6 +254,7 @@ class ResDiTConfig:
     upsampler: str | None = None
     nyquist_cutoff: bool | None = None
     window_align: int | None = None
+    window_overlap: int | None = None
     splice: str | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
@@ -312,6 +319,16 @@ class ResDiTConfig:
                                               or self.window_align < 1):
             raise ResDiTConfigError(f"window_align={self.window_align!r} must be a whole number of tokens >= 1 (1: the "
                                     "minimum-overlap starts as specified; None: the mode's own).")
+        if self.window_overlap is not None:
+            if (isinstance(self.window_overlap, bool) or not isinstance(self.window_overlap, numbers.Integral)
+                    or self.window_overlap < 1):
+                raise ResDiTConfigError(f"window_overlap={self.window_overlap!r} must be a whole number of tokens >= 1 "
+                                        "(1: the minimum-overlap partition as specified; None: 1).")
+            if (self.spec.local_ids is None and not self.spec.tiled) or self.spec.windows != "mop":
+                raise ResDiTConfigError(
+                    f"window_overlap={self.window_overlap!r} sets how far overlapping windows or tiles overlap, and mode "
+                    f"{self.mode!r} has none; use it with resdit, resdit_fast, resdit_paper, an ablation with "
+                    "minimum-overlap windows or tiling (or leave window_overlap unset).")
         if self.splice not in (None, "gaussian", "uniform", "feather"):
             raise ResDiTConfigError(f"splice={self.splice!r}: use 'gaussian' (GWS), 'uniform' or 'feather'.")
         if self.splice is not None and self.spec.local_ids is None and not self.spec.tiled:
@@ -368,6 +385,11 @@ class ResDiTConfig:
     def align(self) -> int:
         """The local windows' start alignment (tokens) this config runs."""
         return self.spec.window_align if self.window_align is None else int(self.window_align)
+
+    @property
+    def overlap(self) -> int:
+        """The least overlap (tokens) of neighbouring local windows this config runs."""
+        return 1 if self.window_overlap is None else int(self.window_overlap)
 
     @property
     def weighting(self) -> str:

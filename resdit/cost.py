@@ -46,11 +46,11 @@ def attention_flops(config, seq: int, batch_windows: int = 1) -> float:
 
 
 def step_flops(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
-               windows: str = "mop", pool=1, pool_all: bool = False, align: int = 1) -> float:
+               windows: str = "mop", pool=1, pool_all: bool = False, align: int = 1, overlap: int = 1) -> float:
     """FLOPs of one forward in a phase: ``"global"`` (= direct), ``"local"``, ``"fused"``, ``"tiling"``
     (``pool``: the global branch's block size, an int or ``(ph, pw)``; ``pool_all``: pooled in the global-only
-    phase too; ``align``: the windows' start alignment)."""
-    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows, pool, pool_all, align)
+    phase too; ``align``: the windows' start alignment; ``overlap``: their least overlap in tokens)."""
+    lin, att, _ = step_parts(config, grid, base, text_len, phase, windows, pool, pool_all, align, overlap)
     return lin + att
 
 
@@ -69,14 +69,15 @@ def step_rows(config, grid: tuple[int, int], base: tuple[int, int], text_len: in
 
 
 def step_parts(config, grid: tuple[int, int], base: tuple[int, int], text_len: int, phase: str,
-               windows: str = "mop", pool=1, pool_all: bool = False, align: int = 1) -> tuple[float, float, float]:
+               windows: str = "mop", pool=1, pool_all: bool = False, align: int = 1,
+               overlap: int = 1) -> tuple[float, float, float]:
     """``(linear FLOPs, attention FLOPs, element-wise token rows)`` of one forward in a phase. With a block size
     ``pool`` > 1 (int or ``(ph, pw)``) beyond the base size the fused phase's global branch (and with
     ``pool_all`` the global-only phase's) attends over ``ceil(H/ph) x ceil(W/pw)`` blocks (rows: the blocks, plus
     one pass over the tokens to pool and upsample)."""
     _, dual, single, *_ = _dims(config)
     n = grid[0] * grid[1]
-    part = WindowPartition.build(grid, base, layout=windows, align=align)
+    part = WindowPartition.build(grid, base, layout=windows, align=align, min_overlap=overlap)
     L = part.window[0] * part.window[1]
     own, folded = text_len + n, part.num_windows * (text_len + L)
     lin = linear_flops(config, n, text_len)
@@ -184,7 +185,8 @@ def generation_flops(config, grid, base, text_len: int, mode, steps: int, streng
         raise ValueError(f"No cost model for mode {mode!r}; choose one of {sorted(MODES)}.")
     spec = rc.spec
     if spec.tiled:
-        return steps * step_flops(config, grid, base, text_len, "tiling", spec.windows, align=rc.align)
+        return steps * step_flops(config, grid, base, text_len, "tiling", spec.windows, align=rc.align,
+                                   overlap=rc.overlap)
     if spec.two_pass is not None:
         first = steps * step_flops(config, base, base, text_len, GLOBAL)
         second = two_stage_steps(steps, strength) if spec.two_pass == "two_stage" else 0
@@ -195,7 +197,7 @@ def generation_flops(config, grid, base, text_len: int, mode, steps: int, streng
         counts = [(steps, GLOBAL if spec.schedule == "global" else LOCAL)]
     pool = pool_factors(rc, grid, base)
     return sum(k * step_flops(config, grid, base, text_len, p, spec.windows, pool, rc.pooled_phases == "all",
-                              rc.align) for k, p in counts)
+                              rc.align, rc.overlap) for k, p in counts)
 
 
 #: FLUX.1-dev's transformer config (19 dual + 38 single blocks, d = 3072): timing needs no weights.

@@ -31,10 +31,10 @@ from .spectral import spectral_fuse
 
 def build_partition(config: ResDiTConfig, grid: tuple[int, int], base: tuple[int, int]) -> WindowPartition:
     """The windows of a mode over a token grid: the base size, its layout (MOP or grid, MOP's starts aligned to
-    ``config.align`` tokens) and splice weights."""
+    ``config.align`` tokens, neighbours overlapping by at least ``config.overlap``) and splice weights."""
     spec = config.spec
     return WindowPartition.build(grid, base, layout=spec.windows, weighting=config.weighting, sigma=config.splice_width,
-                                 align=config.align)
+                                 align=config.align, min_overlap=config.overlap)
 
 
 def merge(phase: str, fusion: str, part: WindowPartition, mask: torch.Tensor | None,

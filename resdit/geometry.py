@@ -25,7 +25,7 @@ from .config import ResDiTConfigError
 from .schedule import round_half_up
 
 
-def window_starts(length: int, window: int, align: int = 1) -> list[int]:
+def window_starts(length: int, window: int, align: int = 1, min_overlap: int = 1) -> list[int]:
     """Minimum-overlap partition of ``length`` tokens into windows of ``window`` tokens.
 
     One window if ``length <= window``. Otherwise the smallest ``N > length / window`` with
@@ -40,9 +40,19 @@ def window_starts(length: int, window: int, align: int = 1) -> list[int]:
     alignment, the smallest ``N`` whose rounded starts keep every stride under the window (every multiple of
     ``align`` at worst).
 
+    With ``min_overlap`` > 1 every two neighbouring windows overlap by at least that many tokens (every stride at
+    most ``window - min_overlap``): the smallest ``N`` whose starts do. A splice crossfades over the overlap, so
+    one of 2 tokens (MOP's at 8x of a 16-token window) is nearly a cut (docs/decisions.md, "A minimum window
+    overlap"). 1 is the minimum-overlap partition as specified.
+
+    Example:
+        >>> window_starts(128, 16, 2), window_starts(128, 16, 2, min_overlap=4)[:4]
+        ([0, 14, 28, 42, 56, 70, 84, 98, 112], [0, 12, 22, 34])
+
     Raises:
-        ResDiTConfigError: for a window of fewer than 2 tokens, a non-positive length or ``align`` not in
-            ``[1, window)``.
+        ResDiTConfigError: for a window of fewer than 2 tokens, a non-positive length, ``align`` not in
+            ``[1, window)``, ``min_overlap`` not in ``[1, window)``, or a stride of ``align`` that would overlap by
+            less than ``min_overlap``.
     """
     if length < 1:
         raise ResDiTConfigError(f"length={length} must be >= 1 token.")
@@ -53,14 +63,22 @@ def window_starts(length: int, window: int, align: int = 1) -> list[int]:
     if isinstance(align, bool) or not isinstance(align, int) or not 1 <= align < window:
         raise ResDiTConfigError(f"window_align={align!r} must be a whole number of tokens in [1, {window}) (the "
                                 f"window is {window} tokens; 1: no alignment).")
+    if isinstance(min_overlap, bool) or not isinstance(min_overlap, int) or not 1 <= min_overlap < window:
+        raise ResDiTConfigError(f"window_overlap={min_overlap!r} must be a whole number of tokens in [1, {window}) "
+                                f"(the window is {window} tokens; 1: the minimum-overlap partition).")
+    stride = window - min_overlap  # the longest stride allowed
+    if align > stride:
+        raise ResDiTConfigError(f"window_align={align} and window_overlap={min_overlap} cannot both hold with windows "
+                                f"of {window} tokens (aligned starts step by at least {align}, an overlap of "
+                                f"{min_overlap} allows at most {stride}); lower one of them.")
     span = length - window
     n = length // window + 1  # smallest integer > length / window
     while n <= span // align + 2:  # beyond that the aligned starts repeat
         starts = [align * round_half_up(k * span / (n - 1) / align) for k in range(n - 1)] + [span]
-        if all(0 < b - a < window for a, b in zip(starts, starts[1:])):
+        if all(0 < b - a <= stride for a, b in zip(starts, starts[1:])):
             return starts
         n += 1
-    return sorted({*range(0, span, align), span})  # every aligned start: strides of align (< window) and the rest
+    return sorted({*range(0, span, align), span})  # every aligned start: strides of align (<= stride) and the rest
 
 
 def grid_starts(length: int, window: int) -> list[int]:
@@ -129,7 +147,7 @@ class WindowPartition:
 
     @classmethod
     def build(cls, grid: tuple[int, int], base: tuple[int, int], layout: str = "mop", weighting: str = "gaussian",
-              sigma: float = 0.5, align: int = 1) -> "WindowPartition":
+              sigma: float = 0.5, align: int = 1, min_overlap: int = 1) -> "WindowPartition":
         """Partition ``grid`` into windows of ``base`` (clipped to ``grid``) tokens.
 
         Args:
@@ -140,6 +158,8 @@ class WindowPartition:
                 lies inside the image: :func:`feather_ramps`; ``sigma`` unused).
             align: MOP's window starts on multiples of ``align`` tokens (:func:`window_starts`); the grid layout's
                 starts are multiples of the window already.
+            min_overlap: MOP's neighbouring windows overlap by at least this many tokens (:func:`window_starts`);
+                the grid layout ignores it (hard tiles).
         """
         H, W = grid
         wh, ww = min(base[0], H), min(base[1], W)
@@ -148,7 +168,7 @@ class WindowPartition:
         if weighting not in ("gaussian", "uniform", "feather"):
             raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian', 'uniform' or 'feather'.")
         if layout == "mop":
-            rows, cols = window_starts(H, wh, align), window_starts(W, ww, align)
+            rows, cols = window_starts(H, wh, align, min_overlap), window_starts(W, ww, align, min_overlap)
         else:
             rows, cols = grid_starts(H, wh), grid_starts(W, ww)
         r = torch.arange(wh)

@@ -224,6 +224,32 @@ def test_window_align_is_the_modes_own_and_checked():
             ResDiTConfig(window_align=bad)
 
 
+def test_window_overlap_is_one_by_default_and_checked():
+    assert ResDiTConfig(mode="resdit").overlap == 1 and ResDiTConfig(mode="tiling").overlap == 1
+    assert ResDiTConfig(mode="resdit", window_overlap=4).overlap == 4
+    assert ResDiTConfig(mode="tiling", window_overlap=4).overlap == 4
+    for bad in (0, -2, 1.5, True, "4"):
+        with pytest.raises(ResDiTConfigError, match="window_overlap"):
+            ResDiTConfig(window_overlap=bad)
+    for mode in ("direct", "scaled_pe", "ntk", "two_stage", "resdit_no_mop_gws"):  # no overlapping windows to widen
+        with pytest.raises(ResDiTConfigError, match="has none"):
+            ResDiTConfig(mode=mode, window_overlap=4)
+
+
+def test_a_least_window_overlap_changes_the_output_only_where_the_windows_overlapped_less(transformer):
+    """An 8-token base: at 2x minimum-overlap windows share 4 tokens, so window_overlap=4 is the same run bit for
+    bit; at 8x the defaults' windows (even starts) share 2-4 (11 a side), with 4 they are 15 a side at stride 4."""
+    base = (8, 8)
+    plan = build_plan(ResDiTConfig(mode="resdit", window_overlap=4), transformer.pos_embed, (64, 64), base,
+                      torch.zeros(2, 3), 16, "cpu")
+    rows = plan.partition.starts[0]
+    assert rows == list(range(0, 57, 4))
+    for side, same in ((16, True), (64, False)):
+        inputs = flux_inputs((side, side))
+        out = {o: _run(transformer, inputs, 10, mode="resdit", window_overlap=o) for o in (None, 4)}
+        assert torch.equal(out[None], out[4]) == same, side
+
+
 def test_even_window_starts_change_the_output_only_where_a_stride_was_odd(transformer):
     """The plan's windows start on even tokens with the defaults; at 2x and 4x of an 8-token base the minimum-overlap
     starts are even already and the output is the same bit for bit, at 3x (starts 0, 5, 11, 16) it is not."""

@@ -210,3 +210,15 @@ def test_window_align_reaches_the_config_and_zero_is_refused(tmp_path, capsys, n
     with pytest.raises(SystemExit) as stop:
         main(_gen(tmp_path / "x.png", "--window-align", "0"))
     assert stop.value.code == 2 and "--window-align" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_window_overlap_reaches_the_config_and_zero_is_refused(tmp_path, capsys, no_loading):
+    from resdit.cli import build_parser, config_from_args, main
+
+    args = build_parser().parse_args(_gen(tmp_path / "a.png", "--window-overlap", "4"))
+    assert config_from_args(args, (32, 32)).overlap == 4
+    args = build_parser().parse_args(_gen(tmp_path / "a.png"))
+    assert config_from_args(args, (32, 32)).overlap == 1
+    with pytest.raises(SystemExit) as stop:
+        main(_gen(tmp_path / "x.png", "--window-overlap", "0"))
+    assert stop.value.code == 2 and "--window-overlap" in capsys.readouterr().err and not (tmp_path / "x.png").exists()

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from resdit.cost import TimeModel, attention_flops, generation_flops, linear_flops, step_flops, step_parts, step_rows
+from resdit.schedule import phase_lengths
 
 # A tiny config counted by hand: d = 2 x 4 = 8, one dual and one single block.
 CFG = dict(num_layers=1, num_single_layers=1, attention_head_dim=4, num_attention_heads=2, in_channels=4,
@@ -47,6 +48,23 @@ def test_resdit_generation_is_the_schedule_weighted_sum():
                                                                                                "global")
     assert generation_flops(CFG, grid, base, t, "resdit_fast", 35) == pytest.approx(weighted(10, 25, 0, pool=2))
     assert generation_flops(CFG, grid, base, t, "resdit_paper", 35) < generation_flops(CFG, grid, base, t, "direct", 35)
+
+
+def test_a_least_window_overlap_counts_the_windows_it_adds():
+    """The toy at 8x: 9 x 9 minimum-overlap windows, 11 x 11 with an overlap of 4 tokens; the local branch's
+    attention grows by exactly that count, in the local-only phase and in a generation that has one."""
+    from resdit import ResDiTConfig
+
+    grid, base, t = (128, 128), (16, 16), 3
+    lin = linear_flops(CFG, 128 * 128, t)
+    for overlap, windows in ((1, 81), (4, 121)):
+        assert step_flops(CFG, grid, base, t, "local", align=2, overlap=overlap) - lin == attention_flops(
+            CFG, t + 256, windows)
+    one, four = (generation_flops(CFG, grid, base, t, ResDiTConfig(mode="resdit", local_steps=3, window_overlap=o), 20)
+                 for o in (None, 4))
+    local = attention_flops(CFG, t + 256, 121) - attention_flops(CFG, t + 256, 81)
+    g, fused, loc = phase_lengths(20, None, 3)  # the global-only phase has no windows
+    assert (g, fused, loc) == (6, 11, 3) and four - one == pytest.approx((fused + loc) * local)
 
 
 def test_rows_count_own_and_folded_tokens_per_block():

@@ -102,6 +102,48 @@ def test_aligned_starts(length, window, align):
             assert not all(0 < b - a < window for a, b in zip(s, s[1:]))
 
 
+@settings(max_examples=300, deadline=None)
+@given(length=st.integers(1, 600), window=st.integers(3, 96), align=st.integers(1, 4), overlap=st.integers(1, 40))
+def test_starts_with_a_least_overlap(length, window, align, overlap):
+    """With ``min_overlap``: every two neighbours share at least that many tokens, starts aligned as before, and
+    (for starts on every token or every other one) as few windows as any layout of that overlap and alignment."""
+    if length <= window:
+        assert window_starts(length, window, align, overlap) == [0]
+        return
+    if align >= window or overlap >= window or align > window - overlap:
+        with pytest.raises(ResDiTConfigError, match="window_align|window_overlap"):
+            window_starts(length, window, align, overlap)
+        return
+    starts = window_starts(length, window, align, overlap)
+    assert starts[0] == 0 and starts[-1] + window == length
+    assert all(s % align == 0 for s in starts[:-1])
+    assert all(0 < b - a <= window - overlap for a, b in zip(starts, starts[1:]))
+    span, stride = length - window, window - overlap
+    aligned = align * (stride // align)  # the longest stride between two aligned starts (all but the last one's)
+    fewest = 2 if span <= stride else max(math.ceil(span / stride), math.ceil((span - stride) / aligned) + 1) + 1
+    assert len(starts) >= fewest
+    if align <= 2:  # the defaults' alignments: no layout of that overlap and alignment has fewer windows
+        assert len(starts) == fewest
+    if overlap == 1:
+        assert starts == window_starts(length, window, align)
+
+
+def test_a_least_overlap_widens_only_the_scales_whose_windows_overlap_less():
+    """The toy's 16-token windows: 2x, 3x and 4x overlap by 4 or more already, so a least overlap of 4 leaves
+    them as they are (their study rows stand for it); at 8x minimum-overlap windows share 2 tokens (9 a side at
+    stride 14), with 4 they are 11 a side, overlapping by 4-6."""
+    for scale in (2, 3, 4):
+        assert window_starts(16 * scale, 16, 2, 4) == window_starts(16 * scale, 16, 2)
+    assert window_starts(128, 16, 2) == list(range(0, 113, 14))
+    wide = window_starts(128, 16, 2, 4)
+    assert wide == [0, 12, 22, 34, 44, 56, 68, 78, 90, 100, 112]
+    assert {16 - (b - a) for a, b in zip(wide, wide[1:])} == {4, 6}
+    part = WindowPartition.build((128, 128), (16, 16), weighting="feather", align=2, min_overlap=4)
+    assert part.num_windows == 121 and part.starts == (wide, wide)
+    total = torch.zeros(128 * 128).index_add_(0, part.index.reshape(-1), part.weights.reshape(-1))
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
+
+
 def test_align_one_is_the_minimum_overlap_partition():
     for length in range(1, 300):
         for window in (2, 7, 16, 64):

@@ -193,3 +193,24 @@ def test_overlap_reader_sees_seams_the_border_reader_misses_under_a_feathered_sp
     assert read["gaussian"][0] > 3 and read["gaussian"][1] > 2  # both readers see GWS's seams
     assert read["feather"][0] < 0.5 * read["gaussian"][0]  # the border reader hardly sees the feathered ones
     assert read["feather"][1] > 2  # the overlap reader does
+
+
+def test_the_seam_reader_follows_the_windows_that_ran_with_a_least_overlap():
+    """Windows of 16 tokens over 128 (8x on the toy, 2 px a token) with an overlap of 4: a seam made on those
+    windows (a colour offset each, GWS) reads on their borders, not on the minimum-overlap ones'."""
+    import torch
+
+    from analysis.metrics import seam_score
+    from analysis.scoring import window_borders
+    from resdit import WindowPartition
+
+    n, w, px = 128, 16, 2
+    part = WindowPartition.build((n, n), (w, w), align=2, min_overlap=4)
+    values = (torch.rand(part.num_windows, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.2
+    out = torch.zeros(n * n, 3).index_add_(0, part.index.reshape(-1),
+                                           (part.weights[..., None] * values[:, None]).reshape(-1, 3))
+    tokens = 0.4 + out.reshape(n, n, 3).permute(2, 0, 1).numpy()
+    image = tokens.repeat(px, axis=1).repeat(px, axis=2)
+    wide, mop = (window_borders("mop", n * px, w * px, px, 2, o) for o in (4, 1))
+    assert wide != mop and len(wide) > len(mop)
+    assert seam_score(image, wide, wide) > 2 * seam_score(image, mop, mop)

@@ -184,6 +184,21 @@ def test_generate_rejects_bad_requests_before_the_transformer_runs(dev_pipe, siz
     assert calls == []
 
 
+@pytest.mark.parametrize("kwargs", [dict(window_overlap=8), dict(window_overlap=3, window_align=6),
+                                    dict(mode="tiling", window_overlap=8)])
+def test_windows_that_cannot_overlap_as_asked_are_refused_before_the_transformer_runs(dev_pipe, kwargs):
+    """An 8-token window cannot overlap its neighbour by 8; starts on multiples of 6 cannot keep an overlap of 3."""
+    calls = []
+    handle = dev_pipe.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        with pytest.raises(ResDiTConfigError, match="window_overlap"):
+            resdit.generate(dev_pipe, "a cat", ResDiTConfig(base_size=(16, 16), **kwargs), 64, 64,
+                            num_inference_steps=2, max_sequence_length=48)
+    finally:
+        handle.remove()
+    assert calls == []
+
+
 # ------------------------------------------------------------------------------------- CFG half
 def _record_calls(model, calls):
     """Run ``calls`` = [(step, context name or None), ...] through a recorded, ResDiT-patched transformer."""

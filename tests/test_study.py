@@ -237,9 +237,12 @@ def test_heldout_detail_reads_the_exact_render_as_one_a_flattened_texture_lower_
 def test_rescoring_reads_the_window_alignment_a_row_ran_with_from_its_provenance():
     """A row made before window_align existed ran the minimum-overlap starts, whatever its mode's default is now;
     a row that records the option ran what it records (resolved by its mode)."""
-    from analysis.study import ran_align
+    from analysis.study import ran_windows
 
     before = {"condition": "resdit_fast", "provenance": {"config": {"mode": "resdit_fast", "cutoff": 0.2}}}
     after = {"condition": "resdit_fast", "provenance": {"config": {"mode": "resdit_fast", "window_align": None}}}
     pinned = {"condition": "resdit_fast", "provenance": {"config": {"mode": "resdit_fast", "window_align": 1}}}
-    assert (ran_align(before), ran_align(after), ran_align(pinned)) == (1, 2, 1)
+    wide = {"condition": "resdit", "provenance": {"config": {"mode": "resdit", "window_align": None,
+                                                             "window_overlap": 4}}}
+    assert (ran_windows(before), ran_windows(after), ran_windows(pinned)) == ((1, 1), (2, 1), (1, 1))
+    assert ran_windows(wide) == (2, 4)
