@@ -225,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each image's local-only phase under its prompt without the place (local_prompt)")
     e.add_argument("--splice", choices=["gaussian", "uniform", "feather"], default=None,
                    help="splice weights of the modes with windows (default: each mode's; feather with --local-steps)")
+    e.add_argument("--window-overlap", type=positive_int, default=None,
+                   help="least overlap in tokens of the modes' local windows (default 1: minimum overlap)")
     e.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)

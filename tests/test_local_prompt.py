@@ -191,6 +191,20 @@ def test_eval_toy_feathers_only_the_modes_with_windows(tiny_toy, monkeypatch):
     assert ran == ["feather", "uniform"] and [r["splice"] for r in rows] == ["feather", None]
 
 
+def test_eval_toy_widens_the_overlap_of_the_modes_with_windows_only(tiny_toy, monkeypatch):
+    from resdit.toy import evaluate, load_pipeline
+
+    pipe = load_pipeline(tiny_toy)
+    ran = []
+    monkeypatch.setattr(evaluate, "generate_batch", lambda *a, config=None, **k: ran.append(config.overlap) or
+                        np.zeros((1, 3, *a[2:4]), np.float32))
+    monkeypatch.setattr(evaluate, "score", lambda *a: {})
+    rows = evaluate.evaluate(pipe, ["resdit", "scaled_pe", "resdit_no_mop_gws"], [8.0], n_prompts=1, steps=4,
+                             progress=False, readers={}, window_overlap=4, splice="feather")
+    assert ran == [4, 1, 1] and [r["window_overlap"] for r in rows] == [4, None, 1]
+    assert [r["splice"] for r in rows] == ["feather", None, "uniform"]
+
+
 def test_eval_toy_refuses_window_prompts_it_cannot_apply_before_any_image(tiny_toy):
     from resdit.toy import evaluate, load_pipeline
 

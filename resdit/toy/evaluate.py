@@ -96,7 +96,8 @@ def installed_readers() -> dict:
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
              proportional_attention: bool | None = None, progress: bool = True, mu=None,
              readers: dict | None = None, local_steps: int | None = None,
-             window_prompts: bool = False, splice: str | None = None) -> list[dict]:
+             window_prompts: bool = False, splice: str | None = None,
+             window_overlap: int | None = None) -> list[dict]:
     """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side.
 
     ``proportional_attention``, ``mu`` and ``local_steps`` as in :class:`ResDiTConfig` (None: each mode's own
@@ -105,6 +106,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     local-only phase, above the base size, where the mode is direct; modes without windows run as they are, and
     each row says whether it ran: ``local_prompt``). ``splice``: the local windows' splice weights
     (:class:`ResDiTConfig`'s ``splice``) of the modes with a local branch; the others keep theirs (tiling's tiles).
+    ``window_overlap``: the same for the windows' least overlap in tokens (``ResDiTConfig.window_overlap``).
     ``readers``: name -> ``read(images, prompts, base, world)``, whose values join each row (None:
     :func:`installed_readers`); the row lists the readers that ran."""
     from ..config import ResDiTConfig, ResDiTConfigError
@@ -117,8 +119,10 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
                             **({} if local_steps is None else {"local_steps": local_steps}), **more)
 
     configs = {mode: config(mode) for mode in modes}
-    if splice is not None:  # the windows' splice; a mode without windows (tiling's tiles) keeps its own
-        configs = {mode: config(mode, splice=splice) if has_local_branch(cfg) else cfg for mode, cfg in configs.items()}
+    windows = {k: v for k, v in (("splice", splice), ("window_overlap", window_overlap)) if v is not None}
+    if windows:  # the windows' splice and overlap; a mode without windows (tiling's tiles) keeps its own
+        configs = {mode: config(mode, **windows) if has_local_branch(cfg) and cfg.spec.windows == "mop" else cfg
+                   for mode, cfg in configs.items()}
     windowed = {mode for mode, cfg in configs.items() if window_prompts and has_local_branch(cfg)}
     if window_prompts:  # refused before any image: no mode to apply it to, or a schedule without a local-only phase
         if not windowed:
@@ -143,6 +147,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
                    "local_steps": cfg.local_steps if has_local_branch(cfg) else None,  # None where it cannot act
                    "local_prompt": "window_prompt" if local else None,
                    "splice": cfg.weighting if has_local_branch(cfg) else None,
+                   "window_overlap": cfg.overlap if has_local_branch(cfg) else None,
                    **score(images, prompts, getattr(pipe, "world", None)),
                    "seconds": round(time.perf_counter() - start, 1), "readers": sorted(readers)}
             for name in sorted(readers):
@@ -166,7 +171,8 @@ def evaluate_cli(args) -> int:
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
-                    mu=args.mu, local_steps=args.local_steps, window_prompts=args.window_prompts, splice=args.splice)
+                    mu=args.mu, local_steps=args.local_steps, window_prompts=args.window_prompts, splice=args.splice,
+                    window_overlap=args.window_overlap)
     if args.out:
         from ..provenance import provenance
 
@@ -177,7 +183,8 @@ def evaluate_cli(args) -> int:
                                                    "proportional_attention": args.proportional_attention,
                                                    "local_steps": args.local_steps,
                                                    "window_prompts": args.window_prompts,
-                                                   "splice": args.splice}),
+                                                   "splice": args.splice,
+                                                   "window_overlap": args.window_overlap}),
                   "rows": rows}
         with atomic_write(args.out) as f:
             f.write(dumps_strict(record, indent=1))
