@@ -168,6 +168,31 @@ TOKEN_CLAIMS = [
      "detail", +1),
     ("Feathered defaults vs the defaults (8x): ground detail", "resdit+feather", "resdit+base_tokens+fft",
      "ground_detail", +1),
+    # the windows' least overlap (window_overlap=4): at 8x 11 windows a side overlapping by 4-6 tokens instead of 9 by
+    # 2 (at 2x-4x the toy's windows overlap by 4 or more already: the same runs); each seam on its own lines
+    ("Window prompt, feathered, overlap 4 vs 2 tokens (8x): seams", "resdit+window_prompt+feather@overlap4",
+     "resdit+window_prompt+feather", "seam", -1),
+    ("Window prompt, feathered, overlap 4 vs 2 tokens (8x): drawn-object detail",
+     "resdit+window_prompt+feather@overlap4", "resdit+window_prompt+feather", "detail", +1),
+    ("Window prompt, feathered, overlap 4 vs the defaults (8x): seams", "resdit+window_prompt+feather@overlap4",
+     "resdit+base_tokens+fft", "seam", -1),
+    ("Window prompt, feathered, overlap 4 vs the defaults (8x): drawn-object detail",
+     "resdit+window_prompt+feather@overlap4", "resdit+base_tokens+fft", "detail", +1),
+    ("Window prompt, feathered, overlap 4 vs the defaults (8x): layout", "resdit+window_prompt+feather@overlap4",
+     "resdit+base_tokens+fft", "correct", +1),
+    ("Window prompt, feathered, overlap 4 vs the defaults (8x): fragments", "resdit+window_prompt+feather@overlap4",
+     "resdit+base_tokens+fft", "fragments", -1),
+    ("Window prompt, feathered, overlap 4 vs two-stage (8x): drawn-object detail",
+     "resdit+window_prompt+feather@overlap4", "two_stage", "detail", +1),
+    ("Window prompt, feathered, overlap 4 vs tiling (8x): drawn-object detail",
+     "resdit+window_prompt+feather@overlap4", "tiling", "detail", +1),
+    ("The defaults, overlap 4 vs 2 tokens (8x): seams", "resdit@overlap4", "resdit+base_tokens+fft", "seam", -1),
+    ("The defaults, overlap 4 vs 2 tokens (8x): drawn-object detail", "resdit@overlap4", "resdit+base_tokens+fft",
+     "detail", +1),
+    ("The defaults, overlap 4 vs 2 tokens (8x): ground detail", "resdit@overlap4", "resdit+base_tokens+fft",
+     "ground_detail", +1),
+    ("The defaults, overlap 4 vs 2 tokens (8x): fragments", "resdit@overlap4", "resdit+base_tokens+fft",
+     "fragments", -1),
 ]
 
 

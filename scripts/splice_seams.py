@@ -45,24 +45,25 @@ DEFAULTS_8X = "resdit+base_tokens+fft"  # the defaults where minimum-overlap sta
 KEYS = ("correct", "fragments", "detail", "ground_detail", "border", "overlap")
 
 
-def readers(image: np.ndarray, base_px: int, align: int = 2) -> dict:
+def readers(image: np.ndarray, base_px: int, align: int = 2, overlap: int = 1) -> dict:
     from analysis.metrics import border_lines, overlap_lines, seam_score
     from resdit.geometry import window_starts
 
     n, w = image.shape[1] // 2, base_px // 2
-    starts = window_starts(n, w, align)
+    starts = window_starts(n, w, align, overlap)
     on_border, in_overlap = border_lines(starts, w, n, 2), overlap_lines(starts, w, n, 2)
     return {"border": seam_score(image, on_border, on_border), "overlap": seam_score(image, in_overlap, in_overlap)}
 
 
-def window_offsets(size_px: int, base_px: int, weighting: str, seed: int) -> np.ndarray:
-    """``[3, size, size]``: every window's own colour offset, spliced with ``weighting`` (2 px per token)."""
+def window_offsets(size_px: int, base_px: int, weighting: str, seed: int, overlap: int = 1) -> np.ndarray:
+    """``[3, size, size]``: every window's own colour offset, spliced with ``weighting`` (2 px per token; windows on
+    even starts overlapping by at least ``overlap`` tokens)."""
     import torch
 
     from resdit import WindowPartition
 
     n = size_px // 2
-    part = WindowPartition.build((n, n), (base_px // 2,) * 2, weighting=weighting, align=2)
+    part = WindowPartition.build((n, n), (base_px // 2,) * 2, weighting=weighting, align=2, min_overlap=overlap)
     values = (torch.rand(part.num_windows, 3, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * AMPLITUDE
     out = torch.zeros(n * n, 3).index_add_(0, part.index.reshape(-1),
                                            (part.weights[..., None] * values[:, None, :]).reshape(-1, 3))
@@ -95,7 +96,8 @@ def generated(cond: str, prompt_indices: list[int] | None = None) -> list[dict]:
                       local_prompt=condition_local_prompt(cond, texts, pipe.world)).numpy()
     rows = []
     for (p, s), text, image in zip(cases, texts, images):
-        scored = score_case(image, text, base, cfg.spec.windows, world=pipe.world, align=cfg.align)
+        scored = score_case(image, text, base, cfg.spec.windows, world=pipe.world, align=cfg.align,
+                            min_overlap=cfg.overlap)
         rows.append({"prompt_index": p, "seed": s, **{k: scored[k] for k in KEYS[:4]}, **readers(image, base[0])})
     return rows
 
