@@ -15,6 +15,9 @@ local-only steps under each image's window prompt, paired image by image.
         --splice feather --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-feather.json
     resdit eval-toy --modes resdit --scales 3 --prompts 64 --seed 700 --local-steps 3 --window-prompts \\
         --splice feather --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-feather-3x.json
+    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --local-steps 3 --window-prompts \
+        --splice feather --window-overlap 4 --threads 2 \
+        --out results/toy-v2/eval-heldout700-window-prompt-feather-overlap4-8x.json
     python scripts/heldout_local_prompt.py      # results/toy-v2/heldout-local-prompt.json
 
 Seed 700: prompts and noise that chose nothing (the local prompt's setting was probed on seed 500's). The 8x runs
@@ -41,9 +44,12 @@ FILES = {"window_prompt": ("eval-heldout700-window-prompt.json", "eval-heldout70
          "defaults": ("eval-heldout700-defaults.json", "eval-heldout700-defaults-8x.json"),
          "two_stage": ("eval-heldout700-two-stage-8x.json",),
          "window_prompt_feather": ("eval-heldout700-window-prompt-feather.json",
-                                   "eval-heldout700-window-prompt-feather-3x.json")}
+                                   "eval-heldout700-window-prompt-feather-3x.json"),
+         "window_prompt_feather_overlap4": ("eval-heldout700-window-prompt-feather-overlap4-8x.json",)}
 PAIRS = (("window_prompt", "defaults"), ("window_prompt", "two_stage"), ("defaults", "two_stage"),
-         ("window_prompt_feather", "defaults"), ("window_prompt_feather", "window_prompt"))
+         ("window_prompt_feather", "defaults"), ("window_prompt_feather", "window_prompt"),
+         ("window_prompt_feather_overlap4", "defaults"), ("window_prompt_feather_overlap4", "window_prompt"),
+         ("window_prompt_feather_overlap4", "two_stage"))
 
 
 def _rows(names) -> dict[float, dict]:
