@@ -9,10 +9,19 @@
 For each condition's kept samples (``images/``): the border and overlap readers (``scripts/splice_seams.py``) on the
 condition's own lines, paired case by case (cluster bootstrap over prompts) with the stored readings of the 9-window
 conditions on theirs (``results/study-v3/splice-seams-by-scale.json``: the defaults at 8x, ``resdit+base_tokens+fft``,
-and the feathered window prompt). The feathered window prompt's samples are also checked against the probe that ran
+and the feathered window prompt), and the feathered window prompt paired with the defaults on the same 11 windows
+(same lines). The feathered window prompt's samples are also checked against the probe that ran
 the same layout by patching :func:`resdit.geometry.window_starts` (``results/study-v3/wide-overlap-8x.json``): the
 option must give the probe's images, so the probe's like-for-like readings (the defaults' samples on the wide lines, a
 seam made there) stand for the option. Layout and detail pair in the study's claims (``analysis/tables.py``).
+
+    python -m analysis study --out RUN_C --conditions resdit+base_tokens+fft --scales 8 --prompts 16 --seeds 1 \
+        --threads 1
+    python scripts/overlap_study_8x.py RUN_A RUN_B RUN_C
+
+adds ``both_lines``: with the 9-window defaults' samples kept too, every condition and the exact renders read on the
+9-window lines and on the 11-window lines, each generated condition paired with the samples not spliced on those lines
+(on the 9-window lines the 11-window defaults, on the 11-window lines the 9-window defaults).
 """
 
 from __future__ import annotations
@@ -35,6 +44,38 @@ PROBE = ROOT / "results/study-v3/wide-overlap-8x.json"
 KEYS = ("correct", "fragments", "detail", "ground_detail")
 
 
+def both_lines(nine: dict, kept: dict, base: tuple, readers, cluster_ci) -> dict:
+    """Like for like: the 9-window defaults' samples, each 11-window condition's and the exact renders, every one read
+    on the 9-window lines (overlap 1) and on the 11-window lines (overlap 4); per line set, each generated condition's
+    mean and its paired difference from the samples that were not spliced there (the other layout's defaults)."""
+    from resdit.toy import load_pipeline
+    from resdit.toy.evaluate import evaluation_prompts
+    from resdit.toy.world import parse_prompt, render
+
+    world = load_pipeline().world
+    size = int(base[0] * SCALE)
+    prompts = evaluation_prompts(1 + max(int(c.split("|")[0]) for c in nine), seed=0, world=world)
+    groups = {REFERENCES[0]: nine, **kept,
+              "exact": {c: render(parse_prompt(prompts[int(c.split("|")[0])], world), size, size).image for c in nine}}
+    out = {}
+    for overlap, unspliced in ((1, CONDITIONS[1]), (4, REFERENCES[0])):
+        lines = {name: {c: readers(im, base[0], 2, overlap) for c, im in ims.items()} for name, ims in groups.items()}
+        entry = {"unspliced_reference": unspliced}
+        for name, got in lines.items():
+            entry[name] = {}
+            for k in ("border", "overlap"):
+                entry[name][k] = {"mean": float(np.mean([r[k] for r in got.values()])), "n": len(got)}
+                ref = lines[unspliced]
+                both = [c for c in got if c in ref]
+                if name not in (unspliced, "exact") and both:
+                    d, lo, hi = cluster_ci([got[c][k] - ref[c][k] for c in both], [int(c.split("|")[0]) for c in both])
+                    entry[name][k]["minus_unspliced"] = {"mean": d, "ci95": [lo, hi], "n": len(both)}
+        out[f"overlap{overlap}_lines"] = entry
+        print(f"on the lines of windows overlapping by >= {overlap}: " + ", ".join(
+            f"{n} {e['border']['mean']:.2f}/{e['overlap']['mean']:.2f}" for n, e in entry.items() if n != "unspliced_reference"))
+    return out
+
+
 def main(runs: list[Path]) -> int:
     import splice_seams
 
@@ -51,6 +92,7 @@ def main(runs: list[Path]) -> int:
     reference = {c["condition"]: c["cases"] for c in stored["conditions"]}
     probe = {f"{r['prompt_index']}|{r['seed']}": r for r in json.loads(PROBE.read_text())["cases"]}
     record = {"conditions": []}
+    kept = {}  # condition -> case -> kept sample
     for cond in CONDITIONS:
         rc = condition_config(cond, base)
         images, rows = {}, {}
@@ -62,6 +104,7 @@ def main(runs: list[Path]) -> int:
                 if r["condition"] == cond and r["scale"] == SCALE:
                     rows[f"{r['prompt_index']}|{r['seed']}"] = r
         cases = sorted(set(images) & set(rows), key=lambda c: tuple(map(int, c.split("|"))))
+        kept[cond] = {c: images[c] for c in cases}
         if not cases:
             raise SystemExit(f"no kept 8x samples of {cond} under {', '.join(map(str, runs))}: run the study for it "
                              "(see the docstring)")
@@ -81,6 +124,13 @@ def main(runs: list[Path]) -> int:
                 d, lo, hi = cluster_ci([read[c][k] - reference[ref][c][k] for c in both],
                                        [int(c.split("|")[0]) for c in both])
                 entry[k][f"minus_{ref}"] = {"mean": d, "ci95": [lo, hi], "n": len(both)}
+        if cond == CONDITIONS[1]:  # the two conditions share their windows: read on the same lines
+            first = record["conditions"][0]
+            both = [c for c in cases if c in first["cases"]]
+            for k in ("border", "overlap", "detail", "ground_detail"):
+                d, lo, hi = cluster_ci([first["cases"][c][k] - entry["cases"][c][k] for c in both],
+                                       [int(c.split("|")[0]) for c in both])
+                first[k][f"minus_{cond}"] = {"mean": d, "ci95": [lo, hi], "n": len(both)}
         if cond == CONDITIONS[0]:  # the option against the probe that patched the same layout in
             same = [c for c in cases if c in probe]
             entry["probe"] = {"n": len(same), **{
@@ -94,6 +144,11 @@ def main(runs: list[Path]) -> int:
               f"({entry['border']['minus_' + REFERENCES[0]]['mean']:+.2f} vs the defaults), overlap "
               f"{entry['overlap']['mean']:.2f} ({entry['overlap']['minus_' + REFERENCES[0]]['mean']:+.2f})"
               + (f"; probe: {entry['probe']}" if "probe" in entry else ""))
+    nine = {}  # the 9-window defaults' kept samples, where a run holds them: every condition on both layouts' lines
+    for run in runs:
+        nine.update({"|".join(k.split("|")[2:]): im for k, im in load_images(run, REFERENCES[0], SCALE).items()})
+    if nine:
+        record["both_lines"] = both_lines(nine, kept, base, readers=splice_seams.readers, cluster_ci=cluster_ci)
     record = {"provenance": provenance(config={"runs": [str(r) for r in runs], "scale": SCALE,
                                                "conditions": list(CONDITIONS), "references": list(REFERENCES)}),
               **record}
