@@ -46,8 +46,9 @@ KEYS = ("correct", "fragments", "detail", "ground_detail")
 
 def both_lines(nine: dict, kept: dict, base: tuple, readers, cluster_ci) -> dict:
     """Like for like: the 9-window defaults' samples, each 11-window condition's and the exact renders, every one read
-    on the 9-window lines (overlap 1) and on the 11-window lines (overlap 4); per line set, each generated condition's
-    mean and its paired difference from the samples that were not spliced there (the other layout's defaults)."""
+    on the 9-window lines (overlap 1) and on the 11-window lines (overlap 4); per line set, each group's mean and, for
+    the conditions spliced on those lines, the paired difference from the samples that were not (the other layout's
+    defaults)."""
     from resdit.toy import load_pipeline
     from resdit.toy.evaluate import evaluation_prompts
     from resdit.toy.world import parse_prompt, render
@@ -57,6 +58,7 @@ def both_lines(nine: dict, kept: dict, base: tuple, readers, cluster_ci) -> dict
     prompts = evaluation_prompts(1 + max(int(c.split("|")[0]) for c in nine), seed=0, world=world)
     groups = {REFERENCES[0]: nine, **kept,
               "exact": {c: render(parse_prompt(prompts[int(c.split("|")[0])], world), size, size).image for c in nine}}
+    spliced = {REFERENCES[0]: 1, **{c: 4 for c in kept}, "exact": None}  # each group's windows' least overlap
     out = {}
     for overlap, unspliced in ((1, CONDITIONS[1]), (4, REFERENCES[0])):
         lines = {name: {c: readers(im, base[0], 2, overlap) for c, im in ims.items()} for name, ims in groups.items()}
@@ -67,13 +69,33 @@ def both_lines(nine: dict, kept: dict, base: tuple, readers, cluster_ci) -> dict
                 entry[name][k] = {"mean": float(np.mean([r[k] for r in got.values()])), "n": len(got)}
                 ref = lines[unspliced]
                 both = [c for c in got if c in ref]
-                if name not in (unspliced, "exact") and both:
+                if spliced[name] == overlap and name != unspliced and both:  # spliced on these lines
                     d, lo, hi = cluster_ci([got[c][k] - ref[c][k] for c in both], [int(c.split("|")[0]) for c in both])
                     entry[name][k]["minus_unspliced"] = {"mean": d, "ci95": [lo, hi], "n": len(both)}
         out[f"overlap{overlap}_lines"] = entry
         print(f"on the lines of windows overlapping by >= {overlap}: " + ", ".join(
             f"{n} {e['border']['mean']:.2f}/{e['overlap']['mean']:.2f}" for n, e in entry.items() if n != "unspliced_reference"))
     return out
+
+
+def rerun_difference(runs: list[Path]) -> float:
+    """The largest difference of any per-image metric between the 9-window defaults' rows of ``runs`` (rerun for their
+    samples) and the same cases' rows in ``results/study-v3`` (a rerun must reproduce them)."""
+    def rows(path: Path) -> dict:
+        found = {}
+        for line in (path.read_text().splitlines() if path.exists() else []):
+            r = json.loads(line)
+            if r["condition"] == REFERENCES[0] and r["scale"] == SCALE:
+                found[r["key"]] = r
+        return found
+
+    study = rows(ROOT / "results/study-v3/results.jsonl")
+    diffs = [abs(r[k] - study[key][k]) for run in runs for key, r in rows(run / "results.jsonl").items() if key in study
+             for k in ("correct", "count", "fragments", "coverage", "detail", "ground_detail", "noise", "seam")
+             if np.isfinite(r[k]) and np.isfinite(study[key][k])]
+    if not diffs:
+        raise SystemExit(f"no rows of {REFERENCES[0]} at 8x in both the runs and results/study-v3")
+    return float(max(diffs))
 
 
 def main(runs: list[Path]) -> int:
@@ -149,6 +171,7 @@ def main(runs: list[Path]) -> int:
         nine.update({"|".join(k.split("|")[2:]): im for k, im in load_images(run, REFERENCES[0], SCALE).items()})
     if nine:
         record["both_lines"] = both_lines(nine, kept, base, readers=splice_seams.readers, cluster_ci=cluster_ci)
+        record["rerun_max_abs_diff"] = rerun_difference(runs)
     record = {"provenance": provenance(config={"runs": [str(r) for r in runs], "scale": SCALE,
                                                "conditions": list(CONDITIONS), "references": list(REFERENCES)}),
               **record}
