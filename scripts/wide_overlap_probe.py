@@ -10,7 +10,8 @@ by 4 or more, feathering brings the window prompt's seams to the defaults' level
 ``window_starts`` (the partition and both seam readers) gets the wider layout, nothing else changes. Its readers
 (each on its own windows' lines) are paired case by case with the stored readings of the study's samples in
 ``splice-seams-by-scale.json`` (the standard 9 windows, GWS's window prompt and the defaults).
-This is a probe, not a setting: no option of the library spells it.
+It predates the option ``window_overlap``: ``window_overlap=4`` gives the same starts and the same images
+(``scripts/overlap_study_8x.py`` checks it on the study's samples of ``resdit+window_prompt+feather@overlap4``).
 
     python scripts/wide_overlap_probe.py --reference RUN_DIR [RUN_DIR ...]
 
