@@ -42,7 +42,7 @@ def window_starts(length: int, window: int, align: int = 1, min_overlap: int = 1
 
     With ``min_overlap`` > 1 every two neighbouring windows overlap by at least that many tokens (every stride at
     most ``window - min_overlap``): the smallest ``N`` whose starts do. A splice crossfades over the overlap, so
-    one of 2 tokens (MOP's at 8x of a 16-token window) is nearly a cut (docs/decisions.md, "A minimum window
+    one of 2 tokens (MOP's at 8x of a 16-token window) is nearly a cut (docs/decisions.md, "A least window
     overlap"). 1 is the minimum-overlap partition as specified.
 
     Example:

@@ -231,6 +231,10 @@ def test_window_overlap_is_one_by_default_and_checked():
     for bad in (0, -2, 1.5, True, "4"):
         with pytest.raises(ResDiTConfigError, match="window_overlap"):
             ResDiTConfig(window_overlap=bad)
+    from resdit.fusion import build_partition
+
+    tiles = {o: build_partition(ResDiTConfig(mode="tiling", window_overlap=o), (64, 64), (8, 8)) for o in (None, 4)}
+    assert (tiles[None].num_windows, tiles[4].num_windows) == (81, 225)  # tiling's tiles take it too
     for mode in ("direct", "scaled_pe", "ntk", "two_stage", "resdit_no_mop_gws"):  # no overlapping windows to widen
         with pytest.raises(ResDiTConfigError, match="has none"):
             ResDiTConfig(mode=mode, window_overlap=4)

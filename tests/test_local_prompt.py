@@ -202,7 +202,7 @@ def test_eval_toy_widens_the_overlap_of_the_modes_with_windows_only(tiny_toy, mo
     rows = evaluate.evaluate(pipe, ["resdit", "scaled_pe", "resdit_no_mop_gws"], [8.0], n_prompts=1, steps=4,
                              progress=False, readers={}, window_overlap=4, splice="feather")
     assert ran == [4, 1, 1] and [r["window_overlap"] for r in rows] == [4, None, 1]
-    assert [r["splice"] for r in rows] == ["feather", None, "uniform"]
+    assert [r["splice"] for r in rows] == ["feather", None, "feather"]  # the hard grid takes a splice, not an overlap
 
 
 def test_eval_toy_refuses_window_prompts_it_cannot_apply_before_any_image(tiny_toy):

@@ -119,10 +119,13 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
                             **({} if local_steps is None else {"local_steps": local_steps}), **more)
 
     configs = {mode: config(mode) for mode in modes}
-    windows = {k: v for k, v in (("splice", splice), ("window_overlap", window_overlap)) if v is not None}
-    if windows:  # the windows' splice and overlap; a mode without windows (tiling's tiles) keeps its own
-        configs = {mode: config(mode, **windows) if has_local_branch(cfg) and cfg.spec.windows == "mop" else cfg
-                   for mode, cfg in configs.items()}
+    def windows(cfg) -> dict:  # the windows' splice and overlap; a mode without windows (tiling's tiles) keeps its own
+        if not has_local_branch(cfg):
+            return {}
+        given = {"splice": splice, "window_overlap": window_overlap if cfg.spec.windows == "mop" else None}
+        return {k: v for k, v in given.items() if v is not None}
+
+    configs = {mode: config(mode, **windows(cfg)) if windows(cfg) else cfg for mode, cfg in configs.items()}
     windowed = {mode for mode, cfg in configs.items() if window_prompts and has_local_branch(cfg)}
     if window_prompts:  # refused before any image: no mode to apply it to, or a schedule without a local-only phase
         if not windowed:
