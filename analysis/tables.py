@@ -190,15 +190,15 @@ TOKEN_CLAIMS = [
      "ground_detail", +1),
     ("The defaults, overlap 4 vs 2 tokens (8x): fragments", "resdit@overlap4", "resdit+base_tokens+fft",
      "fragments", -1),
-    # at 5x and 6x minimum-overlap windows on even starts share 2 tokens too: the defaults there (even starts) against
+    # at 5x-7x minimum-overlap windows on even starts share 2 tokens too: the defaults there (even starts) against
     # the same with an overlap of 4 (a quarter of a window)
-    ("The defaults, overlap 4 vs even starts (5x, 6x): drawn-object detail", "resdit@overlap4",
+    ("The defaults, overlap 4 vs even starts (5x-7x): drawn-object detail", "resdit@overlap4",
      "resdit+base_tokens+fft+align2", "detail", +1),
-    ("The defaults, overlap 4 vs even starts (5x, 6x): ground detail", "resdit@overlap4",
+    ("The defaults, overlap 4 vs even starts (5x-7x): ground detail", "resdit@overlap4",
      "resdit+base_tokens+fft+align2", "ground_detail", +1),
-    ("The defaults, overlap 4 vs even starts (5x, 6x): fragments", "resdit@overlap4",
+    ("The defaults, overlap 4 vs even starts (5x-7x): fragments", "resdit@overlap4",
      "resdit+base_tokens+fft+align2", "fragments", -1),
-    ("The defaults, overlap 4 vs even starts (5x, 6x): layout", "resdit@overlap4",
+    ("The defaults, overlap 4 vs even starts (5x-7x): layout", "resdit@overlap4",
      "resdit+base_tokens+fft+align2", "correct", +1),
 ]
 

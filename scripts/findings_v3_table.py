@@ -61,7 +61,7 @@ ORDER = [
     ("time_aware", "time-aware RoPE"),
     ("patch_pe", "per-patch positions"),
 ]
-SCALES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+SCALES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 # conditions that v2 already reports at 2x and 4x (findings' v2 section): shown here only at 3x and 8x
 V2_ONLY = {"resdit_paper", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe",
            "resdit_no_pes", "resdit_no_pipe", "resdit_no_psf", "resdit_no_mop_gws", "resdit_mop_only", "resdit_paper+pa",

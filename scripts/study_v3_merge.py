@@ -25,7 +25,7 @@ from analysis.study import migrate_names, summarize  # noqa: E402
 from analysis.tables import CLAIMS, TOKEN_CLAIMS, write_claims  # noqa: E402
 
 STUDY = Path("results") / "study-v3"  # relative to the repository (provenance records it as written)
-SCALES = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+SCALES = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 
 
 def merge(runs: list[Path]) -> None:
