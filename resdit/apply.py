@@ -238,7 +238,7 @@ def check_request(config: ResDiTConfig, base_grid: tuple[int, int], height: int,
     spec = config.spec
     if spec.local_ids is not None and min(grid) < 2:
         raise ResDiTConfigError(f"{height}x{width} px is {grid} tokens: the local branch needs at least 2 per axis.")
-    if base_grid is not None and (spec.local_ids is not None or spec.tiled) and spec.windows == "mop":
+    if base_grid is not None and spec.overlapping_windows:
         for n, window in zip(grid, base_grid):  # the windows' alignment and overlap must fit them (raises here)
             window_starts(n, min(window, n), config.align, config.overlap)
     return grid

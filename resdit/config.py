@@ -80,6 +80,12 @@ class ModeSpec:
     two_pass: str | None = None
 
     @property
+    def overlapping_windows(self) -> bool:
+        """Whether the mode runs minimum-overlap windows (a local branch) or tiles, which ``window_align`` and
+        ``window_overlap`` lay out (not the hard grid of ``resdit_no_mop_gws``)."""
+        return (self.local_ids is not None or self.tiled) and self.windows == "mop"
+
+    @property
     def sd3(self) -> bool:
         """Whether the mode means something for SD3, whose only position signal is an additive sin-cos
         table: not for RoPE-frequency modes or per-patch indices inside global attention."""
@@ -324,7 +330,7 @@ class ResDiTConfig:
                     or self.window_overlap < 1):
                 raise ResDiTConfigError(f"window_overlap={self.window_overlap!r} must be a whole number of tokens >= 1 "
                                         "(1: the minimum-overlap partition as specified; None: 1).")
-            if (self.spec.local_ids is None and not self.spec.tiled) or self.spec.windows != "mop":
+            if not self.spec.overlapping_windows:
                 raise ResDiTConfigError(
                     f"window_overlap={self.window_overlap!r} sets how far overlapping windows or tiles overlap, and mode "
                     f"{self.mode!r} has none; use it with resdit, resdit_fast, resdit_paper, an ablation with "

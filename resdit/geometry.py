@@ -159,7 +159,7 @@ class WindowPartition:
             align: MOP's window starts on multiples of ``align`` tokens (:func:`window_starts`); the grid layout's
                 starts are multiples of the window already.
             min_overlap: MOP's neighbouring windows overlap by at least this many tokens (:func:`window_starts`);
-                the grid layout ignores it (hard tiles).
+                the grid layout's hard tiles have no overlap to widen, and refuse any value but 1.
         """
         H, W = grid
         wh, ww = min(base[0], H), min(base[1], W)
@@ -167,6 +167,9 @@ class WindowPartition:
             raise ResDiTConfigError(f"Unknown window layout {layout!r}; use 'mop' or 'grid'.")
         if weighting not in ("gaussian", "uniform", "feather"):
             raise ResDiTConfigError(f"Unknown splice weighting {weighting!r}; use 'gaussian', 'uniform' or 'feather'.")
+        if layout == "grid" and min_overlap != 1:
+            raise ResDiTConfigError(f"min_overlap={min_overlap!r}: the grid layout's tiles do not overlap; use "
+                                    "layout='mop' to widen the windows' overlap.")
         if layout == "mop":
             rows, cols = window_starts(H, wh, align, min_overlap), window_starts(W, ww, align, min_overlap)
         else:

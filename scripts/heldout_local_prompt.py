@@ -15,8 +15,8 @@ local-only steps under each image's window prompt, paired image by image.
         --splice feather --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-feather.json
     resdit eval-toy --modes resdit --scales 3 --prompts 64 --seed 700 --local-steps 3 --window-prompts \\
         --splice feather --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-feather-3x.json
-    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --local-steps 3 --window-prompts \
-        --splice feather --window-overlap 4 --threads 2 \
+    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --local-steps 3 --window-prompts \\
+        --splice feather --window-overlap 4 --threads 2 \\
         --out results/toy-v2/eval-heldout700-window-prompt-feather-overlap4-8x.json
     python scripts/heldout_local_prompt.py      # results/toy-v2/heldout-local-prompt.json
 

@@ -44,11 +44,14 @@ PROBE = ROOT / "results/study-v3/wide-overlap-8x.json"
 KEYS = ("correct", "fragments", "detail", "ground_detail")
 
 
-def both_lines(nine: dict, kept: dict, base: tuple, readers, cluster_ci) -> dict:
+def both_lines(nine: dict, kept: dict, base: tuple) -> dict:
     """Like for like: the 9-window defaults' samples, each 11-window condition's and the exact renders, every one read
     on the 9-window lines (overlap 1) and on the 11-window lines (overlap 4); per line set, each group's mean and, for
     the conditions spliced on those lines, the paired difference from the samples that were not (the other layout's
     defaults)."""
+    from splice_seams import readers
+
+    from analysis.stats import cluster_ci
     from resdit.toy import load_pipeline
     from resdit.toy.evaluate import evaluation_prompts
     from resdit.toy.world import parse_prompt, render
@@ -170,7 +173,7 @@ def main(runs: list[Path]) -> int:
     for run in runs:
         nine.update({"|".join(k.split("|")[2:]): im for k, im in load_images(run, REFERENCES[0], SCALE).items()})
     if nine:
-        record["both_lines"] = both_lines(nine, kept, base, readers=splice_seams.readers, cluster_ci=cluster_ci)
+        record["both_lines"] = both_lines(nine, kept, base)
         record["rerun_max_abs_diff"] = rerun_difference(runs)
     record = {"provenance": provenance(config={"runs": [str(r) for r in runs], "scale": SCALE,
                                                "conditions": list(CONDITIONS), "references": list(REFERENCES)}),

@@ -178,29 +178,29 @@ def test_eval_toy_runs_each_local_only_phase_under_its_images_window_prompt(tiny
     np.testing.assert_allclose(same, plain, atol=1e-5)
 
 
-def test_eval_toy_feathers_only_the_modes_with_windows(tiny_toy, monkeypatch):
+def _eval_configs(tiny_toy, monkeypatch, modes, scale, **kwargs):
+    """eval-toy's rows and the config each mode's images were generated with (generation and scoring stubbed)."""
     from resdit.toy import evaluate, load_pipeline
 
-    pipe = load_pipeline(tiny_toy)
     ran = []
-    monkeypatch.setattr(evaluate, "generate_batch", lambda *a, config=None, **k: ran.append(config.weighting) or
+    monkeypatch.setattr(evaluate, "generate_batch", lambda *a, config=None, **k: ran.append(config) or
                         np.zeros((1, 3, *a[2:4]), np.float32))
     monkeypatch.setattr(evaluate, "score", lambda *a: {})
-    rows = evaluate.evaluate(pipe, ["resdit", "tiling"], [2.0], n_prompts=1, steps=4, progress=False, readers={},
-                             splice="feather")
+    rows = evaluate.evaluate(load_pipeline(tiny_toy), modes, [scale], n_prompts=1, steps=4, progress=False, readers={},
+                             **kwargs)
+    return rows, ran
+
+
+def test_eval_toy_feathers_only_the_modes_with_windows(tiny_toy, monkeypatch):
+    rows, ran = _eval_configs(tiny_toy, monkeypatch, ["resdit", "tiling"], 2.0, splice="feather")
+    ran = [c.weighting for c in ran]
     assert ran == ["feather", "uniform"] and [r["splice"] for r in rows] == ["feather", None]
 
 
 def test_eval_toy_widens_the_overlap_of_the_modes_with_windows_only(tiny_toy, monkeypatch):
-    from resdit.toy import evaluate, load_pipeline
-
-    pipe = load_pipeline(tiny_toy)
-    ran = []
-    monkeypatch.setattr(evaluate, "generate_batch", lambda *a, config=None, **k: ran.append(config.overlap) or
-                        np.zeros((1, 3, *a[2:4]), np.float32))
-    monkeypatch.setattr(evaluate, "score", lambda *a: {})
-    rows = evaluate.evaluate(pipe, ["resdit", "scaled_pe", "resdit_no_mop_gws"], [8.0], n_prompts=1, steps=4,
-                             progress=False, readers={}, window_overlap=4, splice="feather")
+    rows, ran = _eval_configs(tiny_toy, monkeypatch, ["resdit", "scaled_pe", "resdit_no_mop_gws"], 8.0,
+                              window_overlap=4, splice="feather")
+    ran = [c.overlap for c in ran]
     assert ran == [4, 1, 1] and [r["window_overlap"] for r in rows] == [4, None, 1]
     assert [r["splice"] for r in rows] == ["feather", None, "feather"]  # the hard grid takes a splice, not an overlap
 

@@ -122,10 +122,10 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     def windows(cfg) -> dict:  # the windows' splice and overlap; a mode without windows (tiling's tiles) keeps its own
         if not has_local_branch(cfg):
             return {}
-        given = {"splice": splice, "window_overlap": window_overlap if cfg.spec.windows == "mop" else None}
+        given = {"splice": splice, "window_overlap": window_overlap if cfg.spec.overlapping_windows else None}
         return {k: v for k, v in given.items() if v is not None}
 
-    configs = {mode: config(mode, **windows(cfg)) if windows(cfg) else cfg for mode, cfg in configs.items()}
+    configs = {mode: config(mode, **changes) if (changes := windows(cfg)) else cfg for mode, cfg in configs.items()}
     windowed = {mode for mode, cfg in configs.items() if window_prompts and has_local_branch(cfg)}
     if window_prompts:  # refused before any image: no mode to apply it to, or a schedule without a local-only phase
         if not windowed:
