@@ -96,6 +96,10 @@ CONDITIONS: dict[str, dict] = {
     "resdit+window_prompt+feather@overlap4": dict(mode="resdit", local_steps=3, local_prompt="window_prompt",
                                                   splice="feather", window_overlap=4),
     "resdit@overlap4": dict(mode="resdit", window_overlap=4),
+    # the same overlap with every start but the last on a multiple of 12 tokens, where the toy's grounds (periods of 4
+    # and 3 tokens) repeat: separates what the overlap does from what the windows' phase does (a control, not a
+    # candidate default: 12 is the toy world's number)
+    "resdit+align12@overlap4": dict(mode="resdit", window_overlap=4, window_align=12),
 }
 
 #: values of a condition's ``local_prompt``: how the local-only phase's prompt follows from the call's

@@ -22,12 +22,14 @@ CASES = [dict(splice_width=w, align=1) for w in (0.5, 0.1, 0.01)] + [dict(splice
 SCALES = (2, 3, 4, 8)
 
 
-def spliced(scene, height: int, width: int, splice_width: float, align: int, base_tokens=(16, 16), px: int = 2):
+def spliced(scene, height: int, width: int, splice_width: float, align: int, base_tokens=(16, 16), px: int = 2,
+            min_overlap: int = 1):
     """The scene rendered once per window with the texture's origin at the window's, spliced by GWS weights."""
     import resdit.toy.world as world
     from resdit.geometry import WindowPartition
 
-    part = WindowPartition.build((height // px, width // px), base_tokens, sigma=splice_width, align=align)
+    part = WindowPartition.build((height // px, width // px), base_tokens, sigma=splice_width, align=align,
+                                 min_overlap=min_overlap)
     rows, cols = height // px, width // px
     texture, ground = world.texture_factor, world.ground_factor
     out = np.zeros((3, height, width))
