@@ -60,12 +60,26 @@ def score_case(image: np.ndarray, prompt: str, base: tuple[int, int], layout: st
 def heldout_detail(images: np.ndarray, prompts: list[str], base: tuple[int, int], world: str | None = None) -> dict:
     """``resdit eval-toy``'s detail reader (entry point ``resdit.toy_readers: detail``): the study's drawn-object
     detail of each image (NaN where nothing of the prompted colour was drawn) and its mean over the images that
-    drew one, so a held-out run reads detail as the study does (``detail`` at 1x is the base size's)."""
-    values = []
+    drew one, so a held-out run reads detail as the study does (``detail`` at 1x is the base size's). Beside it, as
+    the study reads them: the pieces of the prompted colour per image (``fragments``) and the ground's detail away
+    from objects (``ground_detail``, over the images on a textured ground)."""
+    values, pieces, grounds = [], [], []
     for image, prompt in zip(images, prompts):
         scene = parse_prompt(prompt, world)
         gt, masks = truth(scene, *image.shape[1:])
         values.append(drawn_detail(image, gt, scene.objects[0], masks[0], world))
-    drawn = [v for v in values if np.isfinite(v)]
-    return {"detail": float(np.mean(drawn)) if drawn else None, "detail_n": len(drawn),
-            "detail_per_image": [float(v) if np.isfinite(v) else None for v in values]}
+        pieces.append(colour_coverage(image, scene.objects[0], masks[0]).fragments)
+        grounds.append(ground_detail(image, gt, scene, masks))
+
+    def mean(xs):
+        finite = [v for v in xs if np.isfinite(v)]
+        return (float(np.mean(finite)) if finite else None), len(finite)
+
+    def listed(xs):
+        return [float(v) if np.isfinite(v) else None for v in xs]
+
+    detail, n = mean(values)
+    ground, n_ground = mean(grounds)
+    return {"detail": detail, "detail_n": n, "detail_per_image": listed(values),
+            "fragments": float(np.mean(pieces)), "fragments_per_image": [int(v) for v in pieces],
+            "ground_detail": ground, "ground_detail_n": n_ground, "ground_detail_per_image": listed(grounds)}

@@ -234,6 +234,33 @@ def test_heldout_detail_reads_the_exact_render_as_one_a_flattened_texture_lower_
     assert out["detail_n"] == 2 and out["detail"] == pytest.approx((exact + halved) / 2)
 
 
+def test_heldout_reader_counts_a_made_speck_as_a_piece_and_reads_a_flattened_ground_lower():
+    """eval-toy's reader beside detail, on constructed images: the exact render is one piece with the ground's
+    detail at 1; a blob of the prompted colour added far from the object is a second piece; the ground's waves at
+    half contrast read about 1/4 (energy) while the object's pieces stay one."""
+    import numpy as np
+
+    from analysis.metrics import truth
+    from analysis.scoring import heldout_detail
+    from resdit.toy.world import parse_prompt
+
+    prompt = "a red striped circle at top left on waves"
+    scene = parse_prompt(prompt, "v2")
+    gt, masks = truth(scene, 96, 96)
+    speck = gt.copy()
+    red = gt[:, masks[0]].mean(1)
+    speck[:, 80:86, 80:86] = red[:, None, None]  # a 6 px blob of the object's colour in the far corner
+    flat = gt.copy()
+    ground = ~masks.any(0)
+    level = gt[:, ground].mean(1, keepdims=True)
+    flat[:, ground] = level + 0.5 * (gt[:, ground] - level)
+    out = heldout_detail(np.stack([gt, speck, flat]), [prompt] * 3, (32, 32), "v2")
+    assert out["fragments_per_image"] == [1, 2, 1]
+    exact, _, halved = out["ground_detail_per_image"]
+    assert exact == pytest.approx(1.0, abs=0.02) and 0.15 < halved < 0.35
+    assert out["fragments"] == pytest.approx(4 / 3) and out["ground_detail_n"] == 3
+
+
 def test_rescoring_reads_the_window_alignment_a_row_ran_with_from_its_provenance():
     """A row made before window_align existed ran the minimum-overlap starts, whatever its mode's default is now;
     a row that records the option ran what it records (resolved by its mode)."""
