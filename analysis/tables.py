@@ -200,6 +200,22 @@ TOKEN_CLAIMS = [
      "resdit+base_tokens+fft+align2", "fragments", -1),
     ("The defaults, overlap 4 vs even starts (5x-7x): layout", "resdit@overlap4",
      "resdit+base_tokens+fft+align2", "correct", +1),
+    # the ground-locked control (5x, 8x): the same least overlap with starts on multiples of 12 tokens, where the toy's
+    # grounds repeat; against the even-start overlap it isolates the windows' phase, against the defaults the overlap
+    ("Overlap 4, ground-locked starts vs even starts (5x, 8x): ground detail", "resdit+align12@overlap4",
+     "resdit@overlap4", "ground_detail", +1),
+    ("Overlap 4, ground-locked starts vs even starts (5x, 8x): fragments", "resdit+align12@overlap4",
+     "resdit@overlap4", "fragments", -1),
+    ("Overlap 4, ground-locked starts vs even starts (5x, 8x): drawn-object detail", "resdit+align12@overlap4",
+     "resdit@overlap4", "detail", +1),
+    ("Overlap 4, ground-locked starts vs the defaults (5x): ground detail", "resdit+align12@overlap4",
+     "resdit+base_tokens+fft+align2", "ground_detail", +1),
+    ("Overlap 4, ground-locked starts vs the defaults (5x): fragments", "resdit+align12@overlap4",
+     "resdit+base_tokens+fft+align2", "fragments", -1),
+    ("Overlap 4, ground-locked starts vs the defaults (8x): ground detail", "resdit+align12@overlap4",
+     "resdit+base_tokens+fft", "ground_detail", +1),
+    ("Overlap 4, ground-locked starts vs the defaults (8x): fragments", "resdit+align12@overlap4",
+     "resdit+base_tokens+fft", "fragments", -1),
 ]
 
 
