@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from resdit import ResDiTConfig
 
+# Every condition of mode resdit but ``resdit`` itself spells ``window_overlap=1``: its rows ran on the
+# minimum-overlap windows, before ``mode="resdit"`` took a quarter-window overlap (which changes the toy's windows at
+# 3.5x and 5x to 8x only), so its name keeps meaning what ran. ``resdit@overlap4`` is the defaults at every toy scale.
 # name -> ResDiTConfig keyword arguments. The paper's conditions and ablations first, then
 # baselines, then conditions beyond the paper (marked +).
 CONDITIONS: dict[str, dict] = {
@@ -48,32 +51,32 @@ CONDITIONS: dict[str, dict] = {
     "resdit_paper+pa@sigma": dict(mode="resdit_paper", proportional_attention=True, phase_by="sigma"),
     # ResDiT's defaults with a longer global-only phase: until the noise level of step 16 or 21 of the paper's 35
     # (10 or 12 of 20 at the base size's shift; the defaults' 10 of 35 is 6 of 20 either way).
-    "resdit+full_tokens@global_16of35": dict(mode="resdit", global_tokens="full", window_align=1, phase_by="sigma", global_steps=16),
-    "resdit+full_tokens@global_21of35": dict(mode="resdit", global_tokens="full", window_align=1, phase_by="sigma", global_steps=21),
+    "resdit+full_tokens@global_16of35": dict(mode="resdit", window_overlap=1, global_tokens="full", window_align=1, phase_by="sigma", global_steps=16),
+    "resdit+full_tokens@global_21of35": dict(mode="resdit", window_overlap=1, global_tokens="full", window_align=1, phase_by="sigma", global_steps=21),
     # The global branch at the training token count (global_tokens="base"): the global branch on ceil(H/h) x
     # ceil(W/w) blocks in every phase, no key bias, bilinear upsampling, proportional attention, fusion to the last
     # step; then one factor each. Every factor is spelled out, so the names keep their meaning when defaults move.
-    "resdit+base_tokens": dict(mode="resdit", window_align=1, global_tokens="base", upsampler="bilinear", key_bias=False,
+    "resdit+base_tokens": dict(mode="resdit", window_overlap=1, window_align=1, global_tokens="base", upsampler="bilinear", key_bias=False,
                                pool_phases="all", proportional_attention=True, nyquist_cutoff=False),
-    "resdit+base_tokens+fft": dict(mode="resdit", window_align=1, global_tokens="base", upsampler="fft", key_bias=False,
+    "resdit+base_tokens+fft": dict(mode="resdit", window_overlap=1, window_align=1, global_tokens="base", upsampler="fft", key_bias=False,
                                    pool_phases="all", proportional_attention=True, nyquist_cutoff=False),
-    "resdit+base_tokens+key_bias": dict(mode="resdit", window_align=1, global_tokens="base", upsampler="bilinear", key_bias=True,
+    "resdit+base_tokens+key_bias": dict(mode="resdit", window_overlap=1, window_align=1, global_tokens="base", upsampler="bilinear", key_bias=True,
                                         pool_phases="all", proportional_attention=True, nyquist_cutoff=False),
-    "resdit+base_tokens-pa": dict(mode="resdit", window_align=1, global_tokens="base", upsampler="bilinear", key_bias=False,
+    "resdit+base_tokens-pa": dict(mode="resdit", window_overlap=1, window_align=1, global_tokens="base", upsampler="bilinear", key_bias=False,
                                   pool_phases="all", proportional_attention=False, nyquist_cutoff=False),
-    "resdit+base_tokens@fused_only": dict(mode="resdit", window_align=1, global_tokens="base", upsampler="bilinear",
+    "resdit+base_tokens@fused_only": dict(mode="resdit", window_overlap=1, window_align=1, global_tokens="base", upsampler="bilinear",
                                           key_bias=False, pool_phases="fused", proportional_attention=True,
                                           nyquist_cutoff=False),
     # PSF's cutoff lowered to the blocks' Nyquist limit where the blocks cannot hold it (8x8 blocks at 8x): the
     # local branch then draws the band 1/p < rho <= 0.2 that no branch draws otherwise.
-    "resdit+base_tokens+fft+nyquist": dict(mode="resdit", window_align=1, global_tokens="base", upsampler="fft", key_bias=False,
+    "resdit+base_tokens+fft+nyquist": dict(mode="resdit", window_overlap=1, window_align=1, global_tokens="base", upsampler="fft", key_bias=False,
                                            pool_phases="all", proportional_attention=True, nyquist_cutoff=True),
     # The defaults before the base-token branch: the full-size global branch.
-    "resdit+full_tokens": dict(mode="resdit", global_tokens="full", window_align=1),
+    "resdit+full_tokens": dict(mode="resdit", window_overlap=1, global_tokens="full", window_align=1),
     # The base-token branch with the local windows on even starts (window_align=2): where the minimum-overlap
     # stride is odd (3x on the toy: windows 11 tokens apart), the toy's two-token stripes come out in opposite phases
     # in neighbouring windows and the splice cancels them. At 2x, 4x and 8x the starts are even already.
-    "resdit+base_tokens+fft+align2": dict(mode="resdit", window_align=2, global_tokens="base", upsampler="fft",
+    "resdit+base_tokens+fft+align2": dict(mode="resdit", window_overlap=1, window_align=2, global_tokens="base", upsampler="fft",
                                           key_bias=False, pool_phases="all", proportional_attention=True,
                                           nyquist_cutoff=False),
     # The library's defaults, whatever they are when the study runs (the provenance of each row has the config).
@@ -81,15 +84,15 @@ CONDITIONS: dict[str, dict] = {
     # The defaults with a local-only phase of 3 of 20 steps, under the call's prompt and under each prompt's window
     # prompt (``local_prompt``: the prompt without its place, resdit.toy.world.window_prompt). ``local_prompt`` is
     # the study's key, not a config field: :func:`condition_local_prompt`.
-    "resdit+local_steps3": dict(mode="resdit", local_steps=3),
-    "resdit+window_prompt": dict(mode="resdit", local_steps=3, local_prompt="window_prompt"),
+    "resdit+local_steps3": dict(mode="resdit", window_overlap=1, local_steps=3),
+    "resdit+window_prompt": dict(mode="resdit", window_overlap=1, local_steps=3, local_prompt="window_prompt"),
     # the local-only phase's length as a factor (the seams a local-only phase leaves against the detail it draws)
-    "resdit+window_prompt@local_steps1": dict(mode="resdit", local_steps=1, local_prompt="window_prompt"),
-    "resdit+window_prompt@local_steps2": dict(mode="resdit", local_steps=2, local_prompt="window_prompt"),
+    "resdit+window_prompt@local_steps1": dict(mode="resdit", window_overlap=1, local_steps=1, local_prompt="window_prompt"),
+    "resdit+window_prompt@local_steps2": dict(mode="resdit", window_overlap=1, local_steps=2, local_prompt="window_prompt"),
     # the splice weights as a factor: GWS's truncated Gaussian steps at each window's edge; feathering crossfades
     # over each overlap (no step at any border), with the local-only phase and without it
-    "resdit+window_prompt+feather": dict(mode="resdit", local_steps=3, local_prompt="window_prompt", splice="feather"),
-    "resdit+feather": dict(mode="resdit", splice="feather"),
+    "resdit+window_prompt+feather": dict(mode="resdit", window_overlap=1, local_steps=3, local_prompt="window_prompt", splice="feather"),
+    "resdit+feather": dict(mode="resdit", window_overlap=1, splice="feather"),
     # the windows' least overlap as a factor: at 8x minimum-overlap windows of 16 tokens share 2, so a feathered
     # crossfade is nearly a cut; 4 tokens (11 windows a side instead of 9). At 2x-4x the toy's windows overlap by 4
     # or more already, so these conditions are their parents' runs there (resdit.geometry.window_starts).

@@ -225,18 +225,23 @@ def load_images(out: str | Path, cond: str, scale: float) -> dict[str, np.ndarra
         return {k: stored[k].astype(np.float32) / 255.0 for k in stored.files}
 
 
-def ran_windows(row: dict) -> tuple[int, int]:
-    """The window alignment and least overlap (tokens) a row's sample ran with, read from its provenance: a config
-    without ``window_align`` (``window_overlap``) predates that option and ran the minimum-overlap starts (1); a row
-    without provenance, its condition's today."""
+def ran_windows(row: dict) -> tuple[int, int | str]:
+    """The window alignment and least overlap (tokens, or ``"quarter"``) a row's sample ran with, read from its
+    provenance: a config without ``window_align`` (``window_overlap``) predates that option and ran the
+    minimum-overlap starts (1); one that left ``window_overlap`` unset ran its mode's default of the day, which the
+    row's condition spells out where that default has since moved; a row without provenance, its condition's today."""
     config = (row.get("provenance") or {}).get("config")
     if not isinstance(config, dict) or "mode" not in config:
         if row["condition"] not in CONDITIONS:
             return 1, 1
         rc = condition_config(row["condition"], None)
         return rc.align, rc.overlap
+    overlap = config.get("window_overlap")
+    if overlap is None and "window_overlap" in CONDITIONS.get(row["condition"], {}):
+        # unset in the provenance: the mode's default when the row was made, which its condition spells out
+        overlap = CONDITIONS[row["condition"]]["window_overlap"]
     rc = ResDiTConfig(mode=config["mode"], window_align=config.get("window_align"),
-                      window_overlap=config.get("window_overlap"))
+                      window_overlap=1 if "window_overlap" not in config else overlap)
     return (rc.align if "window_align" in config else 1), rc.overlap
 
 

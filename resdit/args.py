@@ -25,6 +25,16 @@ def positive_int(text: str) -> int:
     return int(value)
 
 
+def overlap_rule(text: str) -> int | str:
+    """``--window-overlap``: a whole number of tokens >= 1, or ``quarter`` (a quarter of the window)."""
+    if text == "quarter":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of tokens >= 1 or 'quarter'") from None
+
+
 def non_negative_int(text: str) -> int:
     try:
         return 0 if float(text) == 0 else positive_int(text)

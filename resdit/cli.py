@@ -16,7 +16,7 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .args import Parser, chunk, run_command, finite_float, mu, non_negative_int, positive_float, positive_int, size
+from .args import Parser, chunk, run_command, finite_float, mu, non_negative_int, overlap_rule, positive_float, positive_int, size
 from .config import MODES, ResDiTConfig, check_size
 from .families import by_name
 from .io import check_writable
@@ -65,9 +65,9 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-align", type=positive_int, default=None,
                    help="local windows start on multiples of this many tokens (default: 2 for resdit and "
                         "resdit_fast, 1 elsewhere)")
-    p.add_argument("--window-overlap", type=positive_int, default=None,
-                   help="neighbouring local windows (or tiles) overlap by at least this many tokens (default 1: the "
-                        "minimum-overlap partition; 4 at 8x gives a splice room to crossfade)")
+    p.add_argument("--window-overlap", type=overlap_rule, default=None,
+                   help="neighbouring local windows (or tiles) overlap by at least this many tokens, or by a quarter "
+                        "of the window ('quarter'; the default for resdit, 1 elsewhere: the minimum-overlap partition)")
 
 
 def config_from_args(args, base_size) -> ResDiTConfig:
@@ -225,8 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each image's local-only phase under its prompt without the place (local_prompt)")
     e.add_argument("--splice", choices=["gaussian", "uniform", "feather"], default=None,
                    help="splice weights of the modes with windows (default: each mode's; feather with --local-steps)")
-    e.add_argument("--window-overlap", type=positive_int, default=None,
-                   help="least overlap in tokens of the modes' local windows (default 1: minimum overlap)")
+    e.add_argument("--window-overlap", type=overlap_rule, default=None,
+                   help="least overlap in tokens (or 'quarter' of the window) of the modes' local windows (default: "
+                        "each mode's; 1 is the minimum-overlap partition)")
     e.add_argument("--threads", type=positive_int, default=2, help="torch CPU threads")
     e.add_argument("--out", default=None, help="JSON file for the results")
     e.set_defaults(func=cmd_eval_toy)

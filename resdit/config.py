@@ -19,6 +19,11 @@ import numbers
 from dataclasses import InitVar, dataclass
 
 
+#: ``window_overlap``'s rule for a share of the window: neighbours overlap by a quarter of the window on each axis
+#: (at least 1 token), ``mode="resdit"``'s default (docs/decisions.md, "A least window overlap")
+QUARTER = "quarter"
+
+
 @dataclass(frozen=True)
 class ModeSpec:
     """What a mode does.
@@ -57,6 +62,9 @@ class ModeSpec:
             :func:`resdit.geometry.window_starts`): 2 for ``resdit`` and ``resdit_fast`` (at 3x the toy study's
             stripes, two tokens a period, came out in opposite phases in windows 11 tokens apart and the splice
             cancelled them), 1 (MOP as specified) elsewhere.
+        window_overlap: the local windows' least overlap (:func:`resdit.geometry.window_starts`): ``"quarter"`` of
+            the window for ``resdit`` (at 6x to 8x the toy's minimum-overlap windows share 2 tokens and leave specks
+            of the object's colour along its edge), 1 (MOP as specified) elsewhere.
         tiled: run the whole transformer on base-size tiles (MultiDiffusion) instead of
             changing attention.
         two_pass: a pipeline-level baseline run by :func:`resdit.generate` (``"two_stage"`` or
@@ -76,6 +84,7 @@ class ModeSpec:
     global_tokens: str = "full"
     local_fraction: float = 15 / 35
     window_align: int = 1
+    window_overlap: int | str = 1
     tiled: bool = False
     two_pass: str | None = None
 
@@ -103,7 +112,8 @@ MODES: dict[str, ModeSpec] = {
     # token count (blocks of ceil(H/h) x ceil(W/w) tokens in every phase, FFT upsampling), proportional attention
     # and fusion to the last step (no local-only phase). SD3, whose global branch is the whole model, keeps it full.
     # The local windows start on even tokens (window_align=2).
-    "resdit": ModeSpec(proportional="on", local_fraction=0.0, global_tokens="base", window_align=2),
+    "resdit": ModeSpec(proportional="on", local_fraction=0.0, global_tokens="base", window_align=2,
+                       window_overlap="quarter"),
     # ... paying for global attention only where its frequencies survive.
     "resdit_fast": ModeSpec(proportional="on", local_fraction=0.0, global_pool=2, window_align=2),
     # The paper's method as specified: 10 global / 10 fused / 15 local steps of 35, no attention scaling.
@@ -220,12 +230,14 @@ class ResDiTConfig:
             edge draws it in phase with each window's edge; windows an odd number of tokens apart then draw a
             two-token texture in opposite phases and the splice cancels it (docs/decisions.md). It costs no
             window at 2x, 3x, 4x or 8x; at most one more per axis where the minimum-overlap stride is odd.
-        window_overlap: the local windows (MOP; tiling's tiles) overlap their neighbours by at least this many tokens
-            (:func:`resdit.geometry.window_starts`; None: 1, the minimum-overlap partition as specified). A splice
-            crossfades over the overlap; at 8x of a 16-token window MOP's neighbours share only 2 tokens, so a
-            feathered crossfade is nearly a cut and a local-only phase leaves a seam there; 4 tokens remove it at
-            the cost of more windows (11 a side instead of 9 at 8x on the toy; docs/decisions.md). Refused where a
-            mode has no overlapping windows.
+        window_overlap: the local windows (MOP; tiling's tiles) overlap their neighbours by at least this many tokens,
+            or ``"quarter"``: by a quarter of the window on each axis (:func:`resdit.geometry.window_starts`; None: the
+            mode's own, ``ModeSpec.window_overlap``: ``"quarter"`` for ``resdit``, 1 elsewhere, the minimum-overlap
+            partition as specified). A splice crossfades over the overlap; at 6x to 8x of a 16-token window MOP's
+            neighbours share only 2 tokens, nearly a cut, and the windows' disagreement along an object's edge is
+            left as specks of its colour; a quarter of the window takes most of them away at the cost of more
+            windows (11 a side instead of 9 at 8x on the toy, 1.15x the time; docs/decisions.md). It changes no
+            window at 2x, 3x or 4x. Refused where a mode has no overlapping windows.
         splice: the splice weights of the local windows (GWS; tiling's tiles): ``"gaussian"`` (the paper's, a Gaussian of
             ``splice_width`` truncated by the window, so a window's weight steps at its edge), ``"uniform"``, or
             ``"feather"`` (1 inside, a raised-cosine crossfade over each overlap: no step at any window border).
@@ -260,7 +272,7 @@ class ResDiTConfig:
     upsampler: str | None = None
     nyquist_cutoff: bool | None = None
     window_align: int | None = None
-    window_overlap: int | None = None
+    window_overlap: int | str | None = None
     splice: str | None = None
     vae_tiling: bool | str = "auto"
     vae_tiling_above: int = 2048 * 2048
@@ -326,10 +338,12 @@ class ResDiTConfig:
             raise ResDiTConfigError(f"window_align={self.window_align!r} must be a whole number of tokens >= 1 (1: the "
                                     "minimum-overlap starts as specified; None: the mode's own).")
         if self.window_overlap is not None:
-            if (isinstance(self.window_overlap, bool) or not isinstance(self.window_overlap, numbers.Integral)
+            if self.window_overlap != QUARTER and (
+                    isinstance(self.window_overlap, bool) or not isinstance(self.window_overlap, numbers.Integral)
                     or self.window_overlap < 1):
                 raise ResDiTConfigError(f"window_overlap={self.window_overlap!r} must be a whole number of tokens >= 1 "
-                                        "(1: the minimum-overlap partition as specified; None: 1).")
+                                        f"or {QUARTER!r} (a quarter of the window; 1: the minimum-overlap partition "
+                                        "as specified; None: the mode's own).")
             if not self.spec.overlapping_windows:
                 raise ResDiTConfigError(
                     f"window_overlap={self.window_overlap!r} sets how far overlapping windows or tiles overlap, and mode "
@@ -393,9 +407,11 @@ class ResDiTConfig:
         return self.spec.window_align if self.window_align is None else int(self.window_align)
 
     @property
-    def overlap(self) -> int:
-        """The least overlap (tokens) of neighbouring local windows this config runs."""
-        return 1 if self.window_overlap is None else int(self.window_overlap)
+    def overlap(self) -> int | str:
+        """The least overlap of neighbouring local windows this config runs: tokens, or ``"quarter"`` of the window
+        (resolved per axis by :func:`resdit.geometry.least_overlap`)."""
+        rule = self.spec.window_overlap if self.window_overlap is None else self.window_overlap
+        return rule if rule == QUARTER else int(rule)
 
     @property
     def weighting(self) -> str:

@@ -21,11 +21,26 @@ import math
 
 import torch
 
-from .config import ResDiTConfigError
+from .config import QUARTER, ResDiTConfigError
 from .schedule import round_half_up
 
 
-def window_starts(length: int, window: int, align: int = 1, min_overlap: int = 1) -> list[int]:
+def least_overlap(rule: int | str, window: int) -> int:
+    """The least overlap in tokens that ``rule`` asks of windows of ``window`` tokens: a number is itself,
+    :data:`QUARTER` is ``max(1, window // 4)`` (4 of the toy's 16 tokens, 16 of FLUX.1's 64).
+
+    Example:
+        >>> least_overlap("quarter", 16), least_overlap("quarter", 64), least_overlap("quarter", 3), least_overlap(2, 16)
+        (4, 16, 1, 2)
+    """
+    if rule == QUARTER:
+        return max(1, window // 4)
+    if isinstance(rule, str):
+        raise ResDiTConfigError(f"window_overlap={rule!r}: use a whole number of tokens or {QUARTER!r}.")
+    return rule
+
+
+def window_starts(length: int, window: int, align: int = 1, min_overlap: int | str = 1) -> list[int]:
     """Minimum-overlap partition of ``length`` tokens into windows of ``window`` tokens.
 
     One window if ``length <= window``. Otherwise the smallest ``N > length / window`` with
@@ -43,7 +58,8 @@ def window_starts(length: int, window: int, align: int = 1, min_overlap: int = 1
     With ``min_overlap`` > 1 every two neighbouring windows overlap by at least that many tokens (every stride at
     most ``window - min_overlap``): the smallest ``N`` whose starts do. A splice crossfades over the overlap, so
     one of 2 tokens (MOP's at 8x of a 16-token window) is nearly a cut (docs/decisions.md, "A least window
-    overlap"). 1 is the minimum-overlap partition as specified.
+    overlap"). 1 is the minimum-overlap partition as specified; ``"quarter"`` a quarter of the window
+    (:func:`least_overlap`).
 
     Example:
         >>> window_starts(128, 16, 2), window_starts(128, 16, 2, min_overlap=4)[:4]
@@ -60,6 +76,7 @@ def window_starts(length: int, window: int, align: int = 1, min_overlap: int = 1
         raise ResDiTConfigError(f"A window of {window} token(s) cannot overlap its neighbours; use at least 2.")
     if length <= window:
         return [0]
+    min_overlap = least_overlap(min_overlap, window)
     if isinstance(align, bool) or not isinstance(align, int) or not 1 <= align < window:
         raise ResDiTConfigError(f"window_align={align!r} must be a whole number of tokens in [1, {window}) (the "
                                 f"window is {window} tokens; 1: no alignment).")
@@ -147,7 +164,7 @@ class WindowPartition:
 
     @classmethod
     def build(cls, grid: tuple[int, int], base: tuple[int, int], layout: str = "mop", weighting: str = "gaussian",
-              sigma: float = 0.5, align: int = 1, min_overlap: int = 1) -> "WindowPartition":
+              sigma: float = 0.5, align: int = 1, min_overlap: int | str = 1) -> "WindowPartition":
         """Partition ``grid`` into windows of ``base`` (clipped to ``grid``) tokens.
 
         Args:
@@ -158,8 +175,8 @@ class WindowPartition:
                 lies inside the image: :func:`feather_ramps`; ``sigma`` unused).
             align: MOP's window starts on multiples of ``align`` tokens (:func:`window_starts`); the grid layout's
                 starts are multiples of the window already.
-            min_overlap: MOP's neighbouring windows overlap by at least this many tokens (:func:`window_starts`);
-                the grid layout's hard tiles have no overlap to widen, and refuse any value but 1.
+            min_overlap: MOP's neighbouring windows overlap by at least this many tokens, or by ``"quarter"`` of the
+                window on each axis (:func:`window_starts`); the grid layout's hard tiles have no overlap to widen, and refuse any value but 1.
         """
         H, W = grid
         wh, ww = min(base[0], H), min(base[1], W)

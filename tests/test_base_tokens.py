@@ -224,11 +224,12 @@ def test_window_align_is_the_modes_own_and_checked():
             ResDiTConfig(window_align=bad)
 
 
-def test_window_overlap_is_one_by_default_and_checked():
-    assert ResDiTConfig(mode="resdit").overlap == 1 and ResDiTConfig(mode="tiling").overlap == 1
+def test_window_overlap_is_the_modes_own_by_default_and_checked():
+    assert ResDiTConfig(mode="resdit").overlap == "quarter" and ResDiTConfig(mode="tiling").overlap == 1
     assert ResDiTConfig(mode="resdit", window_overlap=4).overlap == 4
+    assert ResDiTConfig(mode="resdit", window_overlap=1).overlap == 1
     assert ResDiTConfig(mode="tiling", window_overlap=4).overlap == 4
-    for bad in (0, -2, 1.5, True, "4"):
+    for bad in (0, -2, 1.5, True, "4", "half"):
         with pytest.raises(ResDiTConfigError, match="window_overlap"):
             ResDiTConfig(window_overlap=bad)
     from resdit.fusion import build_partition
@@ -250,8 +251,8 @@ def test_a_least_window_overlap_changes_the_output_only_where_the_windows_overla
     assert rows == list(range(0, 57, 4))
     for side, same in ((16, True), (64, False)):
         inputs = flux_inputs((side, side))
-        out = {o: _run(transformer, inputs, 10, mode="resdit", window_overlap=o) for o in (None, 4)}
-        assert torch.equal(out[None], out[4]) == same, side
+        out = {o: _run(transformer, inputs, 10, mode="resdit", window_overlap=o) for o in (1, 4)}
+        assert torch.equal(out[1], out[4]) == same, side
 
 
 def test_even_window_starts_change_the_output_only_where_a_stride_was_odd(transformer):

@@ -218,7 +218,13 @@ def test_window_overlap_reaches_the_config_and_zero_is_refused(tmp_path, capsys,
     args = build_parser().parse_args(_gen(tmp_path / "a.png", "--window-overlap", "4"))
     assert config_from_args(args, (32, 32)).overlap == 4
     args = build_parser().parse_args(_gen(tmp_path / "a.png"))
+    assert config_from_args(args, (32, 32)).overlap == "quarter"  # mode resdit's default
+    args = build_parser().parse_args(_gen(tmp_path / "a.png", "--window-overlap", "1"))
     assert config_from_args(args, (32, 32)).overlap == 1
-    with pytest.raises(SystemExit) as stop:
-        main(_gen(tmp_path / "x.png", "--window-overlap", "0"))
-    assert stop.value.code == 2 and "--window-overlap" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+    args = build_parser().parse_args(_gen(tmp_path / "a.png", "--mode", "resdit_fast", "--window-overlap", "quarter"))
+    assert config_from_args(args, (32, 32)).overlap == "quarter"
+    for bad in ("0", "half"):
+        with pytest.raises(SystemExit) as stop:
+            main(_gen(tmp_path / "x.png", "--window-overlap", bad))
+        assert stop.value.code == 2 and "--window-overlap" in capsys.readouterr().err
+        assert not (tmp_path / "x.png").exists()

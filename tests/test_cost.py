@@ -60,8 +60,10 @@ def test_a_least_window_overlap_counts_the_windows_it_adds():
     for overlap, windows in ((1, 81), (4, 121)):
         assert step_flops(CFG, grid, base, t, "local", align=2, overlap=overlap) - lin == attention_flops(
             CFG, t + 256, windows)
-    one, four = (generation_flops(CFG, grid, base, t, ResDiTConfig(mode="resdit", local_steps=3, window_overlap=o), 20)
-                 for o in (None, 4))
+    one, four, quarter = (generation_flops(CFG, grid, base, t,
+                                           ResDiTConfig(mode="resdit", local_steps=3, window_overlap=o), 20)
+                          for o in (1, 4, None))
+    assert quarter == four  # mode resdit's default: a quarter of the 16-token window
     local = attention_flops(CFG, t + 256, 121) - attention_flops(CFG, t + 256, 81)
     g, fused, loc = phase_lengths(20, None, 3)  # the global-only phase has no windows
     assert (g, fused, loc) == (6, 11, 3) and four - one == pytest.approx((fused + loc) * local)

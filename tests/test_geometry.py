@@ -144,6 +144,34 @@ def test_a_least_overlap_widens_only_the_scales_whose_windows_overlap_less():
     assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
 
 
+def test_mode_resdit_overlaps_its_windows_by_a_quarter_per_axis_and_no_other_mode_moves():
+    """mode resdit's default least overlap is a quarter of the window on each axis: on the toy's 16-token windows
+    the windows of 2x, 3x and 4x are the minimum-overlap ones (outputs there unchanged), 8x has 11 a side; FLUX.1's
+    64-token windows at 3072^2 and 4096^2 keep their count; a 16 x 8 window overlaps by 4 rows and 2 columns;
+    resdit_fast, resdit_paper and tiling keep the minimum overlap."""
+    from resdit import ResDiTConfig
+    from resdit.fusion import build_partition
+    from resdit.geometry import least_overlap
+
+    assert [least_overlap("quarter", w) for w in (2, 3, 4, 16, 64, 65)] == [1, 1, 1, 4, 16, 16]
+    defaults, mop = ResDiTConfig(mode="resdit"), ResDiTConfig(mode="resdit", window_overlap=1)
+    for scale in (2, 3, 4):
+        grid = (16 * scale, 16 * scale)
+        assert build_partition(defaults, grid, (16, 16)).starts == build_partition(mop, grid, (16, 16)).starts
+    assert build_partition(defaults, (128, 128), (16, 16)).starts == (window_starts(128, 16, 2, 4),) * 2
+    for side in (192, 256):  # FLUX.1 at 3072^2 and 4096^2: as many windows as the minimum overlap's
+        assert len(window_starts(side, 64, 2, "quarter")) == len(window_starts(side, 64, 2))
+    part = build_partition(defaults, (96, 96), (16, 8))
+    assert part.starts == (window_starts(96, 16, 2, 4), window_starts(96, 8, 2, 2))
+    assert window_starts(96, 8, 2, 2) != window_starts(96, 8, 2, 4)
+    for mode in ("resdit_fast", "resdit_paper", "tiling"):
+        config = ResDiTConfig(mode=mode)
+        assert config.overlap == 1
+        assert build_partition(config, (128, 128), (16, 16)).starts == (window_starts(128, 16, config.align),) * 2
+    with pytest.raises(ResDiTConfigError, match="quarter"):
+        ResDiTConfig(mode="resdit", window_overlap="half")
+
+
 def test_align_one_is_the_minimum_overlap_partition():
     for length in range(1, 300):
         for window in (2, 7, 16, 64):

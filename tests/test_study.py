@@ -273,3 +273,9 @@ def test_rescoring_reads_the_window_alignment_a_row_ran_with_from_its_provenance
                                                              "window_overlap": 4}}}
     assert (ran_windows(before), ran_windows(after), ran_windows(pinned)) == ((1, 1), (2, 1), (1, 1))
     assert ran_windows(wide) == (2, 4)
+    # window_overlap unset: the mode's default of the day. A condition made before mode resdit took a quarter-window
+    # overlap spells the minimum overlap it ran; the library's defaults (condition resdit) run the quarter now.
+    unset = {"mode": "resdit", "window_align": None, "window_overlap": None}
+    old_rows = {"condition": "resdit+window_prompt", "provenance": {"config": unset}}
+    defaults = {"condition": "resdit", "provenance": {"config": unset}}
+    assert ran_windows(old_rows) == (2, 1) and ran_windows(defaults) == (2, "quarter")
