@@ -26,7 +26,8 @@ ORDER = [
     ("resdit+local_steps3", "ResDiT's defaults + 3 local-only steps under the call's prompt"),
     ("resdit+feather", "ResDiT's defaults with feathered splice weights"),
     ("resdit@overlap4", "ResDiT's defaults, windows overlapping by 4+ tokens (`window_overlap=4`)"),
-    ("resdit+base_tokens+fft", "ResDiT, base tokens, FFT, minimum-overlap starts (the defaults at 8x)"),
+    ("resdit+align12@overlap4", "... starts on multiples of 12 tokens, the grounds' period (a control)"),
+    ("resdit+base_tokens+fft", "ResDiT, base tokens, FFT, minimum-overlap starts (the defaults at 8x before)"),
     ("resdit+base_tokens+fft+nyquist", "... + PSF cutoff at the blocks' Nyquist limit"),
     ("resdit+base_tokens", "ResDiT, base tokens, bilinear upsampler"),
     ("resdit+base_tokens+key_bias", "... + log-count key bias"),
@@ -62,6 +63,14 @@ ORDER = [
     ("patch_pe", "per-patch positions"),
 ]
 SCALES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+# where mode resdit's quarter-window overlap changes the toy's windows, the defaults are resdit@overlap4 (the same
+# windows) and the even-start condition is the minimum-overlap layout they replaced
+WIDER = {5.0, 6.0, 7.0, 8.0}
+LABELS_WIDER = {"resdit@overlap4": "**ResDiT's defaults: windows overlapping by a quarter of the window (4 tokens)**",
+                "resdit+base_tokens+fft+align2": "ResDiT's defaults before, minimum-overlap windows on even starts",
+                "resdit+window_prompt": "the defaults before (minimum overlap) + 3 local-only steps under the window "
+                                        "prompt (`local_prompt`)",
+                "resdit+feather": "the defaults before (minimum overlap) with feathered splice weights"}
 # conditions that v2 already reports at 2x and 4x (findings' v2 section): shown here only at 3x and 8x
 V2_ONLY = {"resdit_paper", "tiling_gaussian", "patch_pe_local", "extrapolate", "ntk", "dype", "time_aware", "patch_pe",
            "resdit_no_pes", "resdit_no_pipe", "resdit_no_psf", "resdit_no_mop_gws", "resdit_mop_only", "resdit_paper+pa",
@@ -101,6 +110,7 @@ def main() -> int:
             if condition != "base" and scale == 1.0:
                 continue
             n = f"{g['n']}{tag(condition, scale, 'n')}"
+            label = LABELS_WIDER.get(condition, label) if scale in WIDER else label
             cells = [f"{scale:g}x", f"{label} (`{condition}`)", n,
                      fmt(g, condition, scale, "correct", 2, "ci95_exact" if condition != "base" else None),
                      fmt(g, condition, scale, "count"), fmt(g, condition, scale, "fragments", 1),

@@ -4,10 +4,10 @@ local-only steps under each image's window prompt, paired image by image.
     resdit eval-toy --modes resdit --scales 1 3 4 --prompts 64 --seed 700 --local-steps 3 --window-prompts \\
         --threads 1 --out results/toy-v2/eval-heldout700-window-prompt.json
     resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --local-steps 3 --window-prompts \\
-        --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-8x.json
+        --window-overlap 1 --threads 1 --out results/toy-v2/eval-heldout700-window-prompt-8x.json
     resdit eval-toy --modes resdit --scales 3 4 --prompts 64 --seed 700 --threads 1 \\
         --out results/toy-v2/eval-heldout700-defaults.json
-    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --threads 1 \\
+    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 700 --window-overlap 1 --threads 1 \\
         --out results/toy-v2/eval-heldout700-defaults-8x.json
     resdit eval-toy --modes two_stage --scales 8 --prompts 8 --seed 700 --threads 1 \\
         --out results/toy-v2/eval-heldout700-two-stage-8x.json
@@ -21,6 +21,8 @@ local-only steps under each image's window prompt, paired image by image.
     python scripts/heldout_local_prompt.py      # results/toy-v2/heldout-local-prompt.json
 
 Seed 700: prompts and noise that chose nothing (the local prompt's setting was probed on seed 500's). The 8x runs
+ran the minimum-overlap windows, the defaults before ``mode="resdit"`` took a quarter-window overlap (at 3x and 4x
+the two are the same windows): ``--window-overlap 1`` reproduces them. The 8x runs
 take the first 16 (two-stage: 8; an image costs it about four times the defaults') of the same prompts and noise
 (``evaluation_prompts`` slices one fixed order), so their base size is the first images of the 1x row. Per scale and setting: correct, objects per image, drawn-object detail (the
 mean over images that drew the object) and its ratio to the base size's over the same images; per scale the paired
