@@ -205,15 +205,17 @@ METHOD_COLOURS = {"direct": "#000000", "resdit+base_tokens": "#D55E00", "resdit+
                   "resdit+base_tokens+fft+align2": "#B2182B", "resdit+full_tokens": "#0072B2",
                   "resdit_paper": "#0072B2", "resdit_fast": "#56B4E9", "two_stage": "#009E73", "tiling": "#CC79A7",
                   "upscale": "#E69F00", "scaled_pe+pa": "#999999", "scaled_pe": "#666666", "patch_pe_local": "#F0E442",
-                  "resdit+window_prompt": "#6A3D9A"}
-METHOD_LABELS = {"resdit+base_tokens+fft+align2": "ResDiT defaults (base tokens, FFT, even window starts)",
+                  "resdit+window_prompt": "#6A3D9A", "resdit@overlap4": "#67001F"}
+METHOD_LABELS = {"resdit+base_tokens+fft+align2": "ResDiT defaults at 2x-4x (base tokens, FFT, even window starts;"
+                                                  " minimum overlap beyond)",
+                 "resdit@overlap4": "ResDiT defaults at 5x-8x (windows overlapping by a quarter)",
                  "resdit+base_tokens+fft": "ResDiT base tokens, FFT (minimum-overlap windows)",
                  "resdit+base_tokens": "ResDiT, base tokens, bilinear upsampler", "resdit+full_tokens":
                  "ResDiT, full-size global branch", "resdit_fast": "resdit_fast (2x2 blocks, fused only)",
                  "two_stage": "two-stage (base, then SDEdit)", "tiling": "latent tiling (MultiDiffusion)",
                  "upscale": "bicubic upscale of the base image", "scaled_pe+pa": "scaled PE + proportional attention",
                  "resdit+window_prompt": "ResDiT defaults + 3 local-only steps under the window prompt"}
-SCALE_CONDITIONS = ("resdit+window_prompt", "resdit+base_tokens+fft+align2", "resdit+base_tokens+fft", "resdit+base_tokens", "resdit+full_tokens",
+SCALE_CONDITIONS = ("resdit+window_prompt", "resdit+base_tokens+fft+align2", "resdit@overlap4", "resdit+base_tokens+fft", "resdit+base_tokens", "resdit+full_tokens",
                     "two_stage", "tiling", "upscale", "scaled_pe+pa")
 
 
