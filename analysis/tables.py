@@ -200,6 +200,16 @@ TOKEN_CLAIMS = [
      "resdit+base_tokens+fft+align2", "fragments", -1),
     ("The defaults, overlap 4 vs even starts (5x-7x): layout", "resdit@overlap4",
      "resdit+base_tokens+fft+align2", "correct", +1),
+    # the defaults at 8x (their windows overlap by a quarter there, the rows of resdit@overlap4) against the baselines
+    ("The defaults at 8x (quarter overlap) vs two-stage: layout", "resdit@overlap4", "two_stage", "correct", +1),
+    ("The defaults at 8x (quarter overlap) vs two-stage: detail where the object belongs", "resdit@overlap4",
+     "two_stage", "detail_in_place", +1),
+    ("The defaults at 8x (quarter overlap) vs two-stage: ground detail", "resdit@overlap4", "two_stage",
+     "ground_detail", +1),
+    ("The defaults at 8x (quarter overlap) vs tiling: layout", "resdit@overlap4", "tiling", "correct", +1),
+    ("The defaults at 8x (quarter overlap) vs tiling: drawn-object detail", "resdit@overlap4", "tiling", "detail", +1),
+    ("The defaults at 8x (quarter overlap) vs upscale: drawn-object detail", "resdit@overlap4", "upscale", "detail",
+     +1),
     # the ground-locked control (5x, 8x): the same least overlap with starts on multiples of 12 tokens, where the toy's
     # grounds repeat; against the even-start overlap it isolates the windows' phase, against the defaults the overlap
     ("Overlap 4, ground-locked starts vs even starts (5x, 8x): ground detail", "resdit+align12@overlap4",
