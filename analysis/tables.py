@@ -256,9 +256,22 @@ def claim_rows(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = (
     return found
 
 
-def claims_table(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = (), rows=None) -> str:
+def _tagger(source: str | None, selector: str):
+    """``tag(path)``: the quote tag of ``source#selector.path`` (``analysis.quotes``), or nothing without a source."""
+    return (lambda path: f"<!-- q:{source}#{selector}.{path} -->") if source else (lambda path: "")
+
+
+def _interval(d: dict, tag, fmt: str = "+.2f") -> str:
+    lo, hi = d["ci95"]
+    return f"{d['mean']:{fmt}}{tag('mean')} [{lo:{fmt}}{tag('ci95[0]')}, {hi:{fmt}}{tag('ci95[1]')}]"
+
+
+def claims_table(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple = (), rows=None,
+                 source: str | None = None) -> str:
     """Markdown rows: each claim's paired difference (cluster bootstrap over prompts) and a verdict per scale,
-    with the multiplicity note under the table (``rows``: from :func:`claim_rows`, computed if not given)."""
+    with the multiplicity note under the table (``rows``: from :func:`claim_rows`, computed if not given).
+    ``source``: the claims file the rows were written to (repository-relative); every number then carries its
+    quote tag (``analysis.quotes``)."""
     rows = claim_rows(out, scales, claims, extra) if rows is None else rows
     lines = ["| claim | metric | " + " | ".join(f"{s:g}x: difference [95% CI], pairs/prompts" for s in scales) + " |",
              "|---|---|" + "---|" * len(scales)]
@@ -272,8 +285,8 @@ def claims_table(out: str | Path, scales=(2.0, 4.0), claims=None, extra: tuple =
                 cells.append(r["verdict"])
                 continue
             compared += 1
-            lo, hi = r["ci95"]
-            cells.append(f"{r['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}], {r['n']}/{r['prompts']}: {r['verdict']}")
+            tag = _tagger(source, f"claims[a={r['a']},b={r['b']},metric={metric},scale={scale:g}]")
+            cells.append(f"{_interval(r, tag)}, {r['n']}{tag('n')}/{r['prompts']}{tag('prompts')}: {r['verdict']}")
         lines.append(f"| {claim} | {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n{multiplicity_note(compared)}"
 
@@ -302,25 +315,63 @@ def _missing(rows: list[dict], a: str, b: str, scale: float) -> str:
 BASELINES = ("scaled_pe", "ntk", "time_aware", "dype", "tiling", "tiling_gaussian", "two_stage", "upscale")
 
 
-def baselines_table(out: str | Path, reference: str = "resdit_paper", scales=(2.0, 4.0), metrics=("correct", "detail"),
-                    baselines=BASELINES) -> str:
-    """Markdown rows: ``reference`` minus each baseline, paired by prompt and seed (mean [95 % CI]) per metric
-    and scale, with both conditions' seconds per image."""
+def baselines_rows(out: str | Path, reference: str = "resdit_paper", scales=(2.0, 4.0), metrics=("correct", "detail"),
+                   baselines=BASELINES) -> list[dict]:
+    """``reference`` minus each baseline, paired by prompt and seed, per metric and scale (the paired difference of
+    :func:`analysis.stats.paired_difference`, or ``verdict``: why there is none), and both conditions' mean
+    seconds per image (``metric="seconds"``: ``a_mean`` and ``b_mean``)."""
     rows = load_rows(out)
     seconds = {}
     for r in rows:
         seconds.setdefault((r["condition"], r["scale"]), []).append(r.get("seconds", float("nan")))
-    head = [f"{s:g}x {m}" for s in scales for m in metrics] + [f"{s:g}x s/image" for s in scales]
-    lines = [f"| {reference} minus | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    found = []
     for base in baselines:
-        cells = []
         for scale in scales:
             for metric in metrics:
                 d = paired_difference(rows, reference, base, metric, scale)
-                cells.append(_missing(rows, reference, base, scale) if d is None else
-                             f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]")
-        for scale in scales:
+                entry = {"a": reference, "b": base, "metric": metric, "scale": scale}
+                found.append(entry | ({"verdict": _missing(rows, reference, base, scale)} if d is None else d))
             a, b = seconds.get((reference, scale)), seconds.get((base, scale))
-            cells.append("n/a" if not a or not b else f"{np.nanmean(a):.1f} vs {np.nanmean(b):.1f}")
+            entry = {"a": reference, "b": base, "metric": "seconds", "scale": scale}
+            found.append(entry | ({"verdict": "n/a"} if not a or not b else
+                                  {"a_mean": float(np.nanmean(a)), "b_mean": float(np.nanmean(b))}))
+    return found
+
+
+def baselines_table(out: str | Path, reference: str = "resdit_paper", scales=(2.0, 4.0), metrics=("correct", "detail"),
+                    baselines=BASELINES, rows=None, source: str | None = None) -> str:
+    """Markdown rows: ``reference`` minus each baseline, paired by prompt and seed (mean [95 % CI]) per metric
+    and scale, with both conditions' seconds per image (``rows``: from :func:`baselines_rows`, computed if not
+    given; ``source``: the file they were written to, to tag every number as :func:`claims_table` does)."""
+    rows = baselines_rows(out, reference, scales, metrics, baselines) if rows is None else rows
+    by = {(r["b"], r["metric"], r["scale"]): r for r in rows}
+    head = [f"{s:g}x {m}" for s in scales for m in metrics] + [f"{s:g}x s/image" for s in scales]
+    lines = [f"| {reference} minus | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+    for base in dict.fromkeys(r["b"] for r in rows):
+        cells = []
+        for metric, scale in [(m, s) for s in scales for m in metrics] + [("seconds", s) for s in scales]:
+            r = by[base, metric, scale]
+            tag = _tagger(source, f"rows[b={base},metric={metric},scale={scale:g}]")
+            if "verdict" in r:
+                cells.append(r["verdict"])
+            elif metric == "seconds":
+                cells.append(f"{r['a_mean']:.1f}{tag('a_mean')} vs {r['b_mean']:.1f}{tag('b_mean')}")
+            else:
+                cells.append(_interval(r, tag))
         lines.append(f"| {base} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def write_baselines(out: str | Path, path: str | Path, reference: str, scales=(2.0, 4.0),
+                    metrics=("correct", "detail"), baselines=BASELINES) -> list[dict]:
+    """:func:`baselines_rows` as JSON, with provenance and the markdown table they render (as :func:`write_claims`)."""
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+
+    rows = baselines_rows(out, reference, scales, metrics, baselines)
+    record = {"provenance": provenance(config={"study": str(out), "reference": reference, "scales": list(scales),
+                                               "metrics": list(metrics), "baselines": list(baselines)}),
+              "rows": rows, "table": baselines_table(out, reference, scales, metrics, baselines, rows=rows)}
+    with atomic_write(path) as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+    return rows
