@@ -1,13 +1,15 @@
 """The toy study v2's four tables in docs/findings.md (2x and 4x: every condition; the claims; the v2 defaults against
 each baseline), every number tagged with the result file it comes from (``tests/test_quotes.py`` checks each tag):
 
-    python scripts/findings_v2_tables.py           # writes results/study-v2/baselines.json, prints the tables
+    python scripts/findings_v2_tables.py           # writes results/study-v2/baselines.json and detail-ratios.json,
+                                                   # prints the tables
     python scripts/findings_v2_tables.py --write   # ... and puts them in place in docs/findings.md
 
 Sources: ``results/study-v2/summary.json`` (per condition and scale: mean and 95 % bootstrap interval over prompts x
 seeds), ``results/study-v2/claims.json`` (``resdit study --summarize``'s paired differences) and
 ``results/study-v2/baselines.json`` (written here from ``results/study-v2/results.jsonl`` by
-:func:`analysis.tables.write_baselines`: ``resdit+full_tokens``, the defaults of that study, minus each baseline).
+:func:`analysis.tables.write_baselines`: ``resdit+full_tokens``, the defaults of that study, minus each baseline);
+``results/study-v2/detail-ratios.json``, the prose's drawn-object detail over the base size's with its interval.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 STUDY = "results/study-v2"
 SUMMARY, CLAIMS, BASELINES_FILE = f"{STUDY}/summary.json", f"{STUDY}/claims.json", f"{STUDY}/baselines.json"
+RATIOS = f"{STUDY}/detail-ratios.json"
+RATIO_CONDITIONS = ("scaled_pe", "resdit+full_tokens", "resdit_paper", "resdit_fast", "two_stage", "upscale")
 CONDITIONS = ("extrapolate", "scaled_pe", "patch_pe", "patch_pe_local", "resdit_paper", "resdit_no_pes",
               "resdit_no_pipe", "resdit_no_psf", "resdit_no_mop_gws", "resdit_mop_only", "ntk", "time_aware", "dype",
               "tiling", "tiling_gaussian", "two_stage", "upscale", "scaled_pe+pa", "resdit_paper+pa",
@@ -36,7 +40,7 @@ GROUP_HEAD = ("| condition | n | correct | objects | drawn-object detail | groun
 # (the heading of the section the table sits in, the table's first line)
 PLACES = {"groups 2": ("## The thesis, both halves, at 2x", GROUP_HEAD),
           "claims": ("## The claims (paired by prompt and seed", "| claim | metric |"),
-          "baselines": ("## ResDiT (defaults) against each baseline", f"| {REFERENCE} minus |"),
+          "baselines": ("## The v2 defaults against each baseline", f"| {REFERENCE} minus |"),
           "groups 4": ("## 4x", GROUP_HEAD)}
 
 
@@ -68,6 +72,46 @@ def groups_table(scale: float) -> str:
     return "\n".join(lines)
 
 
+def detail_ratios(n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Drawn-object detail of a condition at 2x and 4x over the base size's on the same prompts and noise: the ratio
+    of the two means over the cases where both drew the object, and its 95 % percentile interval from resampling
+    prompts (seeds stay with their prompt)."""
+    import numpy as np
+
+    from analysis.tables import load_rows
+
+    rows = load_rows(ROOT / STUDY)
+    detail = {(r["condition"], r["scale"], r["prompt_index"], r["seed"]): r["detail"] for r in rows
+              if r.get("detail") is not None}
+    found = []
+    for condition in RATIO_CONDITIONS:
+        for scale in (2.0, 4.0):
+            pairs = [(p, v, detail[("base", 1.0, p, s)]) for (c, sc, p, s), v in detail.items()
+                     if c == condition and sc == scale and ("base", 1.0, p, s) in detail]
+            prompts = np.array([p for p, _, _ in pairs])
+            a, b = np.array([x for _, x, _ in pairs]), np.array([y for _, _, y in pairs])
+            groups = [np.flatnonzero(prompts == q) for q in np.unique(prompts)]
+            rng = np.random.default_rng(seed)
+            boot = []
+            for _ in range(n_boot):
+                take = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
+                boot.append(a[take].mean() / b[take].mean())
+            lo, hi = np.percentile(boot, [2.5, 97.5])
+            found.append({"condition": condition, "scale": scale, "ratio": float(a.mean() / b.mean()),
+                          "ci95": [float(lo), float(hi)], "n": len(pairs), "prompts": len(groups)})
+    return found
+
+
+def write_detail_ratios() -> None:
+    from resdit.io import atomic_write, dumps_strict
+    from resdit.provenance import provenance
+
+    record = {"provenance": provenance(config={"study": STUDY, "base": "base at 1x", "n_boot": 2000, "seed": 0}),
+              "ratios": detail_ratios()}
+    with atomic_write(ROOT / RATIOS) as f:
+        f.write(dumps_strict(record, indent=1) + "\n")
+
+
 def tables() -> dict[str, str]:
     from analysis.tables import baselines_table, claims_table, write_baselines
 
@@ -95,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="put the tables in place in docs/findings.md")
     args = parser.parse_args(argv)
     made = tables()
+    write_detail_ratios()
     if not args.write:
         print("\n\n".join(made.values()))
         return 0

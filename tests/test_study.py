@@ -134,6 +134,23 @@ def test_baselines_table_pairs_cases_and_reports_seconds(tmp_path):
     assert dype[2] == "no pair defined" and dype[3] == "not run"  # ran at 2x but drew nothing; not run at 4x
 
 
+def test_a_tagged_baselines_table_quotes_the_file_it_was_written_to(tmp_path):
+    from analysis.quotes import check, tagged
+    from analysis.tables import baselines_table, write_baselines
+
+    rows = [dict(condition=c, scale=2.0, prompt_index=p, seed=s, correct=float((p + s) % 2 if c == "ntk" else 1),
+                 detail=0.1 * p + (0.05 if c == "resdit_paper" else 0.0),
+                 seconds=2.0 if c == "resdit_paper" else 1.0)
+            for c in ("resdit_paper", "ntk") for p in range(6) for s in range(2)]
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    written = write_baselines(tmp_path, tmp_path / "baselines.json", "resdit_paper", scales=(2.0,), baselines=("ntk",))
+    table = baselines_table(None, "resdit_paper", (2.0,), rows=written, source="baselines.json")
+    (tmp_path / "doc.md").write_text(table)
+    assert tagged(tmp_path / "doc.md") == 2 * 3 + 2 and check(tmp_path / "doc.md", tmp_path) == []
+    (tmp_path / "doc.md").write_text(table.replace("+0.05<!--", "+0.06<!--", 1))  # detail's mean, edited
+    assert len(check(tmp_path / "doc.md", tmp_path)) == 1
+
+
 def test_rescoring_a_stored_study_reproduces_its_results_and_summary(tiny_toy, tmp_path):
     from analysis.study import load_images, rescore
 
