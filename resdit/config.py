@@ -114,7 +114,9 @@ MODES: dict[str, ModeSpec] = {
     # The local windows start on even tokens (window_align=2).
     "resdit": ModeSpec(proportional="on", local_fraction=0.0, global_tokens="base", window_align=2,
                        window_overlap="quarter"),
-    # ... paying for global attention only where its frequencies survive.
+    # The v2 study's fast variant: the full-size global branch pooled 2x2 in the fused phase. Superseded from 3x on
+    # (the defaults above are faster and keep the layout: docs/decisions.md, "Fast ResDiT"); kept so that study's
+    # condition keeps its meaning.
     "resdit_fast": ModeSpec(proportional="on", local_fraction=0.0, global_pool=2, window_align=2),
     # The paper's method as specified: 10 global / 10 fused / 15 local steps of 35, no attention scaling.
     "resdit_paper": ModeSpec(),
