@@ -3,14 +3,16 @@ axis that plots data, and a colour bar beside every scalar image.
 
 :func:`save_figure` is the one writer of the figures under ``figures/`` (notebooks, scripts, the demo): it refuses a
 figure with a problem (:class:`FigureCraftError` lists each) and writes atomically. The rules, measurable on the
-``Figure`` before it is drawn to pixels:
+``Figure`` before it is saved:
 
 * printed at ``print_width`` inches (7 in: a two-column page; narrower figures print at their own size), every title
   is at least ``TITLE_PT`` and every other text at least ``TEXT_PT`` points;
 * every axes that plots data (lines, bars, markers, filled bands) has an x and a y label (units go there), but for an
   axis whose tick labels are names (bars by condition);
 * every image drawn from a scalar field through a colour map (attention maps, spectra) has a colour bar in the
-  figure; RGB images (generated samples) need none.
+  figure; RGB images (generated samples) need none;
+* no title, axis label, figure text or legend prints over another (the titles or x labels of neighbouring panels,
+  a legend over a title), and no title over another panel.
 """
 
 from __future__ import annotations
@@ -55,7 +57,14 @@ def _texts(fig):
                 found.append(("text", legend.get_title()))
     for legend in fig.legends:
         found += [("text", t) for t in legend.get_texts()]
-    return [(k, t) for k, t in found if t.get_visible() and t.get_text().strip()]
+        if legend.get_title() is not None:
+            found.append(("text", legend.get_title()))
+    seen, unique = set(), []
+    for k, t in found:  # a suptitle is also one of the figure's texts: once, as a title
+        if id(t) not in seen and t.get_visible() and t.get_text().strip():
+            seen.add(id(t))
+            unique.append((k, t))
+    return unique
 
 
 def _plots_data(ax) -> bool:
@@ -80,6 +89,43 @@ def _categorical(axis) -> bool:
     return all(not re.fullmatch(r"[-+\u2212]?[\d.,]+(e[-+]?\d+)?[x%]?", lab.strip()) for lab in labels)
 
 
+def _name(artist) -> str:
+    return "a legend" if not hasattr(artist, "get_text") else artist.get_text()[:30]
+
+
+def _overlap_pairs(fig) -> list[tuple]:
+    """``(artist, other)`` for titles, axis labels, figure texts and legends that print over one another, and
+    ``(title, axes)`` for a title that prints over another panel, laid out as saving will."""
+    fig.draw_without_rendering()  # the layout engine places the text, as saving will
+    labels = {id(t) for ax in fig.axes for t in (ax.xaxis.label, ax.yaxis.label)}
+    boxes = [(t, t.get_window_extent()) for kind, t in _texts(fig)
+             if kind == "title" or t in fig.texts or id(t) in labels]
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    boxes += [(legend, legend.get_window_extent()) for legend in legends if legend.get_visible()]
+
+    def meet(a, b) -> bool:  # more than a pixel of shared box
+        return min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1
+
+    found = [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if meet(box_a, box_b)]
+    panels = [ax for ax in fig.axes if ax.get_visible() and (ax.images or _plots_data(ax))]
+    for ax in fig.axes:
+        if ax.get_visible() and ax.title.get_text().strip():
+            box = ax.title.get_window_extent()
+            other = next((o for o in panels if o is not ax and meet(box, o.get_window_extent())), None)
+            if other is not None:
+                found.append((ax.title, other))
+    return found
+
+
+def _overlaps(fig) -> list[str]:
+    """Sentences for :func:`_overlap_pairs`: two labels of neighbouring panels that run into each other read as
+    neither."""
+    from matplotlib.axes import Axes
+
+    return [f"title {_name(a)!r} prints over another panel" if isinstance(b, Axes) else
+            f"text {_name(a)!r} overlaps {_name(b)!r}" for a, b in _overlap_pairs(fig)]
+
+
 def craft_problems(fig, print_width: float = PRINT_WIDTH_IN) -> list[str]:
     """Every rule of this module that ``fig`` breaks, as a sentence naming the artist; [] for a figure that reads."""
     width = fig.get_size_inches()[0]
@@ -91,6 +137,7 @@ def craft_problems(fig, print_width: float = PRINT_WIDTH_IN) -> list[str]:
         if printed < need - 1e-6:
             problems.append(f"{kind} {t.get_text()[:40]!r} prints at {printed:.1f} pt (< {need:g} pt at "
                             f"{print_width:g} in; the figure is {width:.1f} in wide)")
+    problems += _overlaps(fig)
     colour_bars = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is not None]
     for i, ax in enumerate(fig.axes):
         if getattr(ax, "_colorbar", None) is not None or not ax.get_visible():
@@ -107,9 +154,25 @@ def craft_problems(fig, print_width: float = PRINT_WIDTH_IN) -> list[str]:
     return problems
 
 
+def _relayout(fig) -> None:
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):  # a placeholder lays out nothing
+        engine.execute(fig)
+    else:
+        import warnings
+
+        with warnings.catch_warnings():  # axes a tight layout cannot place (colour bars, insets) stay put
+            warnings.simplefilter("ignore")
+            fig.tight_layout()
+
+
 def fit_text(fig, print_width: float = PRINT_WIDTH_IN) -> int:
-    """Raise every text that would print below its minimum (titles ``TITLE_PT``, the rest ``TEXT_PT``) to it, then let
-    the figure's layout engine place the larger text; returns the number of texts raised."""
+    """Raise every text that would print below its minimum (titles ``TITLE_PT``, the rest ``TEXT_PT``) to it, break
+    one-line titles that the larger text made wider than their axes, let the figure's layout engine place the text,
+    then break every line of a title or x label that still prints over another text or panel, laying out again until
+    none does (at most four passes); returns the number of texts raised."""
     scale = min(1.0, print_width / fig.get_size_inches()[0])
     raised = 0
     for kind, t in _texts(fig):
@@ -118,31 +181,36 @@ def fit_text(fig, print_width: float = PRINT_WIDTH_IN) -> int:
             t.set_fontsize(need)
             raised += 1
     if raised:
-        _wrap_titles(fig)
-        engine = fig.get_layout_engine()
-        if engine is not None:
-            engine.execute(fig)
-        else:
-            import warnings
-
-            with warnings.catch_warnings():  # axes a tight layout cannot place (colour bars, insets) stay put
-                warnings.simplefilter("ignore")
-                fig.tight_layout()
+        _wrap_titles(fig, [ax.title for ax in fig.axes if "\n" not in ax.title.get_text()])
+        _relayout(fig)
+    for _ in range(4):  # a layout that makes room for broken text narrows the axes: break again until it fits
+        crowded = [t for pair in _overlap_pairs(fig) for t in pair if hasattr(t, "get_text")]
+        if not _wrap_titles(fig, crowded):
+            break
+        _relayout(fig)
     return raised
 
 
-def _wrap_titles(fig) -> None:
-    """Break an axes title that the larger text made wider than its axes onto lines that fit."""
+def _wrap_titles(fig, texts) -> int:
+    """Break each line of the axes titles and x labels among ``texts`` that are wider than their axes onto lines that
+    fit; returns the number of texts broken."""
     import textwrap
 
+    wanted = {id(t) for t in texts}
+    wrapped = 0
     for ax in fig.axes:
-        t = ax.title
-        text = t.get_text()
-        if not text.strip() or "\n" in text:
-            continue
-        wide, room = t.get_window_extent().width, ax.get_window_extent().width  # the figure's own renderer
-        if wide > room * 1.02:
-            t.set_text(textwrap.fill(text, max(8, int(len(text) * room / wide))))
+        for t in (ax.title, ax.xaxis.label):
+            text = t.get_text()
+            if id(t) not in wanted or not text.strip() or not t.get_visible():
+                continue
+            wide, room = t.get_window_extent().width, ax.get_window_extent().width  # the figure's own renderer
+            if wide > room * 1.02:
+                lines = text.split("\n")
+                longest = max(len(line) for line in lines)
+                width = max(8, int(longest * room / wide))  # characters that fit, from the widest line
+                t.set_text("\n".join(textwrap.fill(line, width) for line in lines))
+                wrapped += 1
+    return wrapped
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120, print_width: float = PRINT_WIDTH_IN, **kwargs) -> Path:

@@ -120,8 +120,10 @@ def condition_bars(groups: list[dict], metrics=("correct", "detail", "seam")):
     if base is not None:
         handles.append(plt.Line2D([], [], color="black", ls="--", lw=0.8))
         labels.append("base size")
-    fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False, title="scale", title_fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    # the corner under the condition names is empty: the legend goes there, clear of every title and label
+    fig.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 0.0), fontsize=8, frameon=False, title="scale",
+               title_fontsize=8)
+    fig.tight_layout()
     return fig
 
 
@@ -265,7 +267,9 @@ def scales_figure(groups: list[dict], conditions=SCALE_CONDITIONS, base_detail: 
         note = "n < " + str(max(ns)) + ": " + ", ".join(
             f"{METHOD_LABELS.get(c, c).split(' (')[0]} at {s:g}x ({n})" for c, s, n in small)
         fig.text(0.5, 0.0, textwrap.fill(note, 130), fontsize=7, color="#555555", ha="center", va="top")
-    fig.tight_layout(rect=(0, 0.22, 1, 1))
+    # a kept engine, so a later layout pass (the figure writer's, after it raises the text) keeps the legend's room
+    fig.set_layout_engine("tight", rect=(0, 0.22, 1, 1))
+    fig.get_layout_engine().execute(fig)
     return fig
 
 

@@ -77,3 +77,42 @@ def test_a_figure_made_without_pyplot_is_fitted_and_a_long_title_wrapped(tmp_pat
     ax.set_title("a title long enough to be wider than its axes once the text is raised " * 2, fontsize=8)
     save_figure(fig, tmp_path / "bare.png")
     assert "\n" in ax.get_title() and craft_problems(fig) == []
+
+
+def test_titles_that_run_into_each_other_are_found_and_broken_onto_lines_that_fit(tmp_path):
+    def grid():
+        fig, axes = plt.subplots(1, 6, figsize=(14.4, 2.4))
+        for i, ax in enumerate(axes):
+            ax.imshow(np.zeros((8, 8, 3)))
+            ax.axis("off")
+            ax.set_title(f"({i}) per-patch PE + local attention @ 2x\nmisplaced, 3 objects, detail 0.28", fontsize=8)
+        return fig
+
+    fig = grid()
+    fit_text(fig)  # 8 pt on a 14.4 in figure prints at 3.9 pt: raised to 9 pt printed, then too wide for a panel
+    assert craft_problems(fig) == []
+    assert all(ax.title.get_text().count("\n") >= 3 for ax in fig.axes)  # each of the two lines broken
+    save_figure(grid(), tmp_path / "grid.png")  # the writer does the same
+    crowded = plt.figure(figsize=(4, 2))
+    crowded.text(0.1, 0.5, "a caption that runs on", fontsize=9)
+    crowded.text(0.3, 0.5, "over another caption", fontsize=9)
+    assert any("overlaps" in p for p in craft_problems(crowded))
+    with pytest.raises(FigureCraftError, match="overlaps"):
+        save_figure(crowded, tmp_path / "crowded.png")
+    assert not (tmp_path / "crowded.png").exists()
+    plt.close("all")
+
+
+def test_x_labels_of_neighbouring_panels_are_broken_to_fit_and_a_legend_over_a_title_is_refused(tmp_path):
+    fig, axes = plt.subplots(1, 4, figsize=(15.8, 4), sharey=True)
+    for ax, name in zip(axes, ("correct", "detail", "ground", "seam")):
+        ax.barh([0, 1], [0.5, 0.9])
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(f"{name} (share of images,\none object of the prompted colour in the prompted cell)", fontsize=8)
+    axes[0].set_yticks([0, 1], ["two-stage", "ResDiT"])
+    fig.tight_layout()
+    fit_text(fig)
+    assert craft_problems(fig) == [] and all(ax.xaxis.label.get_text().count("\n") >= 2 for ax in axes)
+    fig.legend([plt.Rectangle((0, 0), 1, 1)], ["2x"], loc="upper right", bbox_to_anchor=(1.0, 1.0), fontsize=30)
+    assert any("a legend" in p for p in craft_problems(fig))  # drawn over the last panel's title
+    plt.close("all")
