@@ -181,17 +181,17 @@ def fit_text(fig, print_width: float = PRINT_WIDTH_IN) -> int:
             t.set_fontsize(need)
             raised += 1
     if raised:
-        _wrap_titles(fig, [ax.title for ax in fig.axes if "\n" not in ax.title.get_text()])
+        _wrap_labels(fig, [ax.title for ax in fig.axes if "\n" not in ax.title.get_text()])
         _relayout(fig)
     for _ in range(4):  # a layout that makes room for broken text narrows the axes: break again until it fits
         crowded = [t for pair in _overlap_pairs(fig) for t in pair if hasattr(t, "get_text")]
-        if not _wrap_titles(fig, crowded):
+        if not _wrap_labels(fig, crowded):
             break
         _relayout(fig)
     return raised
 
 
-def _wrap_titles(fig, texts) -> int:
+def _wrap_labels(fig, texts) -> int:
     """Break each line of the axes titles and x labels among ``texts`` that are wider than their axes onto lines that
     fit; returns the number of texts broken."""
     import textwrap
