@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scheduler shift: 'base', 'pipeline' or a number (default: each mode's own)")
     e.add_argument("--local-steps", type=non_negative_int, default=None,
                    help="last steps that run the windows alone (default: each mode's own)")
+    e.add_argument("--global-steps", type=non_negative_int, default=None,
+                   help="first steps that run the global branch alone (default: each mode's own)")
     e.add_argument("--window-prompts", action="store_true",
                    help="run each image's local-only phase under its prompt without the place (local_prompt)")
     e.add_argument("--splice", choices=["gaussian", "uniform", "feather"], default=None,

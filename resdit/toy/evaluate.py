@@ -93,15 +93,25 @@ def installed_readers() -> dict:
     return {ep.name: ep.load() for ep in entry_points(group=READERS_GROUP)}
 
 
+def global_phase(cfg, steps: int) -> int | None:
+    """The global-only phase's steps of ``cfg`` over ``steps`` steps (None: no phased schedule, or phases set by noise
+    level)."""
+    from ..schedule import phase_lengths
+
+    if not cfg.spec.patched or cfg.spec.schedule != "phased" or cfg.phase_by != "steps":
+        return None
+    return phase_lengths(steps, cfg.global_steps, cfg.local_steps, cfg.local_fraction)[0]
+
+
 def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, steps: int = 20, seed: int = 0,
              proportional_attention: bool | None = None, progress: bool = True, mu=None,
-             readers: dict | None = None, local_steps: int | None = None,
+             readers: dict | None = None, local_steps: int | None = None, global_steps: int | None = None,
              window_prompts: bool = False, splice: str | None = None,
              window_overlap: int | None = None) -> list[dict]:
     """Accuracy per (mode, scale) on square canvases of ``scale x`` the base side.
 
-    ``proportional_attention``, ``mu`` and ``local_steps`` as in :class:`ResDiTConfig` (None: each mode's own
-    default); every row records the values that ran. ``window_prompts``: the local-only phase of each image runs
+    ``proportional_attention``, ``mu``, ``local_steps`` and ``global_steps`` as in :class:`ResDiTConfig` (None: each
+    mode's own default); every row records the values that ran. ``window_prompts``: the local-only phase of each image runs
     under its prompt's :func:`~resdit.toy.world.window_prompt` (``local_prompt``; modes with windows and a
     local-only phase, above the base size, where the mode is direct; modes without windows run as they are, and
     each row says whether it ran: ``local_prompt``). ``splice``: the local windows' splice weights
@@ -116,7 +126,8 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
     readers = installed_readers() if readers is None else readers
     def config(mode, **more):
         return ResDiTConfig(base_size=pipe.base_size, mode=mode, proportional_attention=proportional_attention, mu=mu,
-                            **({} if local_steps is None else {"local_steps": local_steps}), **more)
+                            **({} if local_steps is None else {"local_steps": local_steps}),
+                            **({} if global_steps is None else {"global_steps": global_steps}), **more)
 
     configs = {mode: config(mode) for mode in modes}
     def windows(cfg) -> dict:  # the windows' splice and overlap; a mode without windows (tiling's tiles) keeps its own
@@ -148,6 +159,7 @@ def evaluate(pipe, modes: list[str], scales: list[float], n_prompts: int = 64, s
             row = {"mode": mode, "scale": scale, "size": [h, w], "steps": steps,
                    "proportional_attention": cfg.uses_proportional_attention, "mu": cfg.shift,
                    "local_steps": cfg.local_steps if has_local_branch(cfg) else None,  # None where it cannot act
+                   "global_steps": global_phase(cfg, steps),  # the count that ran; None where there is none
                    "local_prompt": "window_prompt" if local else None,
                    "splice": cfg.weighting if has_local_branch(cfg) else None,
                    "window_overlap": cfg.overlap if has_local_branch(cfg) else None,
@@ -174,7 +186,8 @@ def evaluate_cli(args) -> int:
     torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model)
     rows = evaluate(pipe, args.modes, args.scales, args.prompts, args.steps, args.seed, args.proportional_attention,
-                    mu=args.mu, local_steps=args.local_steps, window_prompts=args.window_prompts, splice=args.splice,
+                    mu=args.mu, local_steps=args.local_steps, global_steps=args.global_steps,
+                    window_prompts=args.window_prompts, splice=args.splice,
                     window_overlap=args.window_overlap)
     if args.out:
         from ..provenance import provenance
@@ -185,6 +198,7 @@ def evaluate_cli(args) -> int:
                                                    "steps": args.steps, "mu": args.mu,
                                                    "proportional_attention": args.proportional_attention,
                                                    "local_steps": args.local_steps,
+                                                   "global_steps": args.global_steps,
                                                    "window_prompts": args.window_prompts,
                                                    "splice": args.splice,
                                                    "window_overlap": args.window_overlap}),
