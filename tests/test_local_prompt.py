@@ -205,6 +205,14 @@ def test_eval_toy_widens_the_overlap_of_the_modes_with_windows_only(tiny_toy, mo
     assert [r["splice"] for r in rows] == ["feather", None, "feather"]  # the hard grid takes a splice, not an overlap
 
 
+def test_eval_toy_sets_the_global_only_phase_and_records_the_count_that_ran(tiny_toy, monkeypatch):
+    rows, ran = _eval_configs(tiny_toy, monkeypatch, ["resdit", "resdit_paper", "scaled_pe"], 2.0, global_steps=0)
+    assert [c.global_steps for c in ran][:2] == [0, 0]
+    assert [r["global_steps"] for r in rows] == [0, 0, None]  # scaled_pe has no phases
+    rows, _ = _eval_configs(tiny_toy, monkeypatch, ["resdit"], 2.0)
+    assert rows[0]["global_steps"] == resdit.phase_lengths(4)[0] == 1  # the default's count of 4 steps, not None
+
+
 def test_eval_toy_refuses_window_prompts_it_cannot_apply_before_any_image(tiny_toy):
     from resdit.toy import evaluate, load_pipeline
 
