@@ -11,7 +11,8 @@ object). Also:
 * ``per_window``: stripe energy of the drawn object per window (32 px, stride 16) over the exact render's, windows
   inside the object (coverage > 0.9) against those on its edge, at 4x;
 * ``band_trajectory``: the grey image's spectral energy per pixel in the stripes' band (0.21-0.29 cycles/px) of the
-  transformer's input at every step and of the output, 4 prompts, the base size against 4x;
+  transformer's input at every step and of the output, 4 prompts, the base size against 4x (that input is mostly
+  noise until the last steps: what the model has drawn at each step is read by ``x0_detail_trajectory.py``);
 * ``window_img2img``: base-size img2img (strength 0.5 and 0.8) of 32 px windows of the exact 4x render, under the
   prompt and under its window prompt (``window_prompt``), stripe energy over the render's in the window.
 
