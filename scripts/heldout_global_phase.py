@@ -67,6 +67,16 @@ def main() -> int:
         d = a[both] - b[both]
         lo, hi = bootstrap_ci(d)
         out["pairs"][f"{name}_minus_defaults"] = {"mean": float(d.mean()), "ci95": [lo, hi], "n": int(both.sum())}
+    from resdit import ResDiTConfig
+    from resdit.cost import FLUX_DEV_CONFIG, generation_flops
+
+    out["flux_dev_flops_to_direct"] = []  # the cost model, 35 steps, 512 text tokens, base 1024^2 = 64x64 tokens
+    for side in (3072, 4096):
+        grid = (side // 16, side // 16)
+        direct = generation_flops(FLUX_DEV_CONFIG, grid, (64, 64), 512, "direct", 35)
+        out["flux_dev_flops_to_direct"].append({"side": side, **{
+            name: generation_flops(FLUX_DEV_CONFIG, grid, (64, 64), 512, ResDiTConfig(mode="resdit", **kw), 35) / direct
+            for name, kw in (("defaults", {}), ("global0", {"global_steps": 0}))}})
     with atomic_write(RESULTS / "heldout-global-phase.json") as f:
         f.write(dumps_strict(out, indent=1) + "\n")
     for name, s in out["settings"].items():
