@@ -103,6 +103,10 @@ CONDITIONS: dict[str, dict] = {
     # and 3 tokens) repeat: separates what the overlap does from what the windows' phase does (a control, not a
     # candidate default: 12 is the toy world's number)
     "resdit+align12@overlap4": dict(mode="resdit", window_overlap=4, window_align=12),
+    # the global-only phase's length as a factor: none of 20 steps instead of the defaults' 6 (fused from the first
+    # step), with the defaults' quarter-window overlap spelled out (at 2x-4x the same windows as the minimum overlap's,
+    # so it pairs with resdit+base_tokens+fft+align2 there and with resdit@overlap4 at 5x-8x)
+    "resdit@global0": dict(mode="resdit", window_overlap=4, global_steps=0),
 }
 
 #: values of a condition's ``local_prompt``: how the local-only phase's prompt follows from the call's

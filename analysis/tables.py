@@ -226,6 +226,23 @@ TOKEN_CLAIMS = [
      "resdit+base_tokens+fft", "ground_detail", +1),
     ("Overlap 4, ground-locked starts vs the defaults (8x): fragments", "resdit+align12@overlap4",
      "resdit+base_tokens+fft", "fragments", -1),
+    # the global-only phase's length: none of 20 steps against the defaults' 6 (2x-4x: the defaults' rows are
+    # resdit+base_tokens+fft+align2's, the same windows; 8x: resdit@overlap4's)
+    ("No global-only phase vs the defaults: drawn-object detail", "resdit@global0", "resdit+base_tokens+fft+align2",
+     "detail", +1),
+    ("No global-only phase vs the defaults: layout", "resdit@global0", "resdit+base_tokens+fft+align2", "correct", +1),
+    ("No global-only phase vs the defaults: fragments", "resdit@global0", "resdit+base_tokens+fft+align2",
+     "fragments", -1),
+    ("No global-only phase vs the defaults: ground detail", "resdit@global0", "resdit+base_tokens+fft+align2",
+     "ground_detail", +1),
+    ("No global-only phase vs the defaults: seams", "resdit@global0", "resdit+base_tokens+fft+align2", "seam", -1),
+    ("No global-only phase vs the defaults (8x): drawn-object detail", "resdit@global0", "resdit@overlap4", "detail",
+     +1),
+    ("No global-only phase vs the defaults (8x): layout", "resdit@global0", "resdit@overlap4", "correct", +1),
+    ("No global-only phase vs the defaults (8x): fragments", "resdit@global0", "resdit@overlap4", "fragments", -1),
+    ("No global-only phase vs the defaults (8x): ground detail", "resdit@global0", "resdit@overlap4",
+     "ground_detail", +1),
+    ("No global-only phase vs the defaults (8x): seams", "resdit@global0", "resdit@overlap4", "seam", -1),
 ]
 
 
