@@ -10,14 +10,17 @@ steps of 20 against the defaults' 6, paired image by image (the prompts and nois
         --out results/toy-v2/eval-resdit-detail-2x3x-global0.json
     resdit eval-toy --modes resdit --scales 2 --prompts 64 --seed 500 --threads 1 \\
         --out results/toy-v2/eval-resdit-detail-2x.json
+    resdit eval-toy --modes resdit --scales 8 --prompts 16 --seed 500 --global-steps 0 --threads 1 \\
+        --out results/toy-v2/eval-resdit-detail-8x-global0.json
     python scripts/heldout_global_phase.py      # results/toy-v2/heldout-global-phase.json
 
-The defaults' other rows are ``eval-resdit-detail-4x.json`` (4x) and ``eval-resdit-detail-1x3x.json`` (the base size,
-3x).
+The defaults' other rows are ``eval-resdit-detail-4x.json`` (4x), ``eval-resdit-detail-1x3x.json`` (the base size,
+3x) and ``eval-resdit-detail-8x-quarter.json`` (8x on the first 16 prompts, the quarter-window overlap the defaults
+run there; its base size is the first 16 of the base size's 64 images, the same prompts and noise).
 Per setting: correct, objects per image, drawn-object detail and its ratio to the base size's over the same images;
 per shorter phase the paired difference of detail against the defaults over images both drew, with a 95 % BCa
 interval from resampling images, and for each ratio a percentile interval from resampling images; the cost
-model's FLOP ratios to direct for FLUX.1-dev at 3072² and 4096².
+model's FLOP ratios to direct for FLUX.1-dev at 3072², 4096² and 8192².
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "results" / "toy-v2"
-FILES = {"defaults": ("eval-resdit-detail-4x.json", "eval-resdit-detail-1x3x.json", "eval-resdit-detail-2x.json"),
-         "global0": ("eval-resdit-detail-4x-global0.json", "eval-resdit-detail-2x3x-global0.json"),
+FILES = {"defaults": ("eval-resdit-detail-4x.json", "eval-resdit-detail-1x3x.json", "eval-resdit-detail-2x.json",
+                      "eval-resdit-detail-8x-quarter.json"),
+         "global0": ("eval-resdit-detail-4x-global0.json", "eval-resdit-detail-2x3x-global0.json",
+                     "eval-resdit-detail-8x-global0.json"),
          "global2": ("eval-resdit-detail-4x-global2.json",)}
 BASE = "eval-resdit-detail-1x3x.json"
 
@@ -64,14 +69,15 @@ def main() -> int:
             if scale not in rows:
                 continue
             row, v = rows[scale], _values(rows[scale])
-            both = np.isfinite(v) & np.isfinite(base)
+            base_n = base[:len(v)]  # runs of fewer prompts hold the first of the same prompts and noise
+            both = np.isfinite(v) & np.isfinite(base_n)
             idx = np.flatnonzero(both)
             rng = np.random.default_rng(0)  # the same draws for every setting and scale: each interval reproduces alone
-            boot = [np.mean(v[s]) / np.mean(base[s]) for s in (rng.choice(idx, len(idx)) for _ in range(2000))]
+            boot = [np.mean(v[s]) / np.mean(base_n[s]) for s in (rng.choice(idx, len(idx)) for _ in range(2000))]
             entry["settings"][name] = {
                 "n": row["n"], "correct": row["correct"], "accuracy": row["accuracy"], "ci95_exact": row["ci95_exact"],
                 "mean_count": row["mean_count"], "detail": row["detail"], "global_steps": row.get("global_steps", 6),
-                "ratio": float(np.mean(v[both]) / np.mean(base[both])),
+                "ratio": float(np.mean(v[both]) / np.mean(base_n[both])),
                 "ratio_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
                 "seconds_per_image": row["seconds"] / row["n"]}
             if name != "defaults" and scale in runs["defaults"]:
@@ -86,7 +92,7 @@ def main() -> int:
     from resdit.cost import FLUX_DEV_CONFIG, generation_flops
 
     out["flux_dev_flops_to_direct"] = []  # the cost model, 35 steps, 512 text tokens, base 1024^2 = 64x64 tokens
-    for side in (3072, 4096):
+    for side in (3072, 4096, 8192):
         grid = (side // 16, side // 16)
         direct = generation_flops(FLUX_DEV_CONFIG, grid, (64, 64), 512, "direct", 35)
         out["flux_dev_flops_to_direct"].append({"side": side, **{
