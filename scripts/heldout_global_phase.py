@@ -69,6 +69,8 @@ def main() -> int:
             if scale not in rows:
                 continue
             row, v = rows[scale], _values(rows[scale])
+            if len(v) > len(base):
+                raise SystemExit(f"{name} at {scale}x has {len(v)} images, the base size {len(base)}: run the base size on as many")
             base_n = base[:len(v)]  # runs of fewer prompts hold the first of the same prompts and noise
             both = np.isfinite(v) & np.isfinite(base_n)
             idx = np.flatnonzero(both)
