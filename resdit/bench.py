@@ -294,7 +294,9 @@ def _main_generations(args) -> int:
         raise ValueError("--generations times the toy pipeline; for FLUX.1-dev geometry use scripts/flux_geometry.py.")
     pipe = load_pipeline()
     pipe.set_progress_bar_config(disable=True)
-    rows = bench_generations(pipe, tuple(args.scales), args.steps, args.repeats, progress=not args.json)
+    chosen = getattr(args, "cases", None)
+    cases = None if chosen is None else {k: v for k, v in GENERATION_CASES.items() if k in chosen}
+    rows = bench_generations(pipe, tuple(args.scales), args.steps, args.repeats, cases=cases, progress=not args.json)
     record = {"provenance": provenance(config={k: v for k, v in vars(args).items() if k != "func"}),
               "results": rows, "threads": args.threads}
     if args.out:
@@ -303,7 +305,10 @@ def _main_generations(args) -> int:
     if args.json:
         print(dumps_strict(record))
     else:
+        def ratio(x):
+            return "n/a" if x is None else f"{x:.3f}"
+
         for r in rows:
-            print(f"{r['scale']:>4g}x {r['mode']:>20s}  {r['seconds']:8.1f} s  x direct {r['ratio_to_direct']:.3f}  "
-                  f"x two-stage {r['ratio_to_two_stage']:.3f}  (FLOP model x direct {r['predicted_ratio']:.3f})")
+            print(f"{r['scale']:>4g}x {r['mode']:>20s}  {r['seconds']:8.1f} s  x direct {ratio(r['ratio_to_direct'])}  "
+                  f"x two-stage {ratio(r['ratio_to_two_stage'])}  (FLOP model x direct {r['predicted_ratio']:.3f})")
     return 0

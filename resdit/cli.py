@@ -161,8 +161,14 @@ def cmd_eval_toy(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
+    from .bench import GENERATION_CASES, main as bench_main
 
+    if args.cases is not None:
+        if not args.generations:
+            raise ValueError("--cases selects whole-generation cases: add --generations.")
+        unknown = sorted(set(args.cases) - set(GENERATION_CASES))
+        if unknown:
+            raise ValueError(f"Unknown bench case(s) {unknown}: choose from {list(GENERATION_CASES)}.")
     if args.out:
         check_writable(args.out)
     return bench_main(args)
@@ -248,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--generations", action="store_true",
                    help="time whole generations end to end (toy pipeline; direct, the defaults, the full-size "
                         "global branch, resdit_fast, two-stage, tiling), interleaved")
+    b.add_argument("--cases", nargs="+", default=None, metavar="CASE",
+                   help="with --generations: time only these cases (of direct, resdit, resdit+full_tokens, "
+                        "resdit_fast, two_stage, tiling; keep direct and two_stage for the ratios)")
     b.add_argument("--out", default=None, help="with --generations: JSON file for the results")
     b.set_defaults(func=cmd_bench)
 

@@ -109,7 +109,20 @@ def _machine(device: str | None) -> dict:
         if device and str(device).startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
+    info["cpu"] = _cpu_model()
+    if hasattr(os, "getloadavg"):  # what else ran: a timing beside a busy process is not a timing alone
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _plain(config):

@@ -58,3 +58,21 @@ def test_whole_generations_are_timed_end_to_end_with_ratios_and_predictions():
     assert set(by) == set(cases) and by["direct"]["ratio_to_direct"] == 1.0
     assert by["two_stage"]["ratio_to_two_stage"] == 1.0 and all(r["seconds"] > 0 for r in rows)
     assert by["resdit+base_tokens"]["predicted_ratio"] != by["direct"]["predicted_ratio"]
+
+
+def test_bench_cases_times_only_the_chosen_cases(tmp_path, monkeypatch):
+    import argparse
+    import json
+
+    from resdit import bench
+
+    timed = []
+    monkeypatch.setattr(bench, "bench_generations",
+                        lambda pipe, scales, steps, repeats, cases=None, progress=True: timed.append(cases) or [])
+    monkeypatch.setattr("resdit.toy.load_pipeline", lambda *a, **k: type("P", (), {
+        "set_progress_bar_config": lambda self, **k: None})())
+    args = argparse.Namespace(scales=[2.0], steps=1, repeats=1, threads=1, json=False, out=str(tmp_path / "g.json"),
+                              config="toy", generations=True, cases=["two_stage", "direct"])
+    assert bench.main(args) == 0
+    assert list(timed[0]) == ["direct", "two_stage"]  # in the bench's own order, interleaved as always
+    assert json.loads((tmp_path / "g.json").read_text())["provenance"]["config"]["cases"] == ["two_stage", "direct"]

@@ -121,6 +121,8 @@ def test_generate_refuses_an_unwritable_output_before_loading(out, tmp_path, cap
     (["eval-toy", "--scales", "0"], "> 0"),
     (["eval-toy", "--out", "/proc/e.json"], "cannot write"),
     (["bench", "--scales", "-2"], "> 0"),
+    (["bench", "--generations", "--cases", "direkt"], "Unknown bench case"),
+    (["bench", "--cases", "direct"], "add --generations"),
     (["train-toy", "--max-minutes", "-1"], "> 0"),
     (["report", "--out", "/proc/report"], "cannot write"),
 ])

@@ -19,6 +19,9 @@ def _check(prov: dict, model_dir):
     assert prov["weights_sha256"]["transformer.safetensors"] == sha
     assert prov["versions"]["torch"] == torch.__version__
     assert prov["machine"]["torch_threads"] >= 1 and prov["command"]
+    assert prov["machine"]["cpu"]  # a timing names the processor it ran on
+    load = prov["machine"]["load_average"]  # and what else ran beside it
+    assert len(load) == 3 and all(x >= 0 for x in load)
 
 
 def test_provenance_names_the_commit_the_weights_and_the_versions(tiny_toy):
