@@ -233,7 +233,7 @@ def bench_generations(pipe, scales=(4, 8), steps: int = 20, repeats: int = 1, ca
         for label, seconds in med.items():
             cfg = ResDiTConfig(base_size=base, **cases[label])
             rows.append(dict(mode=label, config=cases[label], phase="generation", kind="measured", scale=scale,
-                             size=[h, w], steps=steps, seconds=seconds, repeats=repeats,
+                             size=[h, w], steps=steps, seconds=seconds, repeats=repeats, seconds_each=times[label],
                              ratio_to_direct=seconds / med["direct"] if "direct" in med else None,
                              ratio_to_two_stage=seconds / med["two_stage"] if "two_stage" in med else None,
                              predicted_ratio=generation_flops(config, grid, base_grid, text, cfg, steps) / flop_direct))

@@ -106,6 +106,7 @@ def _machine(device: str | None) -> dict:
     torch = sys.modules.get("torch")
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # the kernels' instruction set, e.g. AVX512
         if device and str(device).startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     info["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
@@ -116,10 +117,17 @@ def _machine(device: str | None) -> dict:
 
 
 def _cpu_model() -> str:
+    """The processor's name, with its family and model numbers where the name is generic (a virtual machine's
+    "AMD EPYC" names no generation)."""
     try:
+        fields = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor is enough
+            fields.setdefault(key.strip(), value.strip())
+        if "model name" in fields:
+            return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
     except OSError:
         pass
     return platform.processor() or platform.machine()

@@ -6,7 +6,7 @@ The defaults and three local-only steps with feathered splice weights (the windo
 costs one more text encoding, nothing per step), each with the minimum-overlap windows (9 a side at 8x) and with
 ``window_overlap=4`` (11 a side), timed by :func:`resdit.bench.bench_generations` (median of 3 repeats, one thread, 20
 steps), each row with the cost model's FLOP ratio beside it. The ratios to direct and to two-stage of the defaults
-of the 9-window defaults are in ``results/bench/generations-2026-12-01.json`` (the defaults now: ``generations-2026-12-07.json``); this run times the overlap against its own 9-window row.
+of the 9-window defaults are in ``results/bench/generations-2026-12-01.json`` (the defaults now: ``generations-2026-12-08.json``); this run times the overlap against its own 9-window row.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """figures/bench.png from a whole-generation benchmark (``resdit bench --generations --out FILE``):
 
-    python scripts/figure_bench.py results/bench/generations-2026-12-07.json figures/bench.png
+    python scripts/figure_bench.py results/bench/generations-2026-12-08.json figures/bench.png
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from analysis.figures import generations_figure  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    source, out = (argv + ["results/bench/generations-2026-12-07.json", "figures/bench.png"][len(argv):])[:2]
+    source, out = (argv + ["results/bench/generations-2026-12-08.json", "figures/bench.png"][len(argv):])[:2]
     fig = generations_figure(json.loads(Path(source).read_text())["results"])
     save_figure(fig, out, dpi=120)
     print(f"wrote {out}")

@@ -57,6 +57,7 @@ def test_whole_generations_are_timed_end_to_end_with_ratios_and_predictions():
     by = {r["mode"]: r for r in rows}
     assert set(by) == set(cases) and by["direct"]["ratio_to_direct"] == 1.0
     assert by["two_stage"]["ratio_to_two_stage"] == 1.0 and all(r["seconds"] > 0 for r in rows)
+    assert all(r["seconds_each"] == [r["seconds"]] for r in rows)  # one repeat: its time is the median
     assert by["resdit+base_tokens"]["predicted_ratio"] != by["direct"]["predicted_ratio"]
 
 

@@ -19,7 +19,7 @@ def _check(prov: dict, model_dir):
     assert prov["weights_sha256"]["transformer.safetensors"] == sha
     assert prov["versions"]["torch"] == torch.__version__
     assert prov["machine"]["torch_threads"] >= 1 and prov["command"]
-    assert prov["machine"]["cpu"]  # a timing names the processor it ran on
+    assert prov["machine"]["cpu"] and prov["machine"]["cpu_capability"]  # a timing names the processor it ran on
     load = prov["machine"]["load_average"]  # and what else ran beside it
     assert len(load) == 3 and all(x >= 0 for x in load)
 
