@@ -118,7 +118,8 @@ def main() -> int:
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
-            row = dict(mode=mode, size=size, steps=args.steps, blocks=list(blocks), seconds=seconds,
+            row = dict(mode=mode, size=size, steps=args.steps, phases=phases(cfg, args.steps),
+                       blocks=list(blocks), seconds=seconds,
                        transformer_seconds=sum(transformer_seconds), transformer_calls=len(transformer_seconds),
                        peak_gib=peak_bytes(args.device) / 2**30, finite=bool(torch.isfinite(images).all()),
                        image_shape=list(images.shape))
@@ -129,6 +130,16 @@ def main() -> int:
     with atomic_write(args.out) as f:
         f.write(dumps_strict(record, indent=1) + "\n")
     return 0
+
+
+def phases(cfg, steps: int) -> dict | None:
+    """The global-only, fused and local-only step counts the call ran (None: a mode without phases)."""
+    from resdit.schedule import phase_lengths
+
+    if cfg.spec.schedule != "phased" or cfg.phase_by != "steps":
+        return None
+    return dict(zip(("global", "fused", "local"), phase_lengths(steps, cfg.global_steps, cfg.local_steps,
+                                                                   cfg.local_fraction)))
 
 
 if __name__ == "__main__":
