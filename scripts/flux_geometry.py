@@ -11,7 +11,7 @@ On a GPU (the full 19 + 38 blocks, bf16)::
 
 On a CPU (one joint and one single block, float32: the geometry runs end to end; absolute times are not FLUX's)::
 
-    OMP_WAIT_POLICY=PASSIVE python scripts/flux_geometry.py --blocks 1 1 --sizes 2048 --modes resdit --steps 2 \
+    OMP_WAIT_POLICY=PASSIVE python scripts/flux_geometry.py --blocks 1 1 --sizes 2048 --modes resdit --steps 2 --threads 2 \
         --out results/bench/flux-geometry-cpu.json
 
 Each row: mode, size, seconds of the whole generation (denoising and decoding), the transformer's share, and the
