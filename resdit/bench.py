@@ -260,10 +260,25 @@ def build_model(name: str, device: str):
     raise ValueError(f"Unknown bench config {name!r}: use 'toy' or 'flux-dev'.")
 
 
+def _chosen_cases(args) -> dict | None:
+    """``--cases`` as a subset of :data:`GENERATION_CASES` in its order (None: all), or a clear error: a name that
+    is not a case would otherwise time nothing and write an empty result."""
+    chosen = getattr(args, "cases", None)
+    if chosen is None:
+        return None
+    if not getattr(args, "generations", False):
+        raise ValueError("--cases selects whole-generation cases: add --generations.")
+    unknown = sorted(set(chosen) - set(GENERATION_CASES))
+    if unknown:
+        raise ValueError(f"Unknown bench case(s) {unknown}: choose from {list(GENERATION_CASES)}.")
+    return {k: v for k, v in GENERATION_CASES.items() if k in chosen}
+
+
 def main(args) -> int:
+    cases = _chosen_cases(args)  # before any work
     torch.set_num_threads(args.threads)
     if getattr(args, "generations", False):
-        return _main_generations(args)
+        return _main_generations(args, cases)
     model, base_grid, text_tokens = build_model(getattr(args, "config", "toy"), getattr(args, "device", "cpu"))
     results = bench(model, base_grid, tuple(args.scales), args.steps, args.repeats, memory=not args.no_memory,
                     progress=not args.json, text_tokens=text_tokens)
@@ -285,7 +300,7 @@ def main(args) -> int:
     return 0
 
 
-def _main_generations(args) -> int:
+def _main_generations(args, cases: dict | None = None) -> int:
     from .io import atomic_write
     from .provenance import provenance
     from .toy import load_pipeline
@@ -294,8 +309,6 @@ def _main_generations(args) -> int:
         raise ValueError("--generations times the toy pipeline; for FLUX.1-dev geometry use scripts/flux_geometry.py.")
     pipe = load_pipeline()
     pipe.set_progress_bar_config(disable=True)
-    chosen = getattr(args, "cases", None)
-    cases = None if chosen is None else {k: v for k, v in GENERATION_CASES.items() if k in chosen}
     rows = bench_generations(pipe, tuple(args.scales), args.steps, args.repeats, cases=cases, progress=not args.json)
     record = {"provenance": provenance(config={k: v for k, v in vars(args).items() if k != "func"}),
               "results": rows, "threads": args.threads}

@@ -25,6 +25,7 @@ import json
 import resource
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -92,7 +93,7 @@ def main() -> int:
     dtype = torch.bfloat16 if cuda else torch.float32
     blocks = tuple(args.blocks or (19, 38))
     pipe = build(blocks, args.device, dtype)
-    transformer_seconds = []
+    transformer_seconds, phases_ran = [], []
 
     def timed_forward(module, inputs):
         transformer_seconds.append(time.perf_counter())
@@ -101,6 +102,8 @@ def main() -> int:
         if cuda:
             torch.cuda.synchronize()
         transformer_seconds[-1] = time.perf_counter() - transformer_seconds[-1]
+        state = getattr(next(iter(module.attn_processors.values())), "state", None)  # None: stock attention
+        phases_ran.append(None if state is None else state.phase)  # the phase this call ran
 
     pipe.transformer.register_forward_pre_hook(timed_forward)
     pipe.transformer.register_forward_hook(timed_done)
@@ -108,7 +111,7 @@ def main() -> int:
     for size in args.sizes:
         for mode in args.modes:
             cfg = ResDiTConfig(base_size=(1024, 1024), mode=mode)
-            transformer_seconds.clear()
+            transformer_seconds.clear(), phases_ran.clear()
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
                 torch.cuda.synchronize()
@@ -118,7 +121,7 @@ def main() -> int:
             if cuda:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
-            row = dict(mode=mode, size=size, steps=args.steps, phases=phases(cfg, args.steps),
+            row = dict(mode=mode, size=size, steps=args.steps, phases=dict(Counter(p for p in phases_ran if p)) or None,
                        blocks=list(blocks), seconds=seconds,
                        transformer_seconds=sum(transformer_seconds), transformer_calls=len(transformer_seconds),
                        peak_gib=peak_bytes(args.device) / 2**30, finite=bool(torch.isfinite(images).all()),
@@ -130,16 +133,6 @@ def main() -> int:
     with atomic_write(args.out) as f:
         f.write(dumps_strict(record, indent=1) + "\n")
     return 0
-
-
-def phases(cfg, steps: int) -> dict | None:
-    """The global-only, fused and local-only step counts the call ran (None: a mode without phases)."""
-    from resdit.schedule import phase_lengths
-
-    if cfg.spec.schedule != "phased" or cfg.phase_by != "steps":
-        return None
-    return dict(zip(("global", "fused", "local"), phase_lengths(steps, cfg.global_steps, cfg.local_steps,
-                                                                   cfg.local_fraction)))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,11 @@ SETS = {  # seed: ({scale: file of the defaults' row}, file of the base size's r
 DRAWS = 4000
 
 
-def _detail(name: str, scale: float) -> np.ndarray:
-    rows = [r for r in json.loads((RESULTS / name).read_text())["rows"] if r["scale"] == scale]
+def _detail(name: str, scale: float, seed: int) -> np.ndarray:
+    record = json.loads((RESULTS / name).read_text())
+    if record["provenance"]["seeds"]["first"] != seed:  # a file of other prompts and noise would pair silently wrong
+        raise SystemExit(f"{name}: prompts and noise of seed {record['provenance']['seeds']['first']}, not {seed}")
+    rows = [r for r in record["rows"] if r["scale"] == scale]
     if len(rows) != 1:
         raise SystemExit(f"{name}: {len(rows)} rows at {scale:g}x, not one")
     return np.array([np.nan if v is None else v for v in rows[0]["detail_per_image"]], dtype=float)
@@ -63,7 +66,9 @@ def main() -> int:
     for scale in (3.0, 4.0):
         entry, pairs = {"scale": scale, "sets": {}}, []
         for seed, (files, base_file) in SETS.items():
-            v, base = _detail(files[scale], scale), _detail(base_file, 1.0)
+            v, base = _detail(files[scale], scale, seed), _detail(base_file, 1.0, seed)
+            if len(v) != len(base):
+                raise SystemExit(f"seed {seed}: {len(v)} images at {scale:g}x against {len(base)} at the base size")
             both = np.isfinite(v) & np.isfinite(base)
             x, y = v[both], base[both]
             pairs.append((x, y))
